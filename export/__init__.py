@@ -1,0 +1,1 @@
+"""i2i.export: model.pt → ONNX (dynamic shapes, model card, parity report)."""

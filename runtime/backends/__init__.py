@@ -1,0 +1,10 @@
+"""Inference backends behind one interface (see ``base.Backend``), imported lazily by name."""
+
+from i2i.runtime.backends.base import (  # noqa: F401
+    BACKEND_MODULES,
+    Backend,
+    TensorSpec,
+    available_backends,
+    get_backend,
+    open_backend,
+)

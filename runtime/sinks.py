@@ -1,0 +1,280 @@
+"""Frame sinks: video files, image folders, an on-screen window, or nowhere.
+
+Every sink is a context manager whose ``__exit__`` always closes it, so Ctrl-C inside a
+``with`` block still leaves a finished, playable file. Files are written under a temporary
+name and renamed into place on close: a reader (or a crashed run) never sees a half-written
+output under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import click
+import cv2
+import numpy as np
+
+from i2i.errors import I2IError
+
+from .sources import IMAGE_EXTENSIONS
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+# Extension -> FourCC. pip's opencv-python ships FFmpeg without an H.264 encoder, so MPEG-4
+# Part 2 ('mp4v') is the fast choice that every player reads; .mkv and .mov hold it too.
+VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
+# Suffixes that are clearly meant as video but that VideoSink does not write: routed to
+# VideoSink so the user gets its "supported extensions" error instead of a folder named out.webm.
+_OTHER_VIDEO_SUFFIXES = (".webm", ".gif", ".m4v", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".h264")
+
+
+class Sink:
+    """Base class. ``write`` checks the frame and counts it; subclasses implement ``_write``/``_close``.
+
+    ``closed`` becomes True when the sink wants no more frames: after ``close()``, or when the
+    user closes a preview window. The pipeline polls it to stop early.
+    """
+
+    path: str | None = None
+
+    def __init__(self) -> None:
+        self.frames_written = 0
+        self.closed = False
+        self._finalised = False
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Flush and finalise the output."""
+
+    def write(self, image: np.ndarray, name: str | None = None) -> None:
+        """Write one HxWx3 uint8 BGR frame; ignored once the user has closed the sink (window)."""
+        if self._finalised:
+            raise RuntimeError(f"write() on a closed {type(self).__name__}")
+        if self.closed:
+            return
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"sinks take HxWx3 uint8 BGR frames, got {image.shape} {image.dtype}")
+        self._write(image, name)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Finalise the output; closing again does nothing."""
+        if self._finalised:
+            return
+        self._finalised = True
+        self.closed = True
+        self._close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r}, frames_written={self.frames_written})"
+
+
+class NullSink(Sink):
+    """Discards frames (benchmarks); still counts them."""
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        pass
+
+
+class VideoSink(Sink):
+    """A video file; the codec follows the extension (see VIDEO_CODECS).
+
+    The writer opens on the first frame, taking its size. Encoders need even sizes, so odd
+    frames lose their last row/column (with a one-time warning) rather than being cropped
+    silently by FFmpeg.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float = 30.0) -> None:
+        super().__init__()
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix not in VIDEO_CODECS:
+            supported = ", ".join(VIDEO_CODECS)
+            raise I2IError(f"cannot write video {target}: unsupported extension; use one of {supported}")
+        if not (fps > 0 and np.isfinite(fps)):
+            raise I2IError(f"invalid frame rate {fps} for {target}: give a positive fps")
+        if target.is_dir():
+            raise I2IError(f"cannot write video {target}: it is an existing folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(target)
+        self._target = target
+        self.fps = float(fps)
+        self.fourcc = VIDEO_CODECS[suffix]
+        # Same extension, so FFmpeg picks the same container; hidden, so nobody opens it early.
+        self._partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+        self._writer: cv2.VideoWriter | None = None
+        self._frame_hw: tuple[int, int] = (0, 0)
+        self._encoded_hw: tuple[int, int] = (0, 0)
+
+    def _open(self, h: int, w: int) -> None:
+        even_h, even_w = h - h % 2, w - w % 2
+        if even_h == 0 or even_w == 0:
+            raise I2IError(f"cannot encode {w}x{h} frames as video {self.path}; write to a folder instead")
+        if (even_h, even_w) != (h, w):
+            click.echo(
+                f"warning: {self.path}: the video codec needs even sizes; "
+                f"{w}x{h} frames are stored as {even_w}x{even_h}",
+                err=True,
+            )
+        fourcc = cv2.VideoWriter.fourcc(*self.fourcc)
+        writer = cv2.VideoWriter(str(self._partial), fourcc, self.fps, (even_w, even_h))
+        if not writer.isOpened():
+            writer.release()
+            self._partial.unlink(missing_ok=True)
+            raise I2IError(
+                f"cannot open video writer for {self.path} (codec {self.fourcc}, {w}x{h}); "
+                "check the folder is writable, or write to a folder of images instead"
+            )
+        self._writer = writer
+        self._frame_hw = (h, w)
+        self._encoded_hw = (even_h, even_w)
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        h, w = image.shape[:2]
+        if self._writer is None:
+            self._open(h, w)
+        elif (h, w) != self._frame_hw:
+            fh, fw = self._frame_hw
+            raise I2IError(
+                f"cannot write a {w}x{h} frame to {self.path}: the video started at {fw}x{fh}, "
+                "and all frames of one video must share a size"
+            )
+        if self._encoded_hw != (h, w):
+            image = np.ascontiguousarray(image[: self._encoded_hw[0], : self._encoded_hw[1]])
+        assert self._writer is not None
+        self._writer.write(image)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if self.frames_written > 0 and self._partial.exists():
+            os.replace(self._partial, self._target)
+        else:
+            self._partial.unlink(missing_ok=True)
+
+
+class FolderSink(Sink):
+    """PNG files in a folder: ``{name}.png`` when a name is given, else ``frame_{index:06d}.png``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            raise I2IError(f"cannot write images to {folder}: it exists and is not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise I2IError(f"cannot create output folder {folder}: {error.strerror}") from None
+        self.path = str(folder)
+        self._folder = folder
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        if name is not None and (not name or re.search(r"[/\\]", name)):
+            raise ValueError(f"frame name must be a plain file stem, got {name!r}")
+        filename = f"{name}.png" if name is not None else f"frame_{self.frames_written:06d}.png"
+        target = self._folder / filename
+        ok, encoded = cv2.imencode(".png", image)
+        if not ok:
+            raise I2IError(f"cannot encode frame as PNG for {target}")
+        partial = self._folder / f".{filename}.partial"
+        try:
+            encoded.tofile(partial)
+            os.replace(partial, target)
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise I2IError(f"cannot write {target}: {error.strerror}") from None
+
+
+def _gui_backend() -> str:
+    """The 'GUI:' entry of OpenCV's build information ('NONE' for headless builds)."""
+    match = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    return match.group(1) if match else "UNKNOWN"
+
+
+def _window_unavailable_reason() -> str | None:
+    """Why a window cannot be opened here, or None if it probably can."""
+    if _gui_backend().upper() == "NONE":
+        return "this OpenCV build has no GUI support (opencv-python-headless?)"
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if sys.platform.startswith("linux") and not has_display:
+        # Checked up front: OpenCV's Qt backend aborts the whole process without a display.
+        return "no display ($DISPLAY and $WAYLAND_DISPLAY are unset)"
+    return None
+
+
+class WindowSink(Sink):
+    """A preview window; q or Esc (or closing the window) sets ``closed``."""
+
+    _QUIT_KEYS = (ord("q"), ord("Q"), 27)
+
+    def __init__(self, title: str = "i2i") -> None:
+        super().__init__()
+        self.title = title
+        hint = "write to a file instead, e.g. --sink out.mp4 or --sink out_frames/"
+        reason = _window_unavailable_reason()
+        if reason is not None:
+            raise I2IError(f"cannot open a window: {reason}; {hint}")
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as error:
+            message = str(error).strip().splitlines()[-1] if str(error).strip() else "OpenCV error"
+            raise I2IError(f"cannot open a window ({message}); {hint}") from None
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        cv2.imshow(self.title, image)
+        key = cv2.waitKey(1) & 0xFF
+        if key in self._QUIT_KEYS or not self._window_visible():
+            self.closed = True
+
+    def _window_visible(self) -> bool:
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:
+            return False
+
+    def _close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)  # let the GUI event loop actually remove the window
+        except cv2.error:
+            pass
+
+
+def open_sink(spec: str, fps: float | None = None) -> Sink:
+    """Pick a sink from a command-line spec: 'null', 'window', a video file, or a folder."""
+    if spec == "null":
+        return NullSink()
+    if spec == "window":
+        return WindowSink()
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return FolderSink(path)
+    if suffix in VIDEO_CODECS or suffix in _OTHER_VIDEO_SUFFIXES:
+        return VideoSink(path, fps or 30.0)
+    if suffix in IMAGE_EXTENSIONS:
+        raise I2IError(
+            f"cannot write frames to the image file {spec}: give a folder for image output, "
+            f"e.g. --sink {path.with_suffix('')}/"
+        )
+    return FolderSink(path)

@@ -1,0 +1,244 @@
+"""The training loop, shared by every method: read it top to bottom.
+
+data → method.train_step → LR schedule → log (JSONL) → sample grids (PNG) → checkpoints.
+The learning rate is constant for the first ``epochs / (epochs + epochs_decay)`` of the run and
+then decays linearly to zero (the pix2pix/CycleGAN schedule), stepped per iteration. With
+``max_steps`` the same shape is compressed into that many steps, which is what short runs want.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from i2i.errors import I2IError
+from i2i.train.checkpoint import atomic_save, make_checkpoint
+from i2i.train.data import PairedFolderDataset, UnpairedFolderDataset
+from i2i.train.methods import Method, MethodConfig, get_method
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str
+    batch_size: int = 1
+    load_size: int = 286  # images are resized to load_size², then randomly cropped to crop_size²
+    crop_size: int = 256
+    flip: bool = True
+    max_steps: int = 0  # 0: the method's full epoch schedule
+    seed: int = 0
+    workers: int = 1
+    device: str = "auto"
+    log_every: int = 20
+    sample_every: int = 250
+    save_every: int = 1000
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RunResult:
+    out: Path
+    steps: int
+    checkpoints: list[Path] = field(default_factory=list)
+    state: Path | None = None
+    log: Path | None = None
+    samples: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise I2IError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return torch.device(name)
+
+
+def make_dataset(layout: str, config: TrainConfig) -> Dataset:
+    cls = PairedFolderDataset if layout == "paired" else UnpairedFolderDataset
+    if config.crop_size > config.load_size:
+        raise I2IError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}")
+    return cls(config.data, phase="train", load_size=config.load_size, crop_size=config.crop_size,
+               flip=config.flip, train=True)
+
+
+def lr_lambda(total_steps: int, constant_fraction: float):  # type: ignore[no-untyped-def]
+    """Multiplier 1 until the decay starts, then linear down to 0 at ``total_steps``."""
+    decay_start = int(round(total_steps * constant_fraction))
+    decay_len = max(1, total_steps - decay_start)
+
+    def factor(step: int) -> float:
+        return 1.0 if step < decay_start else max(0.0, 1.0 - (step - decay_start) / decay_len)
+
+    return factor
+
+
+def save_grid(rows: list[torch.Tensor], path: Path, max_images: int = 4) -> Path:
+    """Rows of (B, 3, H, W) images in [-1, 1] → one PNG, a row per tensor."""
+    lines = []
+    for row in rows:
+        images = row[:max_images].detach().float().cpu().clamp(-1, 1)
+        images = ((images + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
+        lines.append(np.concatenate(list(images), axis=1))
+    grid = np.concatenate(lines, axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def _rng_state() -> dict[str, Any]:
+    """RNG states as tensors and plain lists, so state.pt loads with weights_only=True."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+
+
+def save_run(method: Method, config: TrainConfig, method_config: MethodConfig, step: int, epoch: int,
+             schedulers: dict[str, Any], out: Path) -> tuple[list[Path], Path]:
+    train_config = {"method": method.name, "train": asdict(config), "method_config": asdict(method_config),
+                    "step": step}
+    paths = []
+    for spec in method.generators():
+        ckpt = make_checkpoint(spec.net, arch=spec.arch, arch_kwargs=spec.arch_kwargs, method=method.name,
+                               direction=spec.direction, train_config=train_config)
+        paths.append(atomic_save(ckpt, out / spec.filename))
+    state = {
+        "format": "i2i-state/1",
+        "method": method.name,
+        "step": step,
+        "epoch": epoch,
+        "networks": {k: v.state_dict() for k, v in method.networks().items()},
+        "optimizers": {k: v.state_dict() for k, v in method.optimizers().items()},
+        "schedulers": {k: v.state_dict() for k, v in schedulers.items()},
+        "extra": method.extra_state(),
+        "rng": _rng_state(),
+    }
+    return paths, atomic_save(state, out / "state.pt")
+
+
+def train(method_name: str, method_config: MethodConfig, config: TrainConfig) -> RunResult:
+    method_cls = get_method(method_name)
+    device = resolve_device(config.device)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    dataset = make_dataset(method_cls.layout, config)
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise I2IError(f"dataset {config.data} is empty")
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        num_workers=config.workers,
+        drop_last=len(dataset) >= config.batch_size,  # type: ignore[arg-type]
+        pin_memory=device.type == "cuda",
+        persistent_workers=config.workers > 0,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    method = method_cls(method_config, device)
+    steps_per_epoch = len(loader)
+    epochs_total = method_config.epochs + method_config.epochs_decay
+    total_steps = config.max_steps or epochs_total * steps_per_epoch
+    factor = lr_lambda(total_steps, method_config.epochs / max(1, epochs_total))
+    schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in method.optimizers().items()}
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    step, epoch = 0, 0
+    if config.resume:
+        step, epoch = _resume(method, schedulers, out)
+    (out / "config.json").write_text(json.dumps(
+        {"method": method_name, "train": asdict(config), "method_config": asdict(method_config)}, indent=2))
+
+    result = RunResult(out=out, steps=step, log=out / "log.jsonl")
+    sample_batch = next(iter(DataLoader(dataset, batch_size=min(4, len(dataset)), shuffle=False)))  # type: ignore[arg-type]
+    start = time.perf_counter()
+    seen_images, window_start = 0, time.perf_counter()
+    method.train(True)
+    bar = tqdm(total=total_steps, initial=step, desc=f"train {method_name}", unit="step",
+               disable=not config.progress, dynamic_ncols=True)
+    try:
+        with open(out / "log.jsonl", "a") as log:
+            while step < total_steps:
+                for batch in loader:
+                    losses = method.train_step(batch)
+                    for sched in schedulers.values():
+                        sched.step()
+                    step += 1
+                    seen_images += int(batch["source"].shape[0])
+                    bar.update(1)
+                    if not all(np.isfinite(v) for v in losses.values()):
+                        raise I2IError(f"loss became NaN/Inf at step {step}: {losses}; lower --lr or check the data")
+                    if step % config.log_every == 0 or step == total_steps:
+                        now = time.perf_counter()
+                        rate = seen_images / max(now - window_start, 1e-9)
+                        seen_images, window_start = 0, now
+                        lr = next(iter(method.optimizers().values())).param_groups[0]["lr"]
+                        log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, "images_per_s": round(rate, 2),
+                                              **{k: round(v, 5) for k, v in losses.items()}}) + "\n")
+                        log.flush()
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:3]}, refresh=False)
+                    if step % config.sample_every == 0 or step == total_steps:
+                        method.train(False)
+                        result.samples.append(save_grid(method.sample_rows(sample_batch),
+                                                        out / "samples" / f"step_{step:06d}.png"))
+                        method.train(True)
+                    if step % config.save_every == 0 and step < total_steps:
+                        save_run(method, config, method_config, step, epoch, schedulers, out)
+                    if step >= total_steps:
+                        break
+                epoch += 1
+    except KeyboardInterrupt:
+        bar.close()
+        save_run(method, config, method_config, step, epoch, schedulers, out)
+        raise I2IError(f"interrupted at step {step}; checkpoint and state saved in {out} (continue with --resume)")
+    bar.close()
+    result.checkpoints, result.state = save_run(method, config, method_config, step, epoch, schedulers, out)
+    result.steps = step
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _resume(method: Method, schedulers: dict[str, Any], out: Path) -> tuple[int, int]:
+    path = out / "state.pt"
+    if not path.exists():
+        raise I2IError(f"--resume: no state.pt in {out}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable state is one message
+        raise I2IError(f"--resume: cannot read {path}: {exc}") from None
+    if state.get("method") != method.name:
+        raise I2IError(f"--resume: {path} was written by method {state.get('method')!r}, not {method.name!r}")
+    for k, net in method.networks().items():
+        net.load_state_dict(state["networks"][k])
+    for k, opt in method.optimizers().items():
+        opt.load_state_dict(state["optimizers"][k])
+    for k, sched in schedulers.items():
+        sched.load_state_dict(state["schedulers"][k])
+    method.load_extra_state(state.get("extra", {}))
+    _set_rng_state(state["rng"])
+    return int(state["step"]), int(state["epoch"])

@@ -1,0 +1,110 @@
+"""Training methods, registered by name: ``build_method("cyclegan", config, device)``.
+
+A method owns its networks, losses and optimisers and implements one training step; the loop in
+``i2i.train.loop`` does everything shared (data, schedule, logging, samples, checkpoints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from i2i.errors import I2IError
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Fields every method config has; each method subclasses this with its own defaults."""
+
+    epochs: int = 100  # epochs at the initial learning rate
+    epochs_decay: int = 100  # epochs over which the learning rate decays linearly to zero
+    lr: float = 2e-4
+    beta1: float = 0.5
+
+
+@dataclass
+class GeneratorSpec:
+    """A generator a method exports: written as ``<filename>`` in the run folder."""
+
+    filename: str
+    net: nn.Module
+    arch: str
+    arch_kwargs: dict[str, Any]
+    direction: str
+
+
+class Method:
+    name: ClassVar[str]
+    config_class: ClassVar[type[MethodConfig]]
+    layout: ClassVar[str]  # "paired" (train/A, train/B) or "unpaired" (trainA, trainB)
+    summary: ClassVar[str]
+
+    def __init__(self, config: MethodConfig, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+
+    # Subclasses fill these in.
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def generators(self) -> list[GeneratorSpec]:
+        raise NotImplementedError
+
+    def networks(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample_rows(self, batch: dict[str, Any]) -> list[torch.Tensor]:
+        """Image rows for the sample grid, each (B, 3, H, W) in [-1, 1]."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def train(self, mode: bool = True) -> None:
+        for net in self.networks().values():
+            net.train(mode)
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    def deco(cls: type[Method]) -> type[Method]:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} registered twice")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise I2IError(f"unknown method {name!r}; valid: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+    """Freeze the discriminators while the generator steps (saves their gradient work)."""
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+from i2i.train.methods import cyclegan, pix2pix  # noqa: E402,F401  (registers the methods)

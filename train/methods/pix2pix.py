@@ -1,0 +1,92 @@
+"""pix2pix: conditional GAN for paired translation (Isola et al., CVPR 2017).
+
+G* = arg min_G max_D  L_cGAN(G, D) + λ·L_L1(G)   (paper Eq. 4), λ = 100.
+D is a PatchGAN that sees the source concatenated with the (real or generated) target. Its loss is
+halved (paper §3.3: "we divide the objective by 2 while optimizing D") so it learns slower than G.
+Defaults follow the reference code: U-Net-256 generator with BatchNorm and dropout, vanilla GAN loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from i2i.train.losses.gan import GANLoss
+from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
+from i2i.train.nets import build_net
+from i2i.train.nets.norm import init_weights
+
+
+@dataclass(frozen=True)
+class Pix2PixConfig(MethodConfig):
+    ngf: int = 64  # generator width
+    ndf: int = 64  # discriminator width
+    num_downs: int = 8  # U-Net levels: inputs must be multiples of 2**num_downs
+    n_layers_d: int = 3  # PatchGAN depth (3 = 70×70 patches)
+    norm: str = "batch"
+    dropout: bool = True
+    gan_mode: str = "vanilla"
+    lambda_l1: float = 100.0
+
+
+@register_method("pix2pix")
+class Pix2Pix(Method):
+    config_class = Pix2PixConfig
+    layout = "paired"
+    summary = "paired translation: U-Net generator, PatchGAN, cGAN + L1 (Isola et al. 2017)"
+
+    def __init__(self, config: Pix2PixConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        self.g_kwargs = dict(input_nc=3, output_nc=3, num_downs=config.num_downs, ngf=config.ngf,
+                             norm=config.norm, use_dropout=config.dropout)
+        self.generator = init_weights(build_net("unet", **self.g_kwargs)).to(device)
+        # The discriminator judges (source, target) pairs: 6 input channels.
+        self.discriminator = init_weights(
+            build_net("patchgan", input_nc=6, ndf=config.ndf, n_layers=config.n_layers_d, norm=config.norm)
+        ).to(device)
+        self.gan_loss = GANLoss(config.gan_mode)
+        betas = (config.beta1, 0.999)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        cfg: Pix2PixConfig = self.config  # type: ignore[assignment]
+        source = batch["source"].to(self.device, non_blocking=True)  # (B, 3, H, W)
+        target = batch["target"].to(self.device, non_blocking=True)
+        fake_target = self.generator(source)
+
+        # D step: real pairs → 1, generated pairs → 0 (generator output detached).
+        set_requires_grad([self.discriminator], True)
+        self.opt_d.zero_grad(set_to_none=True)
+        pred_fake = self.discriminator(torch.cat([source, fake_target.detach()], 1))
+        pred_real = self.discriminator(torch.cat([source, target], 1))
+        loss_d = 0.5 * (self.gan_loss(pred_fake, False) + self.gan_loss(pred_real, True))
+        loss_d.backward()
+        self.opt_d.step()
+
+        # G step: fool D, stay close to the target in L1.
+        set_requires_grad([self.discriminator], False)
+        self.opt_g.zero_grad(set_to_none=True)
+        pred_fake = self.discriminator(torch.cat([source, fake_target], 1))
+        loss_g_gan = self.gan_loss(pred_fake, True, for_discriminator=False)
+        loss_g_l1 = F.l1_loss(fake_target, target) * cfg.lambda_l1
+        (loss_g_gan + loss_g_l1).backward()
+        self.opt_g.step()
+        return {"d": loss_d.item(), "g_gan": loss_g_gan.item(), "g_l1": loss_g_l1.item()}
+
+    def generators(self) -> list[GeneratorSpec]:
+        return [GeneratorSpec("model.pt", self.generator, "unet", self.g_kwargs, "AtoB")]
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    @torch.no_grad()
+    def sample_rows(self, batch: dict[str, Any]) -> list[torch.Tensor]:
+        source = batch["source"].to(self.device)
+        return [source, self.generator(source), batch["target"].to(self.device)]

@@ -1,0 +1,36 @@
+"""Network registry: generators and discriminators are built by name.
+
+``build_net("resnet", ngf=64, n_blocks=9)`` returns the module; ``NETS`` lists the names.
+The checkpoint stores the registry name and the keyword arguments, so export and the
+torch baseline rebuild exactly the network that was trained.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from i2i.errors import I2IError
+
+NETS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_net(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in NETS:
+            raise ValueError(f"network {name!r} registered twice")
+        NETS[name] = factory
+        return factory
+
+    return deco
+
+
+def build_net(name: str, **kwargs: Any) -> nn.Module:
+    if name not in NETS:
+        raise I2IError(f"unknown network {name!r}; valid: {', '.join(sorted(NETS))}")
+    return NETS[name](**kwargs)
+
+
+# Importing the modules registers their networks.
+from i2i.train.nets import patchgan, resnet, unet  # noqa: E402,F401

@@ -1,0 +1,49 @@
+"""Normalisation layers named as in pytorch-CycleGAN-and-pix2pix.
+
+InstanceNorm has no affine parameters and no running statistics (affine=False,
+track_running_stats=False), so checkpoints of the reference code load key for key.
+Convolutions before an InstanceNorm keep their bias, convolutions before a BatchNorm drop it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from torch import nn
+
+from i2i.errors import I2IError
+
+NORMS = ("batch", "instance", "none")
+
+
+def norm_layer(kind: str) -> Callable[[int], nn.Module]:
+    if kind == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    if kind == "instance":
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if kind == "none":
+        return lambda _channels: nn.Identity()
+    raise I2IError(f"unknown norm {kind!r}; valid: {', '.join(NORMS)}")
+
+
+def conv_bias(kind: str) -> bool:
+    """BatchNorm has its own shift, so the preceding conv needs no bias (reference behaviour)."""
+    return kind != "batch"
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """N(0, gain) for conv/linear weights, N(1, gain) for BatchNorm scales, zero biases (pix2pix/CycleGAN)."""
+
+    def init(m: nn.Module) -> None:
+        name = m.__class__.__name__
+        if hasattr(m, "weight") and m.weight is not None and ("Conv" in name or "Linear" in name):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif "BatchNorm2d" in name:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+    net.apply(init)
+    return net
