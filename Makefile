@@ -8,7 +8,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 EXTRAS ?= train,export,dev
 DEMO   ?= demo_out
-DEMO_STEPS ?= 400
+DEMO_STEPS ?= 1000
 PYTEST_ARGS ?=
 
 BIN := $(VENV)/bin

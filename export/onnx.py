@@ -154,12 +154,12 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
         raise I2IError(f"output must end in .onnx: {out_path}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
-    steps = tqdm(total=4, desc="export", unit="step", disable=not config.progress, dynamic_ncols=True)
-    steps.set_postfix_str("load checkpoint")
+    if config.parity_data and not Path(config.parity_data).is_dir():
+        raise I2IError(f"--parity-data: not a folder: {config.parity_data}")
     ckpt = load_checkpoint(checkpoint_path)
     generator = build_generator(ckpt)
     multiple = int(ckpt["io"]["size_multiple"])
-    steps.update(1)
+    steps = tqdm(total=4, initial=1, desc="export", unit="step", disable=not config.progress, dynamic_ncols=True)
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp.onnx", dir=out_path.parent)
     os.close(fd)
@@ -170,8 +170,6 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
         steps.update(1)
         steps.set_postfix_str("parity vs torch")
         image_dir = Path(config.parity_data) if config.parity_data else default_parity_dir(ckpt)
-        if config.parity_data and not Path(config.parity_data).is_dir():
-            raise I2IError(f"--parity-data: not a folder: {config.parity_data}")
         parity = run_parity(generator, tmp_path, multiple, image_dir)
         parity["image_dir"] = str(image_dir) if image_dir else None
         steps.update(1)

@@ -101,14 +101,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a folder; give the model.pt file inside it")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint is empty (0 bytes): {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-off one has no directory
+        raise CheckpointError(f"cannot read checkpoint {path}: truncated or not a torch file")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only refuses pickles that carry code or unknown classes: never execute them.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported pickle content"
-        raise CheckpointError(
-            f"refusing to load {path}: it is not a plain-tensor checkpoint ({first[:160]})"
-        ) from None
+        # weights_only refuses pickles that carry code or unknown classes: they are never executed.
+        lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln]
+        detail = lines[0][:160] if lines else "unsupported pickle content"
+        raise CheckpointError(f"refusing to load {path}: it holds objects other than tensors ({detail})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         reason = " ".join(str(exc).split())[:160] or exc.__class__.__name__
         raise CheckpointError(f"cannot read checkpoint {path}: truncated or not a torch file ({reason})") from None
