@@ -23,7 +23,6 @@ help:
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
@@ -31,7 +30,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # ---- demo: each step is a file target, so a second `make demo` reuses what exists ----
-$(DEMO)/data/manifest.json: $(STAMP)
+# (the venv is an order-only prerequisite: reinstalling does not invalidate the artefacts)
+$(DEMO)/data/manifest.json: | $(STAMP)
 	$(BIN)/i2i-train data demo $(DEMO)/data
 
 $(DEMO)/run/model.pt: $(DEMO)/data/manifest.json

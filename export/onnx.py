@@ -66,18 +66,37 @@ def _export_graph(generator: torch.nn.Module, size_multiple: int, path: Path, op
             w_blocks = torch.export.Dim("w_blocks", min=1, max=4096 // size_multiple)
             dims = {0: batch, 2: size_multiple * h_blocks, 3: size_multiple * w_blocks}
             try:
-                torch.onnx.export(generator, (example,), str(path), dynamo=True, opset_version=opset,
-                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                  dynamic_shapes={"x": dims}, external_data=False, verbose=False)
-            except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
+                torch.onnx.export(
+                    generator,
+                    (example,),
+                    str(path),
+                    dynamo=True,
+                    opset_version=opset,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_shapes={"x": dims},
+                    external_data=False,
+                    verbose=False,
+                )
+            except Exception as exc:
                 log = quiet.getvalue().strip().splitlines()
-                raise I2IError(f"ONNX export failed: {' '.join(str(exc).split())[:300]}"
-                               + (f" | {log[-1][:200]}" if log else "")) from None
+                raise I2IError(
+                    f"ONNX export failed: {' '.join(str(exc).split())[:300]}" + (f" | {log[-1][:200]}" if log else "")
+                ) from None
         else:
-            torch.onnx.export(generator, (example,), str(path), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                                            OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}})
+            torch.onnx.export(
+                generator,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={
+                    INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                    OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                },
+            )
 
 
 def make_card(ckpt: dict[str, Any], checkpoint_path: Path, opset: int, parity: dict[str, Any]) -> dict[str, Any]:
@@ -96,8 +115,12 @@ def make_card(ckpt: dict[str, Any], checkpoint_path: Path, opset: int, parity: d
         "precision": "fp32",
         "opset": opset,
         "source_checkpoint": {"name": checkpoint_path.name, "sha256": file_sha256(checkpoint_path)},
-        "exporter": {"i2i": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-                     "python": platform.python_version()},
+        "exporter": {
+            "i2i": __version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "python": platform.python_version(),
+        },
         "parity": {k: parity[k] for k in ("precision", "passed", "max_abs", "min_psnr_db")},
         "metrics": ckpt.get("metrics", {}),
     }
@@ -118,8 +141,9 @@ def _finalise(tmp_path: Path, card: dict[str, Any], out_path: Path) -> None:
     os.replace(tmp_path, out_path)
 
 
-def run_parity(generator: torch.nn.Module, onnx_path: Path, size_multiple: int,
-               image_dir: str | Path | None) -> dict[str, Any]:
+def run_parity(
+    generator: torch.nn.Module, onnx_path: Path, size_multiple: int, image_dir: str | Path | None
+) -> dict[str, Any]:
     from i2i.runtime.backends.onnxruntime import OrtSession
 
     cases = []
@@ -179,7 +203,8 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
             raise I2IError(
                 f"parity check failed: max abs diff {parity['max_abs']:.3g}, min PSNR {parity['min_psnr_db']:.1f} dB "
                 f"(bar: max abs ≤ {parity['bar']['max_abs']}, PSNR ≥ {parity['bar']['psnr_db']} dB); "
-                f"no model written, see {report_path}")
+                f"no model written, see {report_path}"
+            )
         steps.set_postfix_str("card + checker")
         card = make_card(ckpt, checkpoint_path, config.opset, parity)
         _finalise(tmp_path, card, out_path)
@@ -188,4 +213,3 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
         steps.close()
         tmp_path.unlink(missing_ok=True)
     return ExportResult(onnx=out_path, parity_report=report_path, parity=parity, card=card)
-

@@ -44,16 +44,17 @@ def compare(reference: np.ndarray, other: np.ndarray) -> dict[str, Any]:
     }
 
 
-def parity_inputs(size_multiple: int, image_dir: str | Path | None = None, max_images: int = 4,
-                  seed: int = 0) -> list[tuple[str, np.ndarray]]:
+def parity_inputs(
+    size_multiple: int, image_dir: str | Path | None = None, max_images: int = 4, seed: int = 0
+) -> list[tuple[str, np.ndarray]]:
     """Named NCHW float32 inputs in [-1, 1]: two random tensors (one a batch of 2) and real photos."""
     m = max(1, size_multiple)
     h = m * max(1, math.ceil(192 / m))
     w = m * max(1, math.ceil(320 / m))
     rng = np.random.default_rng(seed)
     inputs = [
-        ("random 1x3x%dx%d" % (h, w), rng.uniform(-1, 1, (1, 3, h, w)).astype(np.float32)),
-        ("random 2x3x%dx%d" % (w, h), rng.uniform(-1, 1, (2, 3, w, h)).astype(np.float32)),
+        (f"random 1x3x{h}x{w}", rng.uniform(-1, 1, (1, 3, h, w)).astype(np.float32)),
+        (f"random 2x3x{w}x{h}", rng.uniform(-1, 1, (2, 3, w, h)).astype(np.float32)),
     ]
     if image_dir is not None:
         import cv2

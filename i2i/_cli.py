@@ -41,7 +41,7 @@ class _ErrorHandlingMixin:
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(EXIT_INTERRUPTED)
-        except Exception as exc:  # noqa: BLE001 - the whole point: never a raw traceback
+        except Exception as exc:
             _handle(exc)
 
 
@@ -81,6 +81,10 @@ def debug_option(func: Any) -> Any:
             os.environ[DEBUG_ENV] = "1"
 
     return click.option(
-        "--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set,
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set,
         help="Show full tracebacks on errors.",
     )(func)

@@ -35,9 +35,15 @@ def machine_info() -> dict[str, Any]:
         pass
     import onnxruntime
 
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-                            "os": platform.platform(), "i2i": __version__, "onnxruntime": onnxruntime.__version__,
-                            "numpy": np.__version__}
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "i2i": __version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+    }
     return info
 
 
@@ -65,8 +71,15 @@ def find_checkpoint(model: Path, card: dict[str, Any]) -> Path | None:
     return candidate if candidate is not None and candidate.is_file() else None
 
 
-def run_bench(model: Path, checkpoint: Path | None, backends: list[str], size: tuple[int, int], batch: int,
-              warmup: int, iters: int) -> dict[str, Any]:
+def run_bench(
+    model: Path,
+    checkpoint: Path | None,
+    backends: list[str],
+    size: tuple[int, int],
+    batch: int,
+    warmup: int,
+    iters: int,
+) -> dict[str, Any]:
     from i2i.runtime.backends import open_backend
 
     if warmup < 0 or iters < 1:
@@ -92,13 +105,22 @@ def run_bench(model: Path, checkpoint: Path | None, backends: list[str], size: t
             samples, out = time_backend(backend, batch_input, warmup, iters)
             ms = np.asarray(samples) * 1e3
             outputs[name] = out
-            rows.append({
-                "backend": name, "precision": backend.precision, "device": backend.device,
-                "batch": batch, "height": batch_input.shape[2], "width": batch_input.shape[3],
-                "iters": iters, "median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
-                "mean_ms": float(ms.mean()), "min_ms": float(ms.min()),
-                "fps": float(batch * 1e3 / np.median(ms)),
-            })
+            rows.append(
+                {
+                    "backend": name,
+                    "precision": backend.precision,
+                    "device": backend.device,
+                    "batch": batch,
+                    "height": batch_input.shape[2],
+                    "width": batch_input.shape[3],
+                    "iters": iters,
+                    "median_ms": float(np.median(ms)),
+                    "p95_ms": float(np.percentile(ms, 95)),
+                    "mean_ms": float(ms.mean()),
+                    "min_ms": float(ms.min()),
+                    "fps": float(batch * 1e3 / np.median(ms)),
+                }
+            )
     if not rows:
         raise I2IError("no backend ran")
     base = next((r for r in rows if r["backend"] == "torch"), None)
@@ -106,8 +128,13 @@ def run_bench(model: Path, checkpoint: Path | None, backends: list[str], size: t
         row["speedup_vs_torch"] = base["median_ms"] / row["median_ms"] if base else None
         ref = outputs.get("torch")
         row["psnr_vs_torch_db"] = _psnr(ref, outputs[row["backend"]]) if ref is not None else None
-    return {"model": str(model), "arch": card.get("arch"), "machine": machine_info(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}
+    return {
+        "model": str(model),
+        "arch": card.get("arch"),
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "rows": rows,
+    }
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -117,8 +144,10 @@ def format_table(result: dict[str, Any]) -> str:
         speed = f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-"
         psnr = r["psnr_vs_torch_db"]
         psnr_s = "-" if psnr is None else ("identical" if math.isinf(psnr) else f"{psnr:.1f} dB")
-        lines.append(f"| {r['backend']} | {r['precision']} | {r['batch']} | {r['height']}x{r['width']} | "
-                     f"{r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['fps']:.1f} | {speed} | {psnr_s} |")
+        lines.append(
+            f"| {r['backend']} | {r['precision']} | {r['batch']} | {r['height']}x{r['width']} | "
+            f"{r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['fps']:.1f} | {speed} | {psnr_s} |"
+        )
     m = result["machine"]
     lines.append(f"\n{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}")
     return "\n".join(lines)
@@ -138,18 +167,35 @@ def _parse_size(value: str) -> tuple[int, int]:
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="model.pt for the torch baseline [default: the checkpoint named in the model card, beside MODEL].")
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="model.pt for the torch baseline [default: the checkpoint named in the model card, beside MODEL].",
+)
 @click.option("--backends", default="ort,torch", show_default=True, help="Comma-separated backends.")
-@click.option("--size", default="256", show_default=True, help="Input size, N or HxW (rounded up to the model's multiple).")
+@click.option(
+    "--size", default="256", show_default=True, help="Input size, N or HxW (rounded up to the model's multiple)."
+)
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0))
 @click.option("--iters", default=20, show_default=True, type=click.IntRange(1))
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
-@click.option("--markdown", "md_path", type=click.Path(path_type=Path), default=None, help="Write the table as Markdown.")
+@click.option(
+    "--markdown", "md_path", type=click.Path(path_type=Path), default=None, help="Write the table as Markdown."
+)
 @debug_option
-def main(model: Path, checkpoint: Path | None, backends: str, size: str, batch: int, warmup: int, iters: int,
-         json_path: Path | None, md_path: Path | None) -> None:
+def main(
+    model: Path,
+    checkpoint: Path | None,
+    backends: str,
+    size: str,
+    batch: int,
+    warmup: int,
+    iters: int,
+    json_path: Path | None,
+    md_path: Path | None,
+) -> None:
     """Measure MODEL (an i2i ONNX export) on each backend, with torch eager as the baseline.
 
     \b

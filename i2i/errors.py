@@ -23,6 +23,12 @@ class I2IError(click.ClickException):
     exit_code = EXIT_FAILURE
 
 
+class Interrupted(I2IError):
+    """Ctrl-C after outputs were made safe; exit code 130 like a shell."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class MissingDependencyError(I2IError):
     """An optional library is not installed; the message names the pip extra."""
 

@@ -66,6 +66,8 @@ def main() -> None:
 def psnr_command(reference_dir: Path, test_dir: Path, json_path: Path | None) -> None:
     """PSNR (8-bit, dB) between images of REFERENCE_DIR and TEST_DIR with the same file stem."""
     result = paired_psnr(reference_dir, test_dir)
-    click.echo(f"{result['pairs']} pairs: mean PSNR {result['psnr_db_mean']:.2f} dB, min {result['psnr_db_min']:.2f} dB")
+    click.echo(
+        f"{result['pairs']} pairs: mean PSNR {result['psnr_db_mean']:.2f} dB, min {result['psnr_db_min']:.2f} dB"
+    )
     if json_path:
         json_path.write_text(json.dumps(result, indent=2))

@@ -21,26 +21,67 @@ def _pick_backend(name: str, model: Path) -> tuple[str, str]:
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--source", "-s", required=True,
-              help="Video file, image folder or glob, single image, camera index (0) or stream URL.")
-@click.option("--sink", "-o", default="null", show_default=True,
-              help="out.mp4/.avi (video), a folder (PNG frames), 'window', or 'null'.")
-@click.option("--backend", "backend_name", default="auto", show_default=True,
-              type=click.Choice(["auto", "ort", "torch"]), help="Inference backend.")
+@click.option(
+    "--source",
+    "-s",
+    required=True,
+    help="Video file, image folder or glob, single image, camera index (0) or stream URL.",
+)
+@click.option(
+    "--sink",
+    "-o",
+    default="null",
+    show_default=True,
+    help="out.mp4/.avi (video), a folder (PNG frames), 'window', or 'null'.",
+)
+@click.option(
+    "--backend",
+    "backend_name",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "ort", "torch"]),
+    help="Inference backend.",
+)
 @click.option("--device", default="cpu", show_default=True, help="Device for the backend.")
-@click.option("--batch", "batch_size", default=1, show_default=True, type=click.IntRange(1, 256),
-              help="Frames per inference call (throughput on files).")
-@click.option("--mode", default=None, type=click.Choice(["every-frame", "realtime"]),
-              help="every-frame: process all (files); realtime: latest frame wins, drops counted (cameras). "
-                   "[default: realtime for cameras/streams, every-frame otherwise]")
+@click.option(
+    "--batch",
+    "batch_size",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Frames per inference call (throughput on files).",
+)
+@click.option(
+    "--mode",
+    default=None,
+    type=click.Choice(["every-frame", "realtime"]),
+    help="every-frame: process all (files); realtime: latest frame wins, drops counted (cameras). "
+    "[default: realtime for cameras/streams, every-frame otherwise]",
+)
 @click.option("--max-frames", default=0, show_default=True, help="Stop after N frames (0 = all).")
 @click.option("--fps", default=None, type=float, help="Frame rate of a video sink [default: the source's].")
-@click.option("--stats", "stats_path", type=click.Path(path_type=Path), default=None,
-              help="Write per-stage latency stats as JSON here.")
+@click.option(
+    "--stats",
+    "stats_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write per-stage latency stats as JSON here.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @debug_option
-def main(model: Path, source: str, sink: str, backend_name: str, device: str, batch_size: int, mode: str | None,
-         max_frames: int, fps: float | None, stats_path: Path | None, progress: bool) -> None:
+def main(
+    model: Path,
+    source: str,
+    sink: str,
+    backend_name: str,
+    device: str,
+    batch_size: int,
+    mode: str | None,
+    max_frames: int,
+    fps: float | None,
+    stats_path: Path | None,
+    progress: bool,
+) -> None:
     """Translate every frame of SOURCE with MODEL (an i2i ONNX export) and write them to SINK.
 
     \b
@@ -71,8 +112,15 @@ def main(model: Path, source: str, sink: str, backend_name: str, device: str, ba
             interrupted = False
             try:
                 with out:
-                    stats = run_pipeline(src, backend, out, batch_size=batch_size, mode=run_mode,
-                                         max_frames=max_frames, on_frames=bar.update)
+                    stats = run_pipeline(
+                        src,
+                        backend,
+                        out,
+                        batch_size=batch_size,
+                        mode=run_mode,
+                        max_frames=max_frames,
+                        on_frames=bar.update,
+                    )
             except KeyboardInterrupt:
                 interrupted = True
             finally:

@@ -59,9 +59,7 @@ def _channels(image: np.ndarray) -> int:
     elif image.ndim == 3 and shape[2] in (1, 3, 4):
         channels = shape[2]
     else:
-        raise I2IError(
-            f"unsupported image shape {shape}: expected HxW (gray), HxWx1, HxWx3 (BGR) or HxWx4 (BGRA)"
-        )
+        raise I2IError(f"unsupported image shape {shape}: expected HxW (gray), HxWx1, HxWx3 (BGR) or HxWx4 (BGRA)")
     if shape[0] == 0 or shape[1] == 0:
         raise I2IError(f"empty image of shape {shape}")
     return channels

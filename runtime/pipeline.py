@@ -16,8 +16,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class _Capture(threading.Thread):
                 read += 1
                 if self.max_frames and read >= self.max_frames:
                     break
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        except BaseException as exc:
             self._put(_Failure(exc), force=True)
             return
         self._put(_END, force=True)
@@ -134,8 +135,9 @@ def run_pipeline(
     return stats
 
 
-def _process(frames: list[Frame], backend: Backend, sink: Sink, stats: StageStats,
-             on_frames: Callable[[int], None] | None) -> None:
+def _process(
+    frames: list[Frame], backend: Backend, sink: Sink, stats: StageStats, on_frames: Callable[[int], None] | None
+) -> None:
     with stats.time("preprocess"):
         batch, size = preprocess([f.image for f in frames], backend.size_multiple)
     with stats.time("infer"):

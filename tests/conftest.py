@@ -25,8 +25,16 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from i2i.train.data import build_demo_dataset
 
     root = tmp_path_factory.mktemp("demo") / "data"
-    build_demo_dataset(root, crop=128, crops_per_photo=3, test_crops_per_photo=1, video_seconds=1.0,
-                       video_size=(96, 72), fps=10.0, progress=False)
+    build_demo_dataset(
+        root,
+        crop=128,
+        crops_per_photo=3,
+        test_crops_per_photo=1,
+        video_seconds=1.0,
+        video_size=(96, 72),
+        fps=10.0,
+        progress=False,
+    )
     return root
 
 
@@ -37,9 +45,21 @@ def tiny_run(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from i2i.train.methods.pix2pix import Pix2PixConfig
 
     out = tmp_path_factory.mktemp("run")
-    train("pix2pix", Pix2PixConfig(ngf=8, ndf=8, num_downs=5),
-          TrainConfig(data=str(demo_data), out=str(out), load_size=72, crop_size=64, batch_size=2,
-                      max_steps=4, workers=0, sample_every=2, progress=False))
+    train(
+        "pix2pix",
+        Pix2PixConfig(ngf=8, ndf=8, num_downs=5),
+        TrainConfig(
+            data=str(demo_data),
+            out=str(out),
+            load_size=72,
+            crop_size=64,
+            batch_size=2,
+            max_steps=4,
+            workers=0,
+            sample_every=2,
+            progress=False,
+        ),
+    )
     return out
 
 

@@ -31,8 +31,14 @@ def checkpoint(tmp_path: Path) -> Path:
 def test_round_trip_rebuilds_identical_generator(checkpoint: Path) -> None:
     raw = torch.load(checkpoint, weights_only=True)  # the contract: plain tensors and builtins only
     assert raw["format"] == FORMAT
-    assert raw["io"] == {"channels": 3, "out_channels": 3, "range": [-1.0, 1.0], "color": "RGB",
-                         "layout": "NCHW", "size_multiple": 4}
+    assert raw["io"] == {
+        "channels": 3,
+        "out_channels": 3,
+        "range": [-1.0, 1.0],
+        "color": "RGB",
+        "layout": "NCHW",
+        "size_multiple": 4,
+    }
     assert {"method", "direction", "train_config", "metrics", "i2i_version"} <= set(raw)
     net, ckpt = load_generator(checkpoint)
     assert not net.training

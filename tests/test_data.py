@@ -11,6 +11,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
+
+from i2i.errors import I2IError
 from i2i.train.data import (
     DEMO_TEST_PHOTOS,
     DEMO_TRAIN_PHOTOS,
@@ -22,9 +25,6 @@ from i2i.train.data import (
     load_image_rgb,
     pencil_sketch,
 )
-from torch.utils.data import DataLoader
-
-from i2i.errors import I2IError
 
 SMALL_DEMO: dict[str, Any] = {
     "crop": 64,
@@ -42,9 +42,7 @@ def _random_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return cv2.GaussianBlur(noise, (0, 0), 1.0)
 
 
-def _write_folder(
-    folder: Path, names: list[str], rng: np.random.Generator, size: tuple[int, int] = (40, 48)
-) -> None:
+def _write_folder(folder: Path, names: list[str], rng: np.random.Generator, size: tuple[int, int] = (40, 48)) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
         assert cv2.imwrite(str(folder / name), _random_image(rng, *size))
@@ -320,9 +318,7 @@ def test_paired_dataset_mismatched_stems(tmp_path: Path) -> None:
     for name in ("lonely_1", "lonely_2"):
         (tmp_path / "train" / "B" / f"{name}.png").unlink()
     _write_folder(tmp_path / "train" / "B", ["orphan.png"], np.random.default_rng(0))
-    with pytest.raises(
-        I2IError, match="2 in A have no B \\(lonely_1, lonely_2\\); 1 in B have no A \\(orphan\\)"
-    ):
+    with pytest.raises(I2IError, match="2 in A have no B \\(lonely_1, lonely_2\\); 1 in B have no A \\(orphan\\)"):
         PairedFolderDataset(tmp_path)
 
 
@@ -330,17 +326,13 @@ def test_paired_dataset_on_unpaired_layout(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     _write_folder(tmp_path / "trainA", ["1.png"], rng)
     _write_folder(tmp_path / "trainB", ["2.png"], rng)
-    with pytest.raises(
-        I2IError, match="expected subfolders train/A and train/B, found trainA, trainB.*unpaired"
-    ):
+    with pytest.raises(I2IError, match="expected subfolders train/A and train/B, found trainA, trainB.*unpaired"):
         PairedFolderDataset(tmp_path)
 
 
 def test_unpaired_dataset_on_paired_layout(tmp_path: Path) -> None:
     _paired(tmp_path, ["a"])
-    with pytest.raises(
-        I2IError, match="expected subfolders trainA and trainB, found train, train/A, train/B.*paired"
-    ):
+    with pytest.raises(I2IError, match="expected subfolders trainA and trainB, found train, train/A, train/B.*paired"):
         UnpairedFolderDataset(tmp_path)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import invoke, run_script
 
 pytestmark = pytest.mark.e2e
@@ -47,8 +46,9 @@ def test_runtime_translates_video_frame_for_frame(tiny_onnx: Path, demo_data: Pa
 
     out = tmp_path / "out.mp4"
     stats = tmp_path / "stats.json"
-    result = invoke(main, [tiny_onnx, "--source", demo_data / "video.mp4", "--sink", out, "--stats", stats,
-                           "--no-progress"])
+    result = invoke(
+        main, [tiny_onnx, "--source", demo_data / "video.mp4", "--sink", out, "--stats", stats, "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     src, dst = cv2.VideoCapture(str(demo_data / "video.mp4")), cv2.VideoCapture(str(out))
     n_src = int(src.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -59,7 +59,9 @@ def test_runtime_translates_video_frame_for_frame(tiny_onnx: Path, demo_data: Pa
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 5  # translated, not passed through
     assert b.std() > 1  # not blank
     summary = json.loads(stats.read_text())
-    assert summary["frames"] == n_src and {"read", "preprocess", "infer", "postprocess", "write"} <= set(summary["stages"])
+    assert summary["frames"] == n_src and {"read", "preprocess", "infer", "postprocess", "write"} <= set(
+        summary["stages"]
+    )
 
 
 def test_runtime_output_matches_torch_on_frames(tiny_onnx: Path, tiny_run: Path, demo_data: Path) -> None:
@@ -88,8 +90,17 @@ def test_runtime_path_never_imports_torch(tiny_onnx: Path, demo_data: Path, tmp_
         "assert 'torch' not in sys.modules, 'i2i-run pulled in torch'\n"
         "print('TORCH-FREE')\n"
     )
-    result = run_script(code, str(tiny_onnx), "--source", str(demo_data / "video.mp4"),
-                        "--sink", str(tmp_path / "frames"), "--no-progress", "--backend", "auto")
+    result = run_script(
+        code,
+        str(tiny_onnx),
+        "--source",
+        str(demo_data / "video.mp4"),
+        "--sink",
+        str(tmp_path / "frames"),
+        "--no-progress",
+        "--backend",
+        "auto",
+    )
     assert result.returncode == 0, result.stderr
     assert "TORCH-FREE" in result.stdout
     assert len(list((tmp_path / "frames").glob("*.png"))) > 0

@@ -58,8 +58,13 @@ def test_unet_reference_parameter_names() -> None:
     net = build_net("unet")  # unet_256: 8 downs, batch norm
     names = set(net.state_dict())
     assert sum(p.numel() for p in net.parameters()) == 54_413_955
-    assert {"model.model.0.weight", "model.model.3.weight", "model.model.3.bias",
-            "model.model.1.model.1.weight", "model.model.1.model.2.running_var"} <= names
+    assert {
+        "model.model.0.weight",
+        "model.model.3.weight",
+        "model.model.3.bias",
+        "model.model.1.model.1.weight",
+        "model.model.1.model.2.running_var",
+    } <= names
     innermost = "model.model.1" + ".model.3" * 6  # unet_256: the 8th level sits six submodules deep
     assert {f"{innermost}.model.1.weight", f"{innermost}.model.3.weight", f"{innermost}.model.4.weight"} <= names
     assert f"{innermost}.model.5.weight" not in names  # innermost block has no downnorm

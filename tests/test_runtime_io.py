@@ -10,13 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from i2i.errors import I2IError
 from i2i.runtime import sinks, sources
 from i2i.runtime.frames import NonFiniteOutputError, postprocess, preprocess, to_bgr_uint8
 from i2i.runtime.sinks import FolderSink, NullSink, VideoSink, WindowSink, open_sink
 from i2i.runtime.sources import CameraSource, FolderSource, VideoSource, open_source
 from i2i.runtime.stats import StageStats
-
-from i2i.errors import I2IError
 
 RNG = np.random.default_rng(0)
 

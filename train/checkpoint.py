@@ -115,7 +115,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: truncated or not a torch file ({reason})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        hint = " (a bare state_dict? import reference weights with `i2i-train import`)" if isinstance(ckpt, dict) else ""
+        hint = (
+            " (a bare state_dict? import reference weights with `i2i-train import`)" if isinstance(ckpt, dict) else ""
+        )
         raise CheckpointError(f"{path} is not an i2i checkpoint: format={found!r}, expected {FORMAT!r}{hint}")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -63,11 +64,11 @@ def _options_from(config_cls: type, skip: tuple[str, ...] = ()) -> Callable[[Cal
             kind = hints[f.name]
             help_text = FIELD_HELP.get(f.name, "")
             if kind is bool:
-                func = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True,
-                                    help=help_text)(func)
+                func = click.option(
+                    f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True, help=help_text
+                )(func)
             else:
-                func = click.option(flag, f.name, type=kind, default=f.default, show_default=True,
-                                    help=help_text)(func)
+                func = click.option(flag, f.name, type=kind, default=f.default, show_default=True, help=help_text)(func)
         return func
 
     return deco
@@ -116,8 +117,9 @@ def data_demo(out_dir: Path, crops_per_photo: int, crop: int, video_seconds: flo
     """
     from i2i.train.data import build_demo_dataset
 
-    manifest = build_demo_dataset(out_dir, crop=crop, crops_per_photo=crops_per_photo,
-                                  video_seconds=video_seconds, seed=seed)
+    manifest = build_demo_dataset(
+        out_dir, crop=crop, crops_per_photo=crops_per_photo, video_seconds=video_seconds, seed=seed
+    )
     counts = manifest.get("counts", {})
     click.echo(f"demo dataset: {out_dir}  " + "  ".join(f"{k}={v}" for k, v in counts.items()))
     click.echo(f"demo video:   {out_dir / 'video.mp4'}")
@@ -151,8 +153,9 @@ def _method_command(name: str) -> click.Command:
             click.echo(f"  samples:    {result.samples[-1]}")
 
     command.__doc__ = f"Train {name}: {method_cls.summary}."
-    return click.command(name, cls=main.command_class,
-                         context_settings={"help_option_names": ["-h", "--help"]})(command)
+    return click.command(name, cls=main.command_class, context_settings={"help_option_names": ["-h", "--help"]})(
+        command
+    )
 
 
 def _register_methods() -> None:

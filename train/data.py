@@ -62,9 +62,7 @@ def list_images(folder: str | Path) -> list[Path]:
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
     )
     if not images:
-        raise I2IError(
-            f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}); add some images there"
-        )
+        raise I2IError(f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}); add some images there")
     return images
 
 
@@ -76,9 +74,7 @@ def load_image_rgb(path: str | Path) -> np.ndarray:
     """
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise I2IError(
-            f"cannot read image: {path}; it is missing, corrupt or not an image, remove or replace it"
-        )
+        raise I2IError(f"cannot read image: {path}; it is missing, corrupt or not an image, remove or replace it")
     if image.dtype == np.uint16:
         image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)  # round(x / 257)
     elif image.dtype != np.uint8:
@@ -179,18 +175,14 @@ def _require_layout(root: Path, phase: str, paired: bool) -> tuple[Path, Path]:
     else:
         hint = "; put the images there"
     layout = "paired" if paired else "unpaired"
-    raise I2IError(
-        f"{root} is not a {layout} dataset: expected subfolders {names}, found {_subfolders(root)}{hint}"
-    )
+    raise I2IError(f"{root} is not a {layout} dataset: expected subfolders {names}, found {_subfolders(root)}{hint}")
 
 
 def _by_stem(paths: list[Path]) -> dict[str, Path]:
     stems: dict[str, Path] = {}
     for p in paths:
         if p.stem in stems:
-            raise I2IError(
-                f"two images share the name {p.stem!r}: {stems[p.stem]} and {p}; rename or remove one"
-            )
+            raise I2IError(f"two images share the name {p.stem!r}: {stems[p.stem]} and {p}; rename or remove one")
         stems[p.stem] = p
     return stems
 
@@ -289,9 +281,7 @@ def pencil_sketch(image_rgb: np.ndarray) -> np.ndarray:
     """The demo's target domain: OpenCV's colour pencil sketch, a deterministic function of the image."""
     p = DEMO_EFFECT_PARAMS
     bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
-    _, colour = cv2.pencilSketch(
-        bgr, sigma_s=p["sigma_s"], sigma_r=p["sigma_r"], shade_factor=p["shade_factor"]
-    )
+    _, colour = cv2.pencilSketch(bgr, sigma_s=p["sigma_s"], sigma_r=p["sigma_r"], shade_factor=p["shade_factor"])
     return cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
 
 
@@ -300,9 +290,7 @@ def _load_demo_photos() -> tuple[dict[str, np.ndarray], str]:
     try:
         from skimage import data
     except ImportError as exc:
-        raise MissingDependencyError(
-            "scikit-image", "train", "the demo dataset uses its sample photos"
-        ) from exc
+        raise MissingDependencyError("scikit-image", "train", "the demo dataset uses its sample photos") from exc
     try:
         left, right, _disparity = data.stereo_motorcycle()
         photos = {name: getattr(data, name)() for name in ("astronaut", "chelsea", "coffee", "rocket")}
@@ -311,9 +299,7 @@ def _load_demo_photos() -> tuple[dict[str, np.ndarray], str]:
             f"cannot load scikit-image sample photos ({exc}); reinstall it with: pip install 'i2i[train]'"
         ) from exc
     photos.update(motorcycle_left=left, motorcycle_right=right)
-    return {k: np.ascontiguousarray(v[:, :, :3]) for k, v in photos.items()}, importlib.metadata.version(
-        "scikit-image"
-    )
+    return {k: np.ascontiguousarray(v[:, :, :3]) for k, v in photos.items()}, importlib.metadata.version("scikit-image")
 
 
 def _random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -524,12 +510,8 @@ def build_demo_dataset(
     n_frames = max(1, round(video_seconds * fps))
     total = len(DEMO_TRAIN_PHOTOS) * crops_per_photo + len(DEMO_TEST_PHOTOS) * test_crops_per_photo + n_frames
     with tqdm(total=total, desc="demo dataset", unit="img", disable=not progress) as bar:
-        _write_split(
-            out, "train", [photos[n] for n in DEMO_TRAIN_PHOTOS], crops_per_photo, crop, train_rng, bar
-        )
-        _write_split(
-            out, "test", [photos[n] for n in DEMO_TEST_PHOTOS], test_crops_per_photo, crop, test_rng, bar
-        )
+        _write_split(out, "train", [photos[n] for n in DEMO_TRAIN_PHOTOS], crops_per_photo, crop, train_rng, bar)
+        _write_split(out, "test", [photos[n] for n in DEMO_TEST_PHOTOS], test_crops_per_photo, crop, test_rng, bar)
         bar.set_description("demo video")
         video = [photos[n] for n in DEMO_TEST_PHOTOS]
         n_frames = _write_video(out / _VIDEO_NAME, video, video_seconds, (width, height), fps, video_rng, bar)

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from i2i.errors import I2IError
+from i2i.errors import I2IError, Interrupted
 from i2i.train.checkpoint import atomic_save, make_checkpoint
 from i2i.train.data import PairedFolderDataset, UnpairedFolderDataset
 from i2i.train.methods import Method, MethodConfig, get_method
@@ -69,8 +69,9 @@ def make_dataset(layout: str, config: TrainConfig) -> Dataset:
     cls = PairedFolderDataset if layout == "paired" else UnpairedFolderDataset
     if config.crop_size > config.load_size:
         raise I2IError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}")
-    return cls(config.data, phase="train", load_size=config.load_size, crop_size=config.crop_size,
-               flip=config.flip, train=True)
+    return cls(
+        config.data, phase="train", load_size=config.load_size, crop_size=config.crop_size, flip=config.flip, train=True
+    )
 
 
 def lr_lambda(total_steps: int, constant_fraction: float):  # type: ignore[no-untyped-def]
@@ -89,8 +90,8 @@ def save_grid(rows: list[torch.Tensor], path: Path, max_images: int = 4) -> Path
     lines = []
     for row in rows:
         images = row[:max_images].detach().float().cpu().clamp(-1, 1)
-        images = ((images + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
-        lines.append(np.concatenate(list(images), axis=1))
+        pixels = ((images + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
+        lines.append(np.concatenate(list(pixels), axis=1))
     grid = np.concatenate(lines, axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
@@ -116,14 +117,31 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save_run(method: Method, config: TrainConfig, method_config: MethodConfig, step: int, epoch: int,
-             schedulers: dict[str, Any], out: Path) -> tuple[list[Path], Path]:
-    train_config = {"method": method.name, "train": asdict(config), "method_config": asdict(method_config),
-                    "step": step}
+def save_run(
+    method: Method,
+    config: TrainConfig,
+    method_config: MethodConfig,
+    step: int,
+    epoch: int,
+    schedulers: dict[str, Any],
+    out: Path,
+) -> tuple[list[Path], Path]:
+    train_config = {
+        "method": method.name,
+        "train": asdict(config),
+        "method_config": asdict(method_config),
+        "step": step,
+    }
     paths = []
     for spec in method.generators():
-        ckpt = make_checkpoint(spec.net, arch=spec.arch, arch_kwargs=spec.arch_kwargs, method=method.name,
-                               direction=spec.direction, train_config=train_config)
+        ckpt = make_checkpoint(
+            spec.net,
+            arch=spec.arch,
+            arch_kwargs=spec.arch_kwargs,
+            method=method.name,
+            direction=spec.direction,
+            train_config=train_config,
+        )
         paths.append(atomic_save(ckpt, out / spec.filename))
     state = {
         "format": "i2i-state/1",
@@ -171,16 +189,23 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
     step, epoch = 0, 0
     if config.resume:
         step, epoch = _resume(method, schedulers, out)
-    (out / "config.json").write_text(json.dumps(
-        {"method": method_name, "train": asdict(config), "method_config": asdict(method_config)}, indent=2))
+    (out / "config.json").write_text(
+        json.dumps({"method": method_name, "train": asdict(config), "method_config": asdict(method_config)}, indent=2)
+    )
 
     result = RunResult(out=out, steps=step, log=out / "log.jsonl")
     sample_batch = next(iter(DataLoader(dataset, batch_size=min(4, len(dataset)), shuffle=False)))  # type: ignore[arg-type]
     start = time.perf_counter()
     seen_images, window_start = 0, time.perf_counter()
     method.train(True)
-    bar = tqdm(total=total_steps, initial=step, desc=f"train {method_name}", unit="step",
-               disable=not config.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        desc=f"train {method_name}",
+        unit="step",
+        disable=not config.progress,
+        dynamic_ncols=True,
+    )
     try:
         with open(out / "log.jsonl", "a") as log:
             while step < total_steps:
@@ -198,14 +223,25 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
                         rate = seen_images / max(now - window_start, 1e-9)
                         seen_images, window_start = 0, now
                         lr = next(iter(method.optimizers().values())).param_groups[0]["lr"]
-                        log.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, "images_per_s": round(rate, 2),
-                                              **{k: round(v, 5) for k, v in losses.items()}}) + "\n")
+                        log.write(
+                            json.dumps(
+                                {
+                                    "step": step,
+                                    "epoch": epoch,
+                                    "lr": lr,
+                                    "images_per_s": round(rate, 2),
+                                    **{k: round(v, 5) for k, v in losses.items()},
+                                }
+                            )
+                            + "\n"
+                        )
                         log.flush()
                         bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:3]}, refresh=False)
                     if step % config.sample_every == 0 or step == total_steps:
                         method.train(False)
-                        result.samples.append(save_grid(method.sample_rows(sample_batch),
-                                                        out / "samples" / f"step_{step:06d}.png"))
+                        result.samples.append(
+                            save_grid(method.sample_rows(sample_batch), out / "samples" / f"step_{step:06d}.png")
+                        )
                         method.train(True)
                     if step % config.save_every == 0 and step < total_steps:
                         save_run(method, config, method_config, step, epoch, schedulers, out)
@@ -215,7 +251,9 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
     except KeyboardInterrupt:
         bar.close()
         save_run(method, config, method_config, step, epoch, schedulers, out)
-        raise I2IError(f"interrupted at step {step}; checkpoint and state saved in {out} (continue with --resume)")
+        raise Interrupted(
+            f"interrupted at step {step}; checkpoint and state saved in {out} (continue with --resume)"
+        ) from None
     bar.close()
     result.checkpoints, result.state = save_run(method, config, method_config, step, epoch, schedulers, out)
     result.steps = step
@@ -229,7 +267,7 @@ def _resume(method: Method, schedulers: dict[str, Any], out: Path) -> tuple[int,
         raise I2IError(f"--resume: no state.pt in {out}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable state is one message
+    except Exception as exc:
         raise I2IError(f"--resume: cannot read {path}: {exc}") from None
     if state.get("method") != method.name:
         raise I2IError(f"--resume: {path} was written by method {state.get('method')!r}, not {method.name!r}")

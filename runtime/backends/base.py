@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import abc
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,8 +31,15 @@ class TensorSpec:
 class Backend(abc.ABC):
     name: ClassVar[str] = ""
 
-    def __init__(self, path: Path, card: dict[str, Any], inputs: list[TensorSpec], outputs: list[TensorSpec],
-                 device: str, precision: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        card: dict[str, Any],
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        device: str,
+        precision: str,
+    ) -> None:
         self.path = path
         self.card = card
         self.inputs = inputs
@@ -54,7 +62,7 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def _infer(self, batch: np.ndarray) -> np.ndarray: ...
 
-    def _close(self) -> None:  # noqa: B027 - optional hook
+    def _close(self) -> None:  # noqa: B027 - optional hook, most backends have nothing to release
         pass
 
     # -- the checked public surface --------------------------------------------------------------
@@ -81,7 +89,9 @@ class Backend(abc.ABC):
             raise I2IError(f"{self.name}: expected {channels} channels (NCHW), got shape {batch.shape}")
         m = self.size_multiple
         if batch.shape[2] % m or batch.shape[3] % m:
-            raise I2IError(f"{self.name}: height and width must be multiples of {m}, got {batch.shape[2]}x{batch.shape[3]}")
+            raise I2IError(
+                f"{self.name}: height and width must be multiples of {m}, got {batch.shape[2]}x{batch.shape[3]}"
+            )
 
     def close(self) -> None:
         if not self._closed:

@@ -36,9 +36,10 @@ class OrtSession:
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options,
-                                                providers=providers or ["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as exc:
             detail = " ".join(str(exc).split())[:200]
             raise I2IError(f"cannot load ONNX model {self.path}: {detail}") from None
         self.input_name = self.session.get_inputs()[0].name

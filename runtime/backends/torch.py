@@ -39,8 +39,13 @@ class TorchBackend(Backend):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise I2IError("torch backend: CUDA is not available")
         generator, ckpt = load_generator(path)
-        card = {"arch": ckpt["arch"], "method": ckpt.get("method"), "io": ckpt["io"],
-                "size_multiple": ckpt["io"]["size_multiple"], "precision": "fp32"}
+        card = {
+            "arch": ckpt["arch"],
+            "method": ckpt.get("method"),
+            "io": ckpt["io"],
+            "size_multiple": ckpt["io"]["size_multiple"],
+            "precision": "fp32",
+        }
         spec = TensorSpec("image", ("batch", 3, "height", "width"), "float32")
         backend = cls(Path(path), card, [spec], [TensorSpec("output", spec.shape, "float32")], device, precision)
         backend._torch = torch

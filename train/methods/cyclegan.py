@@ -69,8 +69,14 @@ class CycleGAN(Method):
 
     def __init__(self, config: CycleGANConfig, device: torch.device) -> None:
         super().__init__(config, device)
-        self.g_kwargs = dict(input_nc=3, output_nc=3, ngf=config.ngf, norm=config.norm,
-                             use_dropout=config.dropout, n_blocks=config.n_blocks)
+        self.g_kwargs = dict(
+            input_nc=3,
+            output_nc=3,
+            ngf=config.ngf,
+            norm=config.norm,
+            use_dropout=config.dropout,
+            n_blocks=config.n_blocks,
+        )
         d_kwargs = dict(input_nc=3, ndf=config.ndf, n_layers=config.n_layers_d, norm=config.norm)
         self.gen_ab = init_weights(build_net("resnet", **self.g_kwargs)).to(device)  # G: A → B
         self.gen_ba = init_weights(build_net("resnet", **self.g_kwargs)).to(device)  # F: B → A
@@ -80,10 +86,12 @@ class CycleGAN(Method):
         self.pool_fake_b = ImagePool(config.pool_size)
         self.gan_loss = GANLoss(config.gan_mode)
         betas = (config.beta1, 0.999)
-        self.opt_g = torch.optim.Adam(list(self.gen_ab.parameters()) + list(self.gen_ba.parameters()),
-                                      lr=config.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(list(self.disc_a.parameters()) + list(self.disc_b.parameters()),
-                                      lr=config.lr, betas=betas)
+        self.opt_g = torch.optim.Adam(
+            list(self.gen_ab.parameters()) + list(self.gen_ba.parameters()), lr=config.lr, betas=betas
+        )
+        self.opt_d = torch.optim.Adam(
+            list(self.disc_a.parameters()) + list(self.disc_b.parameters()), lr=config.lr, betas=betas
+        )
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         cfg: CycleGANConfig = self.config  # type: ignore[assignment]

@@ -40,8 +40,14 @@ class Pix2Pix(Method):
 
     def __init__(self, config: Pix2PixConfig, device: torch.device) -> None:
         super().__init__(config, device)
-        self.g_kwargs = dict(input_nc=3, output_nc=3, num_downs=config.num_downs, ngf=config.ngf,
-                             norm=config.norm, use_dropout=config.dropout)
+        self.g_kwargs = dict(
+            input_nc=3,
+            output_nc=3,
+            num_downs=config.num_downs,
+            ngf=config.ngf,
+            norm=config.norm,
+            use_dropout=config.dropout,
+        )
         self.generator = init_weights(build_net("unet", **self.g_kwargs)).to(device)
         # The discriminator judges (source, target) pairs: 6 input channels.
         self.discriminator = init_weights(

@@ -7,7 +7,8 @@ torch baseline rebuild exactly the network that was trained.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 

@@ -8,8 +8,9 @@ Convolutions before an InstanceNorm keep their bias, convolutions before a Batch
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from i2i.errors import I2IError
@@ -36,14 +37,14 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     """N(0, gain) for conv/linear weights, N(1, gain) for BatchNorm scales, zero biases (pix2pix/CycleGAN)."""
 
     def init(m: nn.Module) -> None:
-        name = m.__class__.__name__
-        if hasattr(m, "weight") and m.weight is not None and ("Conv" in name or "Linear" in name):
-            nn.init.normal_(m.weight, 0.0, gain)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
-        elif "BatchNorm2d" in name:
-            nn.init.normal_(m.weight, 1.0, gain)
-            nn.init.zeros_(m.bias)
+        weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and isinstance(weight, torch.Tensor):
+            nn.init.normal_(weight, 0.0, gain)
+            if isinstance(bias, torch.Tensor):
+                nn.init.zeros_(bias)
+        elif isinstance(m, nn.BatchNorm2d) and isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor):
+            nn.init.normal_(weight, 1.0, gain)
+            nn.init.zeros_(bias)
 
     net.apply(init)
     return net

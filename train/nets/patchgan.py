@@ -26,7 +26,9 @@ class NLayerDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):  # the last one keeps stride 1
             prev, mult = mult, min(2**n, 8)
             layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=2 if n < n_layers else 1, padding=padw, bias=bias),
+                nn.Conv2d(
+                    ndf * prev, ndf * mult, kernel_size=kw, stride=2 if n < n_layers else 1, padding=padw, bias=bias
+                ),
                 make_norm(ndf * mult),
                 nn.LeakyReLU(0.2, True),
             ]
