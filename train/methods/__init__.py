@@ -108,4 +108,13 @@ def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
             p.requires_grad_(flag)
 
 
-from i2i.train.methods import cyclegan, pix2pix  # noqa: E402,F401  (registers the methods)
+def _import_all() -> None:
+    """Import every module of this package: a method is registered by its file existing."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_all()

@@ -33,5 +33,13 @@ def build_net(name: str, **kwargs: Any) -> nn.Module:
     return NETS[name](**kwargs)
 
 
-# Importing the modules registers their networks.
-from i2i.train.nets import patchgan, resnet, unet  # noqa: E402,F401
+def _import_all() -> None:
+    """Import every module of this package: a network is registered by its file existing."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_all()
