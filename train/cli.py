@@ -49,6 +49,9 @@ FIELD_HELP = {
     "lambda_b": "Weight of the B->A->B cycle loss.",
     "lambda_identity": "Identity loss weight, relative to the cycle weights.",
     "pool_size": "Size of the generated-image history shown to the discriminators.",
+    "teacher": "Teacher generator (model.pt) whose translations the student learns.",
+    "arch": "Student architecture (a registered network, e.g. fast).",
+    "lambda_gan": "Weight of the adversarial term (0 = pure regression).",
 }
 
 

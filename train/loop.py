@@ -65,8 +65,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_dataset(layout: str, config: TrainConfig) -> Dataset:
-    cls = PairedFolderDataset if layout == "paired" else UnpairedFolderDataset
+def make_dataset(method_cls: type[Method], method_config: MethodConfig, config: TrainConfig) -> Dataset:
+    """The method's own dataset if it defines ``make_dataset``, else the folder layout it declares."""
+    custom = getattr(method_cls, "make_dataset", None)
+    if custom is not None:
+        return custom(config, method_config)
+    cls = PairedFolderDataset if method_cls.layout == "paired" else UnpairedFolderDataset
     if config.crop_size > config.load_size:
         raise I2IError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}")
     return cls(
@@ -164,7 +168,7 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    dataset = make_dataset(method_cls.layout, config)
+    dataset = make_dataset(method_cls, method_config, config)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise I2IError(f"dataset {config.data} is empty")
     loader = DataLoader(

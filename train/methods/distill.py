@@ -1,0 +1,189 @@
+"""Distillation into a real-time student (Hinton et al., 2015, applied to image translation).
+
+The teacher (any i2i generator, ``--teacher model.pt``) translates the unlabelled source images
+once; the translations are cached as a paired dataset (``OUT/teacher/train/{A,B}``, reused while
+the teacher file and the images are unchanged). The student then learns the teacher's mapping by
+regression: L = λ_L1·‖S(x) − T(x)‖₁ (+ λ_GAN·L_LSGAN with a PatchGAN when asked). Running the
+teacher on whole images, not on random crops, gives targets without crop-border effects, and
+costs one teacher pass per image instead of one per step — on a CPU the teacher is the
+expensive part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from i2i.errors import I2IError
+from i2i.train.checkpoint import file_sha256, load_checkpoint, load_generator
+from i2i.train.data import PairedFolderDataset, list_images, load_image_rgb
+from i2i.train.losses.gan import GANLoss
+from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
+from i2i.train.nets import build_net
+from i2i.train.nets.norm import init_weights
+
+if TYPE_CHECKING:
+    from i2i.train.loop import TrainConfig
+
+
+@dataclass(frozen=True)
+class DistillConfig(MethodConfig):
+    teacher: str = ""  # the teacher's model.pt (required)
+    arch: str = "fast"  # student architecture (registry name)
+    ngf: int = 16
+    n_blocks: int = 6
+    norm: str = "batch"
+    lambda_l1: float = 10.0
+    lambda_gan: float = 0.0  # > 0 adds an LSGAN PatchGAN on the student's outputs
+    ndf: int = 32
+    epochs: int = 30
+    epochs_decay: int = 30
+    lr: float = 1e-3  # a regression target is stable: a higher rate than the GAN default
+    beta1: float = 0.9
+
+
+def _source_images(data: Path, direction: str) -> list[Path]:
+    """Unlabelled source images: DATA itself, or its train/A (trainA) split; B for a B→A teacher."""
+    side = "A" if direction == "AtoB" else "B"
+    for candidate in (data, data / "train" / side, data / f"train{side}"):
+        if candidate.is_dir() and any(p.is_file() for p in candidate.iterdir()):
+            try:
+                return list_images(candidate)
+            except I2IError:
+                continue
+    raise I2IError(f"no source images for distillation in {data} (looked in it, train/{side} and train{side})")
+
+
+@torch.no_grad()
+def cache_teacher_outputs(
+    teacher_path: Path, images: list[Path], out: Path, size: int, device: torch.device, progress: bool = True
+) -> Path:
+    """Write OUT/train/A (resized sources) and OUT/train/B (teacher outputs); reuse when unchanged."""
+    key = hashlib.sha256(
+        json.dumps(
+            {
+                "teacher": file_sha256(teacher_path),
+                "size": size,
+                "images": [(str(p), p.stat().st_mtime_ns) for p in images],
+            }
+        ).encode()
+    ).hexdigest()
+    manifest = out / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("key") == key:
+        return out
+    teacher, ckpt = load_generator(teacher_path)
+    teacher.to(device)
+    m = int(ckpt["io"]["size_multiple"])
+    side = m * max(1, -(-size // m))  # the teacher needs multiples of its size_multiple
+    for sub in ("train/A", "train/B"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for path in tqdm(images, desc="teacher", unit="img", disable=not progress, dynamic_ncols=True):
+        rgb = cv2.resize(load_image_rgb(path), (side, side), interpolation=cv2.INTER_AREA)
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)  # (1, 3, H, W)
+        y = teacher(x)[0].clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        cv2.imwrite(str(out / "train/A" / f"{path.stem}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(out / "train/B" / f"{path.stem}.png"), cv2.cvtColor(np.ascontiguousarray(y), cv2.COLOR_RGB2BGR))
+    manifest.write_text(json.dumps({"key": key, "teacher": str(teacher_path), "count": len(images), "size": side}))
+    return out
+
+
+@register_method("distill")
+class Distill(Method):
+    config_class = DistillConfig
+    layout = "images"
+    summary = "distil any i2i generator (--teacher model.pt) into a small real-time student (L1 [+ GAN])"
+
+    @classmethod
+    def make_dataset(cls, config: TrainConfig, method_config: DistillConfig) -> PairedFolderDataset:
+        if not method_config.teacher:
+            raise I2IError("distill needs --teacher model.pt (the generator to distil)")
+        teacher_path = Path(method_config.teacher)
+        direction = load_checkpoint(teacher_path).get("direction", "AtoB")
+        images = _source_images(Path(config.data), direction)
+        from i2i.train.loop import resolve_device
+
+        cache = cache_teacher_outputs(
+            teacher_path,
+            images,
+            Path(config.out) / "teacher",
+            config.load_size,
+            resolve_device(config.device),
+            config.progress,
+        )
+        return PairedFolderDataset(
+            cache, phase="train", load_size=config.load_size, crop_size=config.crop_size, flip=config.flip, train=True
+        )
+
+    def __init__(self, config: DistillConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        if not config.teacher:
+            raise I2IError("distill needs --teacher model.pt (the generator to distil)")
+        self.direction = load_checkpoint(config.teacher).get("direction", "AtoB")
+        kwargs: dict[str, Any] = dict(input_nc=3, output_nc=3, ngf=config.ngf, norm=config.norm)
+        if config.arch in ("fast", "resnet"):
+            kwargs["n_blocks"] = config.n_blocks
+        self.g_kwargs = kwargs
+        self.student = init_weights(build_net(config.arch, **kwargs)).to(device)
+        betas = (config.beta1, 0.999)
+        self.opt_g = torch.optim.Adam(self.student.parameters(), lr=config.lr, betas=betas)
+        self.discriminator: torch.nn.Module | None = None
+        if config.lambda_gan > 0:
+            self.discriminator = init_weights(build_net("patchgan", input_nc=3, ndf=config.ndf, norm="instance"))
+            self.discriminator.to(device)
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
+            self.gan_loss = GANLoss("lsgan")
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        cfg: DistillConfig = self.config  # type: ignore[assignment]
+        source = batch["source"].to(self.device, non_blocking=True)
+        target = batch["target"].to(self.device, non_blocking=True)  # the teacher's translation
+        fake = self.student(source)
+        losses: dict[str, torch.Tensor] = {"l1": F.l1_loss(fake, target) * cfg.lambda_l1}
+        if self.discriminator is not None:
+            set_requires_grad([self.discriminator], False)
+            losses["g_gan"] = self.gan_loss(self.discriminator(fake), True, for_discriminator=False) * cfg.lambda_gan
+        self.opt_g.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()  # type: ignore[union-attr]
+        self.opt_g.step()
+        out = {k: v.item() for k, v in losses.items()}
+        if self.discriminator is not None:
+            set_requires_grad([self.discriminator], True)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d = 0.5 * (
+                self.gan_loss(self.discriminator(target), True)
+                + self.gan_loss(self.discriminator(fake.detach()), False)
+            )
+            loss_d.backward()
+            self.opt_d.step()
+            out["d"] = loss_d.item()
+        return out
+
+    def generators(self) -> list[GeneratorSpec]:
+        cfg: DistillConfig = self.config  # type: ignore[assignment]
+        return [GeneratorSpec("model.pt", self.student, cfg.arch, self.g_kwargs, self.direction)]
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        nets: dict[str, torch.nn.Module] = {"student": self.student}
+        if self.discriminator is not None:
+            nets["discriminator"] = self.discriminator
+        return nets
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts: dict[str, torch.optim.Optimizer] = {"student": self.opt_g}
+        if self.discriminator is not None:
+            opts["discriminator"] = self.opt_d
+        return opts
+
+    @torch.no_grad()
+    def sample_rows(self, batch: dict[str, Any]) -> list[torch.Tensor]:
+        source = batch["source"].to(self.device)
+        return [source, self.student(source), batch["target"].to(self.device)]
