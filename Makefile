@@ -14,11 +14,12 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.i2i-installed
 
-.PHONY: help venv demo test lint clean-demo
+.PHONY: help venv demo test lint bench clean-demo
 
 help:
 	@echo "make demo   - build demo data, train, export, run a video, print a benchmark (CPU, < 10 min)"
 	@echo "make test   - run the test suite"
+	@echo "make bench  - the CPU benchmark suite -> benchmarks/results/<machine>/ (< 10 min)"
 	@echo "make lint   - ruff + mypy"
 
 $(STAMP): pyproject.toml
@@ -64,6 +65,9 @@ demo: $(DEMO)/video_translated.mp4 $(DEMO)/bench.json
 	@echo "  output video   $(DEMO)/video_translated.mp4"
 	@echo "  run stats      $(DEMO)/run_stats.json"
 	@echo "  benchmark      $(DEMO)/bench.json, $(DEMO)/bench.md"
+
+bench: $(STAMP)
+	$(BIN)/i2i-bench benchmarks/cpu.toml
 
 clean-demo:
 	rm -rf $(DEMO)

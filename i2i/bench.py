@@ -184,6 +184,23 @@ def _parse_size(value: str) -> tuple[int, int]:
 @click.option(
     "--markdown", "md_path", type=click.Path(path_type=Path), default=None, help="Write the table as Markdown."
 )
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(path_type=Path),
+    default=Path("benchmarks/results"),
+    show_default=True,
+    help="Suite mode: where results go (a subfolder per machine).",
+)
+@click.option(
+    "--work",
+    "work_dir",
+    type=click.Path(path_type=Path),
+    default=Path("benchmarks/.work"),
+    show_default=True,
+    help="Suite mode: where prepared models are kept between runs.",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
 @debug_option
 def main(
     model: Path,
@@ -195,14 +212,27 @@ def main(
     iters: int,
     json_path: Path | None,
     md_path: Path | None,
+    results_dir: Path,
+    work_dir: Path,
+    progress: bool,
 ) -> None:
-    """Measure MODEL (an i2i ONNX export) on each backend, with torch eager as the baseline.
+    """Measure MODEL (an i2i ONNX export) on each backend, with torch eager as the baseline;
+    or run a suite (a .toml file under benchmarks/) and write JSON + Markdown + PNG results.
 
     \b
     Examples:
+      i2i-bench benchmarks/cpu.toml              # the CPU suite -> benchmarks/results/<machine>/
       i2i-bench model.onnx                       # ORT CPU vs torch, 256x256, batch 1
       i2i-bench model.onnx --size 720x1280 --iters 10 --json bench.json
     """
+    if model.suffix == ".toml":
+        from i2i.benchsuite import format_markdown, load_suite, run_suite, write_results
+
+        result = run_suite(load_suite(model), work_dir, progress=progress)
+        click.echo(format_markdown(result))
+        for path in write_results(result, results_dir):
+            click.echo(f"wrote {path}")
+        return
     from i2i.runtime.backends.onnxruntime import OrtSession
 
     names = [b.strip() for b in backends.split(",") if b.strip()]

@@ -1,0 +1,389 @@
+"""Benchmark suites: a TOML file names models and a matrix of backend × precision × batch × size.
+
+``i2i-bench benchmarks/cpu.toml`` prepares each model (a checkpoint, or a generator built from
+its registry name with seeded random weights — speed does not depend on the weights, and parity
+is measured against the same weights), exports it, then for every matrix cell:
+
+* model mode: warm-up, then ``iters`` individually timed calls; median/p95/p99 ms, FPS and
+  images/s, achieved GFLOP/s from the FLOPs counted once per frame size with torch's flop
+  counter, and PSNR of the output against torch fp32 on the same input, so a fast-but-wrong
+  row is visible beside its speed;
+* pipeline mode: ``frames`` synthetic frames through the full runtime pipeline (capture thread,
+  pre/post-processing, null sink); FPS end to end and its ratio to model-only FPS.
+
+A cell a backend cannot run (library missing, precision unsupported on this CPU) is recorded as
+skipped with the reason, never silently dropped. Results: JSON + Markdown + PNG chart in
+``benchmarks/results/<machine>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from i2i.errors import I2IError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    checkpoint: str | None = None
+    arch: str | None = None
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MatrixSpec:
+    models: list[str]
+    backends: list[str]
+    precisions: list[str]
+    batch: list[int]
+    sizes: list[str]
+    mode: str = "model"  # "model" | "pipeline"
+    iters: int = 10
+    warmup: int = 2
+    frames: int = 100  # pipeline mode
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    models: list[ModelSpec]
+    matrix: list[MatrixSpec]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*(?:x\s*(\d+))?\s*", str(text))
+    if not match:
+        raise I2IError(f"bad size {text!r}: use N or HxW, e.g. 256 or 720x1280")
+    h = int(match.group(1))
+    return h, int(match.group(2) or h)
+
+
+def load_suite(path: str | Path) -> Suite:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise I2IError(f"suite not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise I2IError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        models = [ModelSpec(**m) for m in raw["models"]]
+        matrix = [MatrixSpec(**m) for m in raw["matrix"]]
+    except (KeyError, TypeError) as exc:
+        raise I2IError(f"{path}: bad suite ({exc}); see benchmarks/cpu.toml for the format") from None
+    names = {m.name for m in models}
+    for cell in matrix:
+        unknown = set(cell.models) - names
+        if unknown:
+            raise I2IError(f"{path}: matrix names unknown models {sorted(unknown)}; defined: {sorted(names)}")
+        if cell.mode not in ("model", "pipeline"):
+            raise I2IError(f"{path}: mode must be 'model' or 'pipeline', got {cell.mode!r}")
+        for size in cell.sizes:
+            parse_size(size)
+    return Suite(raw.get("name", path.stem), raw.get("description", ""), models, matrix)
+
+
+def prepare_model(spec: ModelSpec, work: Path) -> tuple[Path, Path]:
+    """(model.pt, model.onnx) for a spec: the given checkpoint, or seeded random weights."""
+    import torch
+
+    from i2i.export.onnx import ExportConfig, export_checkpoint
+    from i2i.train.checkpoint import atomic_save, make_checkpoint
+    from i2i.train.nets import build_net
+    from i2i.train.nets.norm import init_weights
+
+    folder = work / spec.name
+    if spec.checkpoint:
+        checkpoint = Path(spec.checkpoint)
+    else:
+        if not spec.arch:
+            raise I2IError(f"model {spec.name!r}: give a checkpoint or an arch")
+        checkpoint = folder / "model.pt"
+        if not checkpoint.exists():
+            torch.manual_seed(0)
+            net = init_weights(build_net(spec.arch, **spec.arch_kwargs)).eval()
+            atomic_save(make_checkpoint(net, arch=spec.arch, arch_kwargs=spec.arch_kwargs, method="bench"), checkpoint)
+    onnx_path = folder / "model.onnx"
+    if not onnx_path.exists() or onnx_path.stat().st_mtime < checkpoint.stat().st_mtime:
+        export_checkpoint(ExportConfig(checkpoint=str(checkpoint), output=str(onnx_path), progress=False))
+    return checkpoint, onnx_path
+
+
+def count_flops(checkpoint: Path, height: int, width: int) -> float:
+    """FLOPs of one frame (2 per multiply-add), counted by torch's flop counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from i2i.train.checkpoint import load_generator
+
+    generator, _ = load_generator(checkpoint)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        generator(torch.zeros(1, 3, height, width))
+    return float(counter.get_total_flops())
+
+
+def psnr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    if not np.isfinite(other).all():
+        return -math.inf
+    mse = float(np.mean((reference.astype(np.float64) - other.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
+
+
+def _model_path(backend: str, checkpoint: Path, onnx_path: Path) -> Path:
+    return checkpoint if backend in ("torch", "torch-compile") else onnx_path
+
+
+def _time_calls(backend: Any, batch: np.ndarray, warmup: int, iters: int) -> tuple[np.ndarray, np.ndarray]:
+    out = None
+    for _ in range(warmup):
+        out = backend(batch)
+    samples = np.empty(iters)
+    for i in range(iters):
+        t0 = time.perf_counter()
+        out = backend(batch)
+        samples[i] = time.perf_counter() - t0
+    return samples * 1e3, np.asarray(out)
+
+
+def _pipeline_fps(backend: Any, height: int, width: int, frames: int, batch: int) -> float:
+    from i2i.runtime.pipeline import run_pipeline
+    from i2i.runtime.sinks import NullSink
+    from i2i.runtime.sources import Source
+
+    class _Synthetic(Source):
+        """Pre-rendered moving gradient frames: no decode cost, so the pipeline itself is measured."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            base = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+            self._frames = [
+                np.ascontiguousarray(np.broadcast_to((base + 7 * k) % 256, (height, width, 3)).astype(np.uint8))
+                for k in range(8)
+            ]
+            self._i = 0
+            self.name, self.count, self.fps = "synthetic", frames, None
+
+        def _read(self) -> tuple[np.ndarray, str | None] | None:
+            if self._i >= frames:
+                return None
+            self._i += 1
+            return self._frames[self._i % 8], None
+
+    with _Synthetic() as source, NullSink() as sink:
+        stats = run_pipeline(source, backend, sink, batch_size=batch, mode="every-frame")
+    return float(stats.summary()["fps"])
+
+
+def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]:
+    from i2i.runtime.backends import open_backend
+
+    prepared = {m.name: prepare_model(m, work) for m in suite.models}
+    cells = [
+        (cell, model, backend, precision, batch, size)
+        for cell in suite.matrix
+        for model in cell.models
+        for backend in cell.backends
+        for precision in cell.precisions
+        for batch in cell.batch
+        for size in cell.sizes
+    ]
+    rows: list[dict[str, Any]] = []
+    references: dict[tuple[str, int, str], np.ndarray] = {}
+    flops: dict[tuple[str, str], float] = {}
+    bar = tqdm(cells, desc=f"bench {suite.name}", unit="cell", disable=not progress, dynamic_ncols=True)
+    for cell, model, backend_name, precision, batch, size in bar:
+        bar.set_postfix_str(f"{model} {backend_name} {precision} b{batch} {size}")
+        checkpoint, onnx_path = prepared[model]
+        row: dict[str, Any] = {
+            "model": model,
+            "backend": backend_name,
+            "precision": precision,
+            "batch": batch,
+            "size": size,
+            "mode": cell.mode,
+        }
+        rows.append(row)
+        try:
+            backend = open_backend(backend_name, _model_path(backend_name, checkpoint, onnx_path), precision=precision)
+        except I2IError as exc:
+            row["skipped"] = exc.format_message()
+            continue
+        with backend:
+            m = backend.size_multiple
+            h, w = (m * max(1, math.ceil(s / m)) for s in parse_size(size))
+            row.update(height=h, width=w)
+            if cell.mode == "pipeline":
+                row["fps"] = _pipeline_fps(backend, h, w, cell.frames, batch)
+                continue
+            rng = np.random.default_rng(0)
+            inputs = rng.uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
+            key = (model, batch, f"{h}x{w}")
+            if key not in references:
+                with open_backend("torch", checkpoint) as torch_backend:
+                    references[key] = np.asarray(torch_backend(inputs))
+            if (model, f"{h}x{w}") not in flops:
+                flops[(model, f"{h}x{w}")] = count_flops(checkpoint, h, w)
+            ms, out = _time_calls(backend, inputs, cell.warmup, cell.iters)
+            median = float(np.median(ms))
+            gflop = flops[(model, f"{h}x{w}")] / 1e9
+            row.update(
+                iters=cell.iters,
+                median_ms=median,
+                p95_ms=float(np.percentile(ms, 95)),
+                p99_ms=float(np.percentile(ms, 99)),
+                fps=batch * 1e3 / median,
+                gflop_per_frame=gflop,
+                gflops_achieved=gflop * batch * 1e3 / median,
+                psnr_vs_torch_fp32_db=psnr_db(references[key], out.astype(np.float32)),
+            )
+    _relate(rows)
+    from i2i.bench import machine_info
+
+    return {
+        "suite": suite.name,
+        "description": suite.description,
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "rows": rows,
+    }
+
+
+def _relate(rows: list[dict[str, Any]]) -> None:
+    """Speed-up vs torch fp32 eager and pipeline/model-only ratio, for rows measured in the same run."""
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["model"], r["batch"], r.get("height"), r.get("width"))
+
+    torch_ms = {
+        key(r): r["median_ms"]
+        for r in rows
+        if r["backend"] == "torch" and r["precision"] == "fp32" and "median_ms" in r
+    }
+    model_fps = {(key(r), r["backend"], r["precision"]): r["fps"] for r in rows if r["mode"] == "model" and "fps" in r}
+    for r in rows:
+        if "median_ms" in r and key(r) in torch_ms:
+            r["speedup_vs_torch_fp32"] = torch_ms[key(r)] / r["median_ms"]
+        if r["mode"] == "pipeline" and "fps" in r:
+            base = model_fps.get((key(r), r["backend"], r["precision"]))
+            if base:
+                r["pipeline_vs_model"] = r["fps"] / base
+
+
+def _fmt(value: Any, spec: str, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "identical" if value > 0 else "NaN/Inf"
+    return f"{value:{spec}}{suffix}"
+
+
+def format_markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        f"# i2i-bench suite `{result['suite']}`",
+        "",
+        result["description"],
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores; {m.get('os', '')}; "
+        f"onnxruntime {m.get('onnxruntime')}, i2i {m.get('i2i')}; {result['date']}",
+        "",
+        "| model | mode | backend | precision | batch | size | median ms | p95 ms | FPS | GFLOP/s "
+        "| × torch fp32 | PSNR vs torch fp32 | pipeline/model |",
+        "|" + "---|" * 13,
+    ]
+    for r in result["rows"]:
+        if "skipped" in r:
+            lines.append(
+                f"| {r['model']} | {r['mode']} | {r['backend']} | {r['precision']} | {r['batch']} | "
+                f"{r['size']} | skipped: {r['skipped']} |||||||"
+            )
+            continue
+        lines.append(
+            f"| {r['model']} | {r['mode']} | {r['backend']} | {r['precision']} | {r['batch']} | "
+            f"{r['height']}x{r['width']} | {_fmt(r.get('median_ms'), '.1f')} | {_fmt(r.get('p95_ms'), '.1f')} | "
+            f"{_fmt(r.get('fps'), '.1f')} | {_fmt(r.get('gflops_achieved'), '.0f')} | "
+            f"{_fmt(r.get('speedup_vs_torch_fp32'), '.2f', 'x')} | "
+            f"{_fmt(r.get('psnr_vs_torch_fp32_db'), '.1f', ' dB')} | "
+            f"{_fmt(r.get('pipeline_vs_model'), '.2f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def draw_chart(result: dict[str, Any], path: Path) -> Path:
+    """A horizontal bar chart of FPS per measured row (OpenCV: no plotting dependency)."""
+    import cv2
+
+    rows = [r for r in result["rows"] if "fps" in r]
+    if not rows:
+        raise I2IError("nothing measured: no chart")
+    label_w, bar_w, row_h = 460, 520, 26
+    image = np.full((row_h * len(rows) + 50, label_w + bar_w + 90, 3), 255, np.uint8)
+    cv2.putText(
+        image,
+        f"i2i-bench {result['suite']}: frames per second ({result['machine']['cpu']})",
+        (10, 24),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.55,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
+    top = max(r["fps"] for r in rows)
+    colours = {
+        "torch": (60, 60, 200),
+        "torch-compile": (60, 120, 220),
+        "ort": (180, 120, 40),
+        "openvino": (60, 160, 60),
+        "trt": (40, 160, 200),
+    }
+    for i, r in enumerate(rows):
+        y = 40 + i * row_h
+        label = f"{r['model']} {r['mode'][:4]} {r['backend']} {r['precision']} b{r['batch']} {r['height']}x{r['width']}"
+        cv2.putText(image, label, (10, y + 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        length = max(1, int(bar_w * r["fps"] / top))
+        cv2.rectangle(
+            image, (label_w, y + 4), (label_w + length, y + row_h - 4), colours.get(r["backend"], (120, 120, 120)), -1
+        )
+        cv2.putText(
+            image,
+            f"{r['fps']:.1f}",
+            (label_w + length + 6, y + 17),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def machine_slug(machine: dict[str, Any]) -> str:
+    name = re.sub(r"[^a-z0-9]+", "-", str(machine.get("gpu") or machine["cpu"]).lower()).strip("-")
+    return f"{name}-{machine['cores']}c"
+
+
+def write_results(result: dict[str, Any], root: Path) -> list[Path]:
+    folder = root / machine_slug(result["machine"])
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / result["suite"]
+    from i2i.export.parity import json_safe
+
+    json_path = stem.with_suffix(".json")
+    json_path.write_text(json.dumps(json_safe(result), indent=2, default=str))
+    md_path = stem.with_suffix(".md")
+    md_path.write_text(format_markdown(result))
+    return [json_path, md_path, draw_chart(result, stem.with_suffix(".png"))]

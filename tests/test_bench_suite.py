@@ -1,0 +1,72 @@
+"""Benchmark suites: parsing, skipped cells with reasons, results written as JSON + Markdown + PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from i2i.benchsuite import load_suite, parse_size, run_suite, write_results
+from i2i.errors import I2IError
+
+SUITE = """
+name = "tiny"
+description = "test suite"
+[[models]]
+name = "fast"
+arch = "fast"
+arch_kwargs = { ngf = 8, n_blocks = 1 }
+[[matrix]]
+models = ["fast"]
+backends = ["torch", "ort", "nope"]
+precisions = ["fp32"]
+batch = [2]
+sizes = ["30x50"]
+iters = 2
+warmup = 1
+[[matrix]]
+models = ["fast"]
+backends = ["ort"]
+precisions = ["fp32"]
+batch = [1]
+sizes = ["30x50"]
+mode = "pipeline"
+frames = 6
+"""
+
+
+def test_suite_runs_and_writes_results(tmp_path: Path) -> None:
+    suite_file = tmp_path / "tiny.toml"
+    suite_file.write_text(SUITE)
+    result = run_suite(load_suite(suite_file), tmp_path / "work", progress=False)
+    rows = {(r["backend"], r["mode"]): r for r in result["rows"]}
+    assert "unknown backend 'nope'" in rows[("nope", "model")]["skipped"]
+    ort, torch_row = rows[("ort", "model")], rows[("torch", "model")]
+    assert (ort["height"], ort["width"]) == (32, 52)  # rounded up to the model's multiple of 4
+    assert ort["psnr_vs_torch_fp32_db"] > 60 and torch_row["psnr_vs_torch_fp32_db"] == float("inf")
+    assert torch_row["speedup_vs_torch_fp32"] == pytest.approx(1.0)
+    assert ort["gflop_per_frame"] > 0 and ort["fps"] > 0 and ort["p99_ms"] >= ort["median_ms"]
+    pipeline = rows[("ort", "pipeline")]
+    assert pipeline["fps"] > 0 and "pipeline_vs_model" not in pipeline  # batch 1 has no model-only row here
+    paths = write_results(result, tmp_path / "results")
+    saved = json.loads(paths[0].read_text())
+    assert saved["machine"]["cores"] >= 1 and len(saved["rows"]) == 4
+    assert "| fast | model | ort | fp32 | 2 | 32x52 |" in paths[1].read_text()
+    chart = cv2.imread(str(paths[2]))
+    assert chart is not None and chart.shape[0] > 50
+
+
+def test_bad_suites(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [")
+    with pytest.raises(I2IError, match="not valid TOML"):
+        load_suite(bad)
+    bad.write_text(SUITE.replace('models = ["fast"]\nbackends = ["ort"]', 'models = ["other"]\nbackends = ["ort"]'))
+    with pytest.raises(I2IError, match="unknown models"):
+        load_suite(bad)
+    with pytest.raises(I2IError, match="suite not found"):
+        load_suite(tmp_path / "missing.toml")
+    with pytest.raises(I2IError, match="bad size"):
+        parse_size("12xx")
