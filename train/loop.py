@@ -9,16 +9,19 @@ then decays linearly to zero (the pix2pix/CycleGAN schedule), stepped per iterat
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from i2i.errors import I2IError, Interrupted
@@ -42,7 +45,9 @@ class TrainConfig:
     log_every: int = 20
     sample_every: int = 250
     save_every: int = 1000
+    keep_last: int = 3  # state history kept in OUT/checkpoints/ (a corrupt latest state falls back to these)
     resume: bool = False
+    deterministic: bool = False
     progress: bool = True
 
 
@@ -89,6 +94,53 @@ def lr_lambda(total_steps: int, constant_fraction: float):  # type: ignore[no-un
     return factor
 
 
+STATE_FORMAT = "i2i-state/1"
+_MIX = 1_000_003  # mixes (seed, epoch, index) into one seed
+
+
+class SeededSamples(Dataset):
+    """Per-sample randomness (crop, flip, unpaired partner) seeded by (seed, epoch, index).
+
+    Keys are ``epoch * len + index``. The draws then depend neither on the worker count nor on
+    what ran before, so a resumed run sees exactly the samples an uninterrupted run would have.
+    The caller's torch RNG is saved and restored around each sample (matters with workers=0).
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+        self.n = len(dataset)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: int) -> Any:
+        epoch, index = divmod(int(key), self.n)
+        state = torch.get_rng_state()
+        torch.manual_seed(((self.seed * _MIX + epoch) * _MIX + index) % (2**63))
+        try:
+            return self.dataset[index]
+        finally:
+            torch.set_rng_state(state)
+
+
+class EpochBatches(Sampler[list[int]]):
+    """Endless batches of SeededSamples keys, one shuffled order per epoch from (seed, epoch),
+    starting at any step: resuming at step S continues with batch S of the same sequence."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_step: int = 0) -> None:
+        self.n, self.batch_size, self.seed, self.start_step = n, batch_size, seed, start_step
+        self.per_epoch = max(1, n // batch_size)  # full batches only (drop_last), or one short batch if n < size
+
+    def __iter__(self) -> Any:
+        epoch, first = divmod(self.start_step, self.per_epoch)
+        while True:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * _MIX + epoch)).tolist()
+            for b in range(first, self.per_epoch):
+                yield [epoch * self.n + i for i in order[b * self.batch_size : (b + 1) * self.batch_size]]
+            epoch, first = epoch + 1, 0
+
+
 def save_grid(rows: list[torch.Tensor], path: Path, max_images: int = 4) -> Path:
     """Rows of (B, 3, H, W) images in [-1, 1] → one PNG, a row per tensor."""
     lines = []
@@ -126,7 +178,6 @@ def save_run(
     config: TrainConfig,
     method_config: MethodConfig,
     step: int,
-    epoch: int,
     schedulers: dict[str, Any],
     out: Path,
 ) -> tuple[list[Path], Path]:
@@ -148,17 +199,33 @@ def save_run(
         )
         paths.append(atomic_save(ckpt, out / spec.filename))
     state = {
-        "format": "i2i-state/1",
+        "format": STATE_FORMAT,
         "method": method.name,
         "step": step,
-        "epoch": epoch,
         "networks": {k: v.state_dict() for k, v in method.networks().items()},
         "optimizers": {k: v.state_dict() for k, v in method.optimizers().items()},
         "schedulers": {k: v.state_dict() for k, v in schedulers.items()},
         "extra": method.extra_state(),
         "rng": _rng_state(),
     }
-    return paths, atomic_save(state, out / "state.pt")
+    latest = atomic_save(state, out / "state.pt")
+    _keep_history(latest, out / "checkpoints", step, config.keep_last)
+    return paths, latest
+
+
+def _keep_history(latest: Path, folder: Path, step: int, keep: int) -> None:
+    """A hard link (or copy) of each saved state, the newest ``keep`` kept: a fallback for --resume."""
+    if keep <= 0:
+        return
+    folder.mkdir(exist_ok=True)
+    target = folder / f"state_{step:06d}.pt"
+    target.unlink(missing_ok=True)
+    try:
+        os.link(latest, target)
+    except OSError:
+        shutil.copyfile(latest, target)
+    for old in sorted(folder.glob("state_*.pt"))[:-keep]:
+        old.unlink(missing_ok=True)
 
 
 def train(method_name: str, method_config: MethodConfig, config: TrainConfig) -> RunResult:
@@ -167,22 +234,16 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
 
     dataset = make_dataset(method_cls, method_config, config)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise I2IError(f"dataset {config.data} is empty")
-    loader = DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        shuffle=True,
-        num_workers=config.workers,
-        drop_last=len(dataset) >= config.batch_size,  # type: ignore[arg-type]
-        pin_memory=device.type == "cuda",
-        persistent_workers=config.workers > 0,
-        generator=torch.Generator().manual_seed(config.seed),
-    )
+    samples = SeededSamples(dataset, config.seed)
     method = method_cls(method_config, device)
-    steps_per_epoch = len(loader)
+    steps_per_epoch = EpochBatches(len(samples), config.batch_size, config.seed).per_epoch
     epochs_total = method_config.epochs + method_config.epochs_decay
     total_steps = config.max_steps or epochs_total * steps_per_epoch
     factor = lr_lambda(total_steps, method_config.epochs / max(1, epochs_total))
@@ -190,15 +251,23 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    step, epoch = 0, 0
+    step = 0
+    # Fixed sample images for the grids, drawn before any RNG state is restored (seeded per sample).
+    sample_batch = next(iter(DataLoader(samples, batch_size=min(4, len(samples)), shuffle=False)))
     if config.resume:
-        step, epoch = _resume(method, schedulers, out)
+        step = _resume(method, schedulers, out)
     (out / "config.json").write_text(
         json.dumps({"method": method_name, "train": asdict(config), "method_config": asdict(method_config)}, indent=2)
     )
+    loader = DataLoader(
+        samples,
+        batch_sampler=EpochBatches(len(samples), config.batch_size, config.seed, start_step=step),
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=config.workers > 0,
+    )
 
     result = RunResult(out=out, steps=step, log=out / "log.jsonl")
-    sample_batch = next(iter(DataLoader(dataset, batch_size=min(4, len(dataset)), shuffle=False)))  # type: ignore[arg-type]
     start = time.perf_counter()
     seen_images, window_start = 0, time.perf_counter()
     method.train(True)
@@ -212,67 +281,75 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
     )
     try:
         with open(out / "log.jsonl", "a") as log:
+            batches = iter(loader)
             while step < total_steps:
-                for batch in loader:
-                    losses = method.train_step(batch)
-                    for sched in schedulers.values():
-                        sched.step()
-                    step += 1
-                    seen_images += int(batch["source"].shape[0])
-                    bar.update(1)
-                    if not all(np.isfinite(v) for v in losses.values()):
-                        raise I2IError(f"loss became NaN/Inf at step {step}: {losses}; lower --lr or check the data")
-                    if step % config.log_every == 0 or step == total_steps:
-                        now = time.perf_counter()
-                        rate = seen_images / max(now - window_start, 1e-9)
-                        seen_images, window_start = 0, now
-                        lr = next(iter(method.optimizers().values())).param_groups[0]["lr"]
-                        log.write(
-                            json.dumps(
-                                {
-                                    "step": step,
-                                    "epoch": epoch,
-                                    "lr": lr,
-                                    "images_per_s": round(rate, 2),
-                                    **{k: round(v, 5) for k, v in losses.items()},
-                                }
-                            )
-                            + "\n"
-                        )
-                        log.flush()
-                        bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:3]}, refresh=False)
-                    if step % config.sample_every == 0 or step == total_steps:
-                        method.train(False)
-                        result.samples.append(
-                            save_grid(method.sample_rows(sample_batch), out / "samples" / f"step_{step:06d}.png")
-                        )
-                        method.train(True)
-                    if step % config.save_every == 0 and step < total_steps:
-                        save_run(method, config, method_config, step, epoch, schedulers, out)
-                    if step >= total_steps:
-                        break
-                epoch += 1
+                batch = next(batches)
+                losses = method.train_step(batch)
+                for sched in schedulers.values():
+                    sched.step()
+                step += 1
+                seen_images += int(batch["source"].shape[0])
+                bar.update(1)
+                if not all(np.isfinite(v) for v in losses.values()):
+                    raise I2IError(f"loss became NaN/Inf at step {step}: {losses}; lower --lr or check the data")
+                if step % config.log_every == 0 or step == total_steps:
+                    now = time.perf_counter()
+                    rate = seen_images / max(now - window_start, 1e-9)
+                    seen_images, window_start = 0, now
+                    lr = next(iter(method.optimizers().values())).param_groups[0]["lr"]
+                    record = {
+                        "step": step,
+                        "epoch": step // steps_per_epoch,
+                        "lr": lr,
+                        "images_per_s": round(rate, 2),
+                        **{k: round(v, 5) for k, v in losses.items()},
+                    }
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:3]}, refresh=False)
+                if step % config.sample_every == 0 or step == total_steps:
+                    method.train(False)
+                    grid = save_grid(method.sample_rows(sample_batch), out / "samples" / f"step_{step:06d}.png")
+                    result.samples.append(grid)
+                    method.train(True)
+                if step % config.save_every == 0 and step < total_steps:
+                    save_run(method, config, method_config, step, schedulers, out)
     except KeyboardInterrupt:
         bar.close()
-        save_run(method, config, method_config, step, epoch, schedulers, out)
+        save_run(method, config, method_config, step, schedulers, out)
         raise Interrupted(
             f"interrupted at step {step}; checkpoint and state saved in {out} (continue with --resume)"
         ) from None
     bar.close()
-    result.checkpoints, result.state = save_run(method, config, method_config, step, epoch, schedulers, out)
+    result.checkpoints, result.state = save_run(method, config, method_config, step, schedulers, out)
     result.steps = step
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _resume(method: Method, schedulers: dict[str, Any], out: Path) -> tuple[int, int]:
-    path = out / "state.pt"
-    if not path.exists():
-        raise I2IError(f"--resume: no state.pt in {out}")
+def _read_state(path: Path) -> dict[str, Any] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise I2IError(f"--resume: cannot read {path}: {exc}") from None
+    except Exception:  # noqa: BLE001 - truncated, corrupt, not a torch file: all mean "try the previous one"
+        return None
+    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
+
+
+def _resume(method: Method, schedulers: dict[str, Any], out: Path) -> int:
+    """Load the newest readable state: state.pt, else the newest of checkpoints/ (with a warning)."""
+    candidates = [out / "state.pt", *sorted((out / "checkpoints").glob("state_*.pt"), reverse=True)]
+    candidates = [p for p in candidates if p.exists()]
+    if not candidates:
+        raise I2IError(f"--resume: no state.pt in {out}")
+    for path in candidates:
+        state = _read_state(path)
+        if state is not None:
+            break
+        click.echo(f"warning: {path} is corrupt or truncated; trying an earlier state", err=True)
+    else:
+        raise I2IError(f"--resume: no readable state in {out} (tried {', '.join(p.name for p in candidates)})")
+    if path != candidates[0]:
+        click.echo(f"warning: resuming from {path}", err=True)
     if state.get("method") != method.name:
         raise I2IError(f"--resume: {path} was written by method {state.get('method')!r}, not {method.name!r}")
     for k, net in method.networks().items():
@@ -283,4 +360,4 @@ def _resume(method: Method, schedulers: dict[str, Any], out: Path) -> tuple[int,
         sched.load_state_dict(state["schedulers"][k])
     method.load_extra_state(state.get("extra", {}))
     _set_rng_state(state["rng"])
-    return int(state["step"]), int(state["epoch"])
+    return int(state["step"])
