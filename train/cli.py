@@ -7,6 +7,8 @@ Every method is a subcommand whose options come from two frozen dataclasses: the
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +34,9 @@ FIELD_HELP = {
     "save_every": "Write model.pt + state.pt every N steps.",
     "resume": "Continue from OUT/state.pt.",
     "progress": "Show a progress bar.",
+    "keep_last": "State history kept in OUT/checkpoints/ (fallback when the latest state is corrupt).",
+    "deterministic": "Deterministic algorithms (bit-identical reruns and resumes).",
+    "amp": "Mixed precision: none, bf16 (CPU or GPU) or fp16 (CUDA, gradient scaling).",
     "epochs": "Epochs at the initial learning rate.",
     "epochs_decay": "Epochs of linear decay of the learning rate to zero.",
     "lr": "Adam learning rate.",
@@ -139,14 +144,25 @@ def _method_command(name: str) -> click.Command:
     @_options_from(TrainConfig, skip=("data", "out"))
     @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help=FIELD_HELP["out"])
     @click.option("--data", "data", type=click.Path(), required=True, help=FIELD_HELP["data"])
-    def command(**kwargs: Any) -> None:
+    @click.option(
+        "--nproc",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Data-parallel processes (one per GPU; gloo on CPU): relaunches itself under torchrun.",
+    )
+    def command(nproc: int, **kwargs: Any) -> None:
         from i2i.train.loop import train
 
+        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+            _relaunch_under_torchrun(name, nproc)
         method_fields = {f.name for f in dataclasses.fields(config_cls)}
         method_config = config_cls(**{k: v for k, v in kwargs.items() if k in method_fields})
         train_kwargs = {k: v for k, v in kwargs.items() if k not in method_fields}
         train_kwargs["out"] = train_kwargs["out"] or f"runs/{name}"
         result = train(name, method_config, TrainConfig(**train_kwargs))
+        if result.state is None:  # not rank 0 of a distributed run: rank 0 reports
+            return
         click.echo(f"trained {name}: {result.steps} steps in {result.seconds:.1f} s")
         for path in result.checkpoints:
             click.echo(f"  checkpoint: {path}")
@@ -159,6 +175,33 @@ def _method_command(name: str) -> click.Command:
     return click.command(name, cls=main.command_class, context_settings={"help_option_names": ["-h", "--help"]})(
         command
     )
+
+
+def _relaunch_under_torchrun(method: str, nproc: int) -> None:
+    """Re-run this exact command as ``torchrun --nproc-per-node N -m i2i.train METHOD ...``."""
+    ctx = click.get_current_context()
+    args: list[str] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name == "nproc" or param.name not in ctx.params:
+            continue
+        value = ctx.params[param.name]
+        if param.is_flag and param.secondary_opts:
+            args.append(param.opts[0] if value else param.secondary_opts[0])
+        elif value is not None:
+            args += [param.opts[0], str(value)]
+    argv = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "i2i.train",
+        method,
+        *args,
+    ]
+    click.echo("launching: " + " ".join(argv[1:]), err=True)
+    os.execv(sys.executable, argv)
 
 
 def _register_methods() -> None:

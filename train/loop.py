@@ -8,6 +8,7 @@ then decays linearly to zero (the pix2pix/CycleGAN schedule), stepped per iterat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from i2i.errors import I2IError, Interrupted
+from i2i.train import distributed
 from i2i.train.checkpoint import atomic_save, make_checkpoint
 from i2i.train.data import PairedFolderDataset, UnpairedFolderDataset
 from i2i.train.methods import Method, MethodConfig, get_method
@@ -48,6 +50,7 @@ class TrainConfig:
     keep_last: int = 3  # state history kept in OUT/checkpoints/ (a corrupt latest state falls back to these)
     resume: bool = False
     deterministic: bool = False
+    amp: str = "none"  # none | bf16 | fp16 (fp16: CUDA, with a gradient scaler)
     progress: bool = True
 
 
@@ -60,6 +63,7 @@ class RunResult:
     log: Path | None = None
     samples: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    method: Method | None = None  # the trained method object (networks, optimisers) for programmatic use
 
 
 def resolve_device(name: str) -> torch.device:
@@ -128,16 +132,22 @@ class EpochBatches(Sampler[list[int]]):
     """Endless batches of SeededSamples keys, one shuffled order per epoch from (seed, epoch),
     starting at any step: resuming at step S continues with batch S of the same sequence."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, start_step: int = 0) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.n, self.batch_size, self.seed, self.start_step = n, batch_size, seed, start_step
-        self.per_epoch = max(1, n // batch_size)  # full batches only (drop_last), or one short batch if n < size
+        self.rank, self.world_size = rank, world_size
+        # Full global batches only (drop_last), or one short batch when the data is smaller than one.
+        self.per_epoch = max(1, n // (batch_size * world_size))
 
     def __iter__(self) -> Any:
         epoch, first = divmod(self.start_step, self.per_epoch)
         while True:
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * _MIX + epoch)).tolist()
             for b in range(first, self.per_epoch):
-                yield [epoch * self.n + i for i in order[b * self.batch_size : (b + 1) * self.batch_size]]
+                start = (b * self.world_size + self.rank) * self.batch_size  # this rank's shard of global batch b
+                shard = order[start : start + self.batch_size] or order[: self.batch_size]
+                yield [epoch * self.n + i for i in shard]
             epoch, first = epoch + 1, 0
 
 
@@ -228,46 +238,100 @@ def _keep_history(latest: Path, folder: Path, step: int, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast(device: torch.device, amp: str) -> Any:
+    if amp not in AMP_DTYPES:
+        raise I2IError(f"--amp {amp!r}: choose one of {', '.join(AMP_DTYPES)}")
+    dtype = AMP_DTYPES[amp]
+    if dtype is None:
+        return contextlib.nullcontext()
+    if dtype == torch.float16 and device.type != "cuda":
+        raise I2IError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _tensorboard(out: Path) -> Any:
+    """A SummaryWriter when tensorboard is installed, else None (it is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
 def train(method_name: str, method_config: MethodConfig, config: TrainConfig) -> RunResult:
     method_cls = get_method(method_name)
-    device = resolve_device(config.device)
+    env, device = distributed.setup(resolve_device(config.device))
+    try:
+        return _train(method_cls, method_config, config, env, device)
+    finally:
+        distributed.teardown(env)
+
+
+def _train(
+    method_cls: type[Method],
+    method_config: MethodConfig,
+    config: TrainConfig,
+    env: distributed.DistEnv,
+    device: torch.device,
+) -> RunResult:
+    method_name = method_cls.name
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+    autocast = _autocast(device, config.amp)
 
     dataset = make_dataset(method_cls, method_config, config)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise I2IError(f"dataset {config.data} is empty")
     samples = SeededSamples(dataset, config.seed)
     method = method_cls(method_config, device)
-    steps_per_epoch = EpochBatches(len(samples), config.batch_size, config.seed).per_epoch
+    if config.amp == "fp16":
+        method.scaler = torch.amp.GradScaler(device.type)
+    distributed.broadcast_state(method.networks(), env)
+    steps_per_epoch = EpochBatches(len(samples), config.batch_size, config.seed, world_size=env.world_size).per_epoch
     epochs_total = method_config.epochs + method_config.epochs_decay
     total_steps = config.max_steps or epochs_total * steps_per_epoch
     factor = lr_lambda(total_steps, method_config.epochs / max(1, epochs_total))
     schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in method.optimizers().items()}
 
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    main = env.is_main  # only rank 0 writes files and shows progress
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     step = 0
     # Fixed sample images for the grids, drawn before any RNG state is restored (seeded per sample).
     sample_batch = next(iter(DataLoader(samples, batch_size=min(4, len(samples)), shuffle=False)))
     if config.resume:
         step = _resume(method, schedulers, out)
-    (out / "config.json").write_text(
-        json.dumps({"method": method_name, "train": asdict(config), "method_config": asdict(method_config)}, indent=2)
-    )
+    if main:
+        (out / "config.json").write_text(
+            json.dumps(
+                {
+                    "method": method_name,
+                    "train": asdict(config),
+                    "method_config": asdict(method_config),
+                    "world_size": env.world_size,
+                },
+                indent=2,
+            )
+        )
     loader = DataLoader(
         samples,
-        batch_sampler=EpochBatches(len(samples), config.batch_size, config.seed, start_step=step),
+        batch_sampler=EpochBatches(
+            len(samples), config.batch_size, config.seed, start_step=step, rank=env.rank, world_size=env.world_size
+        ),
         num_workers=config.workers,
         pin_memory=device.type == "cuda",
         persistent_workers=config.workers > 0,
     )
 
-    result = RunResult(out=out, steps=step, log=out / "log.jsonl")
+    result = RunResult(out=out, steps=step, log=out / "log.jsonl", method=method)
     start = time.perf_counter()
     seen_images, window_start = 0, time.perf_counter()
     method.train(True)
@@ -276,23 +340,30 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
         initial=step,
         desc=f"train {method_name}",
         unit="step",
-        disable=not config.progress,
+        disable=not (config.progress and main),
         dynamic_ncols=True,
     )
+    board = _tensorboard(out) if main else None
     try:
-        with open(out / "log.jsonl", "a") as log:
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(open(out / "log.jsonl", "a")) if main else None
+            stack.enter_context(distributed.synced_gradients(env))
             batches = iter(loader)
             while step < total_steps:
                 batch = next(batches)
-                losses = method.train_step(batch)
+                distributed.broadcast_state(method.networks(), env, parameters=False)
+                with autocast:
+                    losses = method.train_step(batch)
+                if method.scaler is not None:
+                    method.scaler.update()
                 for sched in schedulers.values():
                     sched.step()
                 step += 1
-                seen_images += int(batch["source"].shape[0])
+                seen_images += int(batch["source"].shape[0]) * env.world_size
                 bar.update(1)
                 if not all(np.isfinite(v) for v in losses.values()):
                     raise I2IError(f"loss became NaN/Inf at step {step}: {losses}; lower --lr or check the data")
-                if step % config.log_every == 0 or step == total_steps:
+                if log is not None and (step % config.log_every == 0 or step == total_steps):
                     now = time.perf_counter()
                     rate = seen_images / max(now - window_start, 1e-9)
                     seen_images, window_start = 0, now
@@ -306,22 +377,31 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
                     }
                     log.write(json.dumps(record) + "\n")
                     log.flush()
+                    if board is not None:
+                        for key, value in record.items():
+                            if key not in ("step", "epoch"):
+                                board.add_scalar(key, value, step)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:3]}, refresh=False)
-                if step % config.sample_every == 0 or step == total_steps:
+                if main and (step % config.sample_every == 0 or step == total_steps):
                     method.train(False)
                     grid = save_grid(method.sample_rows(sample_batch), out / "samples" / f"step_{step:06d}.png")
                     result.samples.append(grid)
                     method.train(True)
-                if step % config.save_every == 0 and step < total_steps:
+                if main and step % config.save_every == 0 and step < total_steps:
                     save_run(method, config, method_config, step, schedulers, out)
     except KeyboardInterrupt:
         bar.close()
-        save_run(method, config, method_config, step, schedulers, out)
+        if main:
+            save_run(method, config, method_config, step, schedulers, out)
         raise Interrupted(
             f"interrupted at step {step}; checkpoint and state saved in {out} (continue with --resume)"
         ) from None
+    finally:
+        if board is not None:
+            board.close()
     bar.close()
-    result.checkpoints, result.state = save_run(method, config, method_config, step, schedulers, out)
+    if main:
+        result.checkpoints, result.state = save_run(method, config, method_config, step, schedulers, out)
     result.steps = step
     result.seconds = time.perf_counter() - start
     return result

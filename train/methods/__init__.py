@@ -47,6 +47,18 @@ class Method:
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         self.config = config
         self.device = device
+        self.scaler: torch.amp.GradScaler | None = None  # set by the loop for --amp fp16
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """loss.backward(), scaled when fp16 mixed precision is on (small gradients would underflow)."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """optimizer.step(), through the gradient scaler when one is set (it skips inf/NaN steps)."""
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+        else:
+            optimizer.step()
 
     # Subclasses fill these in.
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:

@@ -113,16 +113,16 @@ class CycleGAN(Method):
         losses["g_ba"] = self.gan_loss(self.disc_a(fake_a), True, for_discriminator=False)
         losses["cycle_a"] = F.l1_loss(rec_a, real_a) * cfg.lambda_a
         losses["cycle_b"] = F.l1_loss(rec_b, real_b) * cfg.lambda_b
-        sum(losses.values()).backward()  # type: ignore[union-attr]
-        self.opt_g.step()
+        self.backward(sum(losses.values()))  # type: ignore[arg-type]
+        self.step(self.opt_g)
 
         # D step: real → 1, pooled fakes → 0, each halved.
         set_requires_grad([self.disc_a, self.disc_b], True)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d_b = self._discriminator_loss(self.disc_b, real_b, self.pool_fake_b.query(fake_b))
         loss_d_a = self._discriminator_loss(self.disc_a, real_a, self.pool_fake_a.query(fake_a))
-        (loss_d_a + loss_d_b).backward()
-        self.opt_d.step()
+        self.backward(loss_d_a + loss_d_b)
+        self.step(self.opt_d)
         out = {k: v.item() for k, v in losses.items()}
         out.update(d_a=loss_d_a.item(), d_b=loss_d_b.item())
         return out

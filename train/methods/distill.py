@@ -152,8 +152,8 @@ class Distill(Method):
             set_requires_grad([self.discriminator], False)
             losses["g_gan"] = self.gan_loss(self.discriminator(fake), True, for_discriminator=False) * cfg.lambda_gan
         self.opt_g.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()  # type: ignore[union-attr]
-        self.opt_g.step()
+        self.backward(sum(losses.values()))  # type: ignore[arg-type]
+        self.step(self.opt_g)
         out = {k: v.item() for k, v in losses.items()}
         if self.discriminator is not None:
             set_requires_grad([self.discriminator], True)
@@ -162,8 +162,8 @@ class Distill(Method):
                 self.gan_loss(self.discriminator(target), True)
                 + self.gan_loss(self.discriminator(fake.detach()), False)
             )
-            loss_d.backward()
-            self.opt_d.step()
+            self.backward(loss_d)
+            self.step(self.opt_d)
             out["d"] = loss_d.item()
         return out
 

@@ -70,8 +70,8 @@ class Pix2Pix(Method):
         pred_fake = self.discriminator(torch.cat([source, fake_target.detach()], 1))
         pred_real = self.discriminator(torch.cat([source, target], 1))
         loss_d = 0.5 * (self.gan_loss(pred_fake, False) + self.gan_loss(pred_real, True))
-        loss_d.backward()
-        self.opt_d.step()
+        self.backward(loss_d)
+        self.step(self.opt_d)
 
         # G step: fool D, stay close to the target in L1.
         set_requires_grad([self.discriminator], False)
@@ -79,8 +79,8 @@ class Pix2Pix(Method):
         pred_fake = self.discriminator(torch.cat([source, fake_target], 1))
         loss_g_gan = self.gan_loss(pred_fake, True, for_discriminator=False)
         loss_g_l1 = F.l1_loss(fake_target, target) * cfg.lambda_l1
-        (loss_g_gan + loss_g_l1).backward()
-        self.opt_g.step()
+        self.backward(loss_g_gan + loss_g_l1)
+        self.step(self.opt_g)
         return {"d": loss_d.item(), "g_gan": loss_g_gan.item(), "g_l1": loss_g_l1.item()}
 
     def generators(self) -> list[GeneratorSpec]:
