@@ -1,35 +1,68 @@
-"""Checkpoint → ONNX: dynamic N/H/W, model card in metadata, checker + shape inference, parity.
+"""Checkpoint → ONNX: precision, I/O kind, static or dynamic shapes, model card, parity.
 
-Opset ≥ 18 uses the dynamo exporter (``torch.export`` with derived dims H = m·h, W = m·w, where
-m is the generator's size multiple); opset 17 falls back to the TorchScript exporter, which is
-deprecated but is the only one that lowers Pad to opset 17.
+The export is a pipeline; each stage is one function, and the config decides which run:
+
+    1. core      the generator rebuilt from model.pt, with an optional refinement module
+                 composed after it (``--refine``, a hook for i2i.export.spectral)
+    2. trace     opset ≥ 18: the dynamo exporter (``torch.export``) with derived dims
+                 H = m·h, W = m·w (m = size multiple); opset 17: the TorchScript exporter, which is
+                 deprecated but the only one that lowers Pad to opset 17. Static batch / size
+                 trace at exactly that shape. Traced graphs are cached in-process by checkpoint
+                 sha256 + trace options, so exporting several variants of one model traces once.
+    3. slim      graph cleanup with onnxslim (constant folding, dead code, shape-op fusion)
+    4. precision fp16: weights/activations fp16, fragile ops fp32 (see export/precision.py)
+    5. parity    the tensor graph against torch fp32, with the precision's bar
+    6. frame     ``--io frame``: uint8 NHWC BGR wrapper (export/frame.py), then its own parity
+                 check against the tensor graph + host-side pre/post-processing
+    7. card      JSON card in metadata_props["i2i"], checker, shape inference, atomic rename
+
+Unsupported option combinations are errors (``check_config``), never silently rewritten.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import importlib
 import io
 import json
 import os
 import platform
 import tempfile
 import warnings
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnx
 import torch
 from tqdm.auto import tqdm
 
 from i2i import __version__
-from i2i.errors import I2IError
-from i2i.export.parity import compare, json_safe, parity_inputs, summarize
+from i2i.errors import I2IError, MissingDependencyError
+from i2i.export.frame import FRAME_INPUT, FRAME_OUTPUT, wrap_frame_io
+from i2i.export.parity import (
+    compare,
+    compare_frames,
+    frame_inputs,
+    json_safe,
+    parity_inputs,
+    summarize,
+    summarize_frames,
+)
+from i2i.export.precision import PRECISIONS, emulate_fp16, get_precision, to_fp16
 from i2i.train.checkpoint import build_generator, file_sha256, load_checkpoint
 
 CARD_KEY = "i2i"
 CARD_FORMAT = "i2i-card/1"
 INPUT_NAME = "image"
 OUTPUT_NAME = "output"
+IO_KINDS = ("tensor", "frame")
+MAX_SIDE = 4096  # largest H or W a dynamic export accepts
 
 
 @dataclass(frozen=True)
@@ -39,6 +72,14 @@ class ExportConfig:
     opset: int = 18
     parity_data: str | None = None  # folder of images for the parity check
     progress: bool = True
+    precision: str = "fp32"  # "fp32" | "fp16" (PRECISIONS)
+    fp16_io: bool = False  # fp16 graph input/output (tensor I/O only); default keeps them fp32
+    io: str = "tensor"  # "tensor": float NCHW RGB [-1, 1]; "frame": uint8 NHWC BGR
+    size: tuple[int, int] | None = None  # static (H, W); None = dynamic
+    batch: int | None = None  # static batch; None = dynamic
+    keep_fp32_ops: tuple[str, ...] | None = None  # fp16 only; None = the precision's default list
+    slim: bool = True  # onnxslim graph cleanup
+    refine: str | None = None  # refinement file composed after the generator (needs a static size)
 
 
 @dataclass
@@ -49,112 +90,231 @@ class ExportResult:
     card: dict[str, Any]
 
 
-def _example_input(size_multiple: int) -> torch.Tensor:
-    # Batch 2 and 2-3 blocks per side: an example size of 1 would be specialised as a constant.
+# -- validation ---------------------------------------------------------------------------------
+def check_config(config: ExportConfig, size_multiple: int | None = None) -> None:
+    """Reject unsupported combinations with one line each. ``size_multiple`` is checked when known."""
+    get_precision(config.precision)
+    if config.io not in IO_KINDS:
+        raise I2IError(f"unknown --io {config.io!r}; valid: {', '.join(IO_KINDS)}")
+    if config.opset < 17:
+        raise I2IError(f"--opset {config.opset}: i2i exports opset 17 or newer")
+    if config.fp16_io and config.precision != "fp16":
+        raise I2IError("--fp16-io needs --fp16 (an fp32 graph has fp32 I/O)")
+    if config.fp16_io and config.io == "frame":
+        raise I2IError("--fp16-io does not apply to --io frame: frame models take and return uint8")
+    if config.keep_fp32_ops is not None and config.precision != "fp16":
+        raise I2IError("keep_fp32_ops / --keep-fp32 applies to fp16 exports only")
+    if config.batch is not None and config.batch < 1:
+        raise I2IError(f"--batch must be >= 1, got {config.batch}")
+    if config.size is not None:
+        h, w = config.size
+        if h < 1 or w < 1 or h > MAX_SIDE or w > MAX_SIDE:
+            raise I2IError(f"--size {h}x{w}: each side must be 1..{MAX_SIDE}")
+        if size_multiple and (h % size_multiple or w % size_multiple):
+            raise I2IError(
+                f"--size {h}x{w}: H and W must be multiples of {size_multiple}, this generator's size multiple"
+            )
+    if config.refine is not None:
+        if config.size is None:
+            raise I2IError("--refine needs --size HxW: the refinement is built for one frame size")
+        if not Path(config.refine).is_file():
+            raise I2IError(f"--refine: file not found: {config.refine}")
+
+
+# -- stage 1: the torch module to trace ---------------------------------------------------------
+def refine_module(generator: torch.nn.Module, path: Path, size: tuple[int, int]) -> torch.nn.Module:
+    """The ``--refine`` hook: generator → in-graph spectral refinement for one (H, W), built by
+    ``i2i.export.spectral.bake_refinement(generator, profile_file, (H, W))``."""
+    try:
+        spectral = importlib.import_module("i2i.export.spectral")
+    except ImportError as exc:
+        raise I2IError(f"--refine needs i2i.export.spectral, which does not import here ({exc})") from None
+    bake = getattr(spectral, "bake_refinement", None)
+    if bake is None:
+        raise I2IError("--refine: this version of i2i.export.spectral has no bake_refinement")
+    module = bake(generator, path, size)
+    if not isinstance(module, torch.nn.Module):
+        raise I2IError(f"--refine: bake_refinement returned {type(module).__name__}, not a torch module")
+    return module.eval()
+
+
+# -- stage 2: trace -----------------------------------------------------------------------------
+def _example_input(size_multiple: int, batch: int | None, shape: tuple[int, int] | None) -> torch.Tensor:
+    # Dynamic axes get batch 2 and 2-3 blocks per side: an example size of 1 would be specialised.
     m = size_multiple
-    return torch.randn(2, 3, 2 * m, 3 * m)
+    h, w = shape if shape is not None else (2 * m, 3 * m)
+    return torch.randn(batch if batch is not None else 2, 3, h, w)
 
 
-def _export_graph(generator: torch.nn.Module, size_multiple: int, path: Path, opset: int) -> None:
-    example = _example_input(size_multiple)
-    quiet = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+@contextlib.contextmanager
+def _quiet() -> Iterator[io.StringIO]:
+    log = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         warnings.simplefilter("ignore")
+        yield log
+
+
+def _export_graph(
+    module: torch.nn.Module,
+    size_multiple: int,
+    path: Path,
+    opset: int,
+    batch: int | None = None,
+    shape: tuple[int, int] | None = None,
+) -> None:
+    example = _example_input(size_multiple, batch, shape)
+    with _quiet() as log:
         if opset >= 18:
-            batch = torch.export.Dim("batch", min=1, max=1024)
-            h_blocks = torch.export.Dim("h_blocks", min=1, max=4096 // size_multiple)
-            w_blocks = torch.export.Dim("w_blocks", min=1, max=4096 // size_multiple)
-            dims = {0: batch, 2: size_multiple * h_blocks, 3: size_multiple * w_blocks}
+            dims: dict[int, Any] = {}
+            if batch is None:
+                dims[0] = torch.export.Dim("batch", min=1, max=1024)
+            if shape is None:
+                dims[2] = size_multiple * torch.export.Dim("h_blocks", min=1, max=MAX_SIDE // size_multiple)
+                dims[3] = size_multiple * torch.export.Dim("w_blocks", min=1, max=MAX_SIDE // size_multiple)
             try:
                 torch.onnx.export(
-                    generator,
+                    module,
                     (example,),
                     str(path),
                     dynamo=True,
                     opset_version=opset,
                     input_names=[INPUT_NAME],
                     output_names=[OUTPUT_NAME],
-                    dynamic_shapes={"x": dims},
+                    dynamic_shapes=(dims,) if dims else None,
                     external_data=False,
                     verbose=False,
                 )
             except Exception as exc:
-                log = quiet.getvalue().strip().splitlines()
+                lines = log.getvalue().strip().splitlines()
                 raise I2IError(
-                    f"ONNX export failed: {' '.join(str(exc).split())[:300]}" + (f" | {log[-1][:200]}" if log else "")
+                    f"ONNX export failed: {' '.join(str(exc).split())[:300]}"
+                    + (f" | {lines[-1][:200]}" if lines else "")
                 ) from None
         else:
+            axes = ({0: "batch"} if batch is None else {}) | ({2: "height", 3: "width"} if shape is None else {})
             torch.onnx.export(
-                generator,
+                module,
                 (example,),
                 str(path),
                 dynamo=False,
                 opset_version=opset,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_axes={
-                    INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                    OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                },
+                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes} if axes else None,
             )
 
 
-def make_card(ckpt: dict[str, Any], checkpoint_path: Path, opset: int, parity: dict[str, Any]) -> dict[str, Any]:
-    import onnx
-
-    io_spec = dict(ckpt["io"])
-    io_spec.update(input=INPUT_NAME, output=OUTPUT_NAME, dtype="float32", kind="tensor")
-    return {
-        "format": CARD_FORMAT,
-        "arch": ckpt["arch"],
-        "arch_kwargs": ckpt["arch_kwargs"],
-        "method": ckpt.get("method"),
-        "direction": ckpt.get("direction"),
-        "io": io_spec,
-        "size_multiple": int(io_spec["size_multiple"]),
-        "precision": "fp32",
-        "opset": opset,
-        "source_checkpoint": {"name": checkpoint_path.name, "sha256": file_sha256(checkpoint_path)},
-        "exporter": {
-            "i2i": __version__,
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "python": platform.python_version(),
-        },
-        "parity": {k: parity[k] for k in ("precision", "passed", "max_abs", "min_psnr_db")},
-        "metrics": ckpt.get("metrics", {}),
-    }
+_TRACE_CACHE: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+_TRACE_CACHE_SIZE = 8
 
 
-def _finalise(tmp_path: Path, card: dict[str, Any], out_path: Path) -> None:
-    """Embed the card, run the checker and shape inference, then move into place atomically."""
-    import onnx
+def trace(
+    module: torch.nn.Module, key: tuple[Any, ...], size_multiple: int, opset: int, batch: int | None, shape: Any
+) -> onnx.ModelProto:
+    """Trace ``module`` to an fp32 tensor graph, or return the cached graph for the same ``key``."""
+    if key not in _TRACE_CACHE:
+        with tempfile.TemporaryDirectory(prefix="i2i-trace-") as tmp:
+            path = Path(tmp) / "traced.onnx"
+            _export_graph(module, size_multiple, path, opset, batch, shape)
+            _TRACE_CACHE[key] = path.read_bytes()
+        while len(_TRACE_CACHE) > _TRACE_CACHE_SIZE:
+            _TRACE_CACHE.popitem(last=False)
+    _TRACE_CACHE.move_to_end(key)
+    return onnx.load_from_string(_TRACE_CACHE[key])
 
-    model = onnx.load(str(tmp_path))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = CARD_KEY, json.dumps(json_safe(card), sort_keys=True)
-    model.producer_name, model.producer_version = "i2i", __version__
-    model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(tmp_path))
-    os.replace(tmp_path, out_path)
+
+# -- stage 3: cleanup ---------------------------------------------------------------------------
+def slim(model: onnx.ModelProto) -> onnx.ModelProto:
+    """onnxslim: fold constants and shape arithmetic, drop dead nodes. I/O names are kept."""
+    try:
+        import onnxslim
+    except ImportError as exc:
+        raise MissingDependencyError("onnxslim", "export", f"{exc}; or export with --no-slim") from None
+    with _quiet():
+        slimmed = onnxslim.slim(model)
+    if not isinstance(slimmed, onnx.ModelProto):  # pragma: no cover - defensive, slim returns a model
+        raise I2IError("onnxslim returned no model; export with --no-slim")
+    return slimmed
+
+
+# -- stage 5/6: parity --------------------------------------------------------------------------
+def _session(model: onnx.ModelProto, optimize: bool = True) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise I2IError(f"ONNX Runtime cannot load the exported graph: {' '.join(str(exc).split())[:300]}") from None
+
+
+def tensor_parity(
+    module: torch.nn.Module,
+    model: onnx.ModelProto,
+    size_multiple: int,
+    image_dir: Path | None,
+    precision: str,
+    *,
+    batch: int | None = None,
+    shape: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """The tensor graph (any precision) against the torch fp32 module.
+
+    fp16 graphs run as their fp16 emulation (``emulate_fp16``): ONNX Runtime's CPU provider would
+    run most of an fp16 graph in fp32 and hide fp16 overflow; the emulation shows what an fp16
+    engine computes.
+    """
+    expanded = 0
+    if precision == "fp16":
+        model, expanded = emulate_fp16(model)
+    session = _session(model)
+    input_dtype = np.float16 if model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 else None
+    cases = []
+    for name, batch_in in parity_inputs(size_multiple, image_dir, batch=batch, size=shape):
+        with torch.no_grad():
+            reference = module(torch.from_numpy(batch_in)).numpy()
+        feed = batch_in.astype(input_dtype) if input_dtype is not None else batch_in
+        case = compare(reference, session.run(None, {model.graph.input[0].name: feed})[0])
+        case["input"] = name
+        cases.append(case)
+    report = summarize(cases, precision)
+    report["fp16_norms_expanded"] = expanded
+    return report
 
 
 def run_parity(
     generator: torch.nn.Module, onnx_path: Path, size_multiple: int, image_dir: str | Path | None
 ) -> dict[str, Any]:
-    from i2i.runtime.backends.onnxruntime import OrtSession
+    """fp32 tensor parity of an exported file (kept for callers of the first version)."""
+    image = Path(image_dir) if image_dir else None
+    return tensor_parity(generator, onnx.load(str(onnx_path)), size_multiple, image, "fp32")
 
+
+def frame_parity(
+    tensor_model: onnx.ModelProto,
+    frame_model: onnx.ModelProto,
+    size_multiple: int,
+    image_dir: Path | None,
+    *,
+    batch: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """The frame graph against the tensor graph + host-side preprocess/postprocess, on uint8 frames."""
+    from i2i.runtime.frames import postprocess, preprocess
+
+    tensor_session, frame_session = _session(tensor_model), _session(frame_model)
+    tensor_in = tensor_model.graph.input[0].name
     cases = []
-    with OrtSession(onnx_path, providers=["CPUExecutionProvider"]) as session:
-        for name, batch in parity_inputs(size_multiple, image_dir):
-            with torch.no_grad():
-                reference = generator(torch.from_numpy(batch)).numpy()
-            case = compare(reference, session.run(batch))
-            case["input"] = name
-            cases.append(case)
-    return summarize(cases, "fp32")
+    for name, frames in frame_inputs(size_multiple, image_dir, batch=batch, size=size):
+        tensors, hw = preprocess(list(frames), size_multiple)
+        reference = np.stack(postprocess(tensor_session.run(None, {tensor_in: tensors})[0], hw))
+        case = compare_frames(reference, frame_session.run(None, {FRAME_INPUT: frames})[0])
+        case["input"] = name
+        cases.append(case)
+    return summarize_frames(cases)
 
 
 def default_parity_dir(ckpt: dict[str, Any]) -> Path | None:
@@ -169,47 +329,203 @@ def default_parity_dir(ckpt: dict[str, Any]) -> Path | None:
     return None
 
 
+# -- stage 7: card + finalise -------------------------------------------------------------------
+def make_card(
+    ckpt: dict[str, Any],
+    checkpoint_path: Path,
+    opset: int,
+    parity: dict[str, Any],
+    config: ExportConfig | None = None,
+    fp32_ops: tuple[str, ...] = (),
+    refine: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    config = config or ExportConfig(checkpoint=str(checkpoint_path), opset=opset)
+    io_spec = dict(ckpt["io"])
+    if config.io == "frame":
+        io_spec.update(
+            kind="frame",
+            input=FRAME_INPUT,
+            output=FRAME_OUTPUT,
+            dtype="uint8",
+            layout="NHWC",
+            color="BGR",
+            range=[0, 255],
+            pads_to_multiple=True,
+        )
+    else:
+        dtype = "float16" if config.fp16_io else "float32"
+        io_spec.update(kind="tensor", input=INPUT_NAME, output=OUTPUT_NAME, dtype=dtype, pads_to_multiple=False)
+    summary = {k: parity[k] for k in ("precision", "passed", "max_abs", "min_psnr_db")}
+    if "frame" in parity:
+        summary["frame_max_level_diff"] = parity["frame"]["max_level_diff"]
+    return {
+        "format": CARD_FORMAT,
+        "arch": ckpt["arch"],
+        "arch_kwargs": ckpt["arch_kwargs"],
+        "method": ckpt.get("method"),
+        "direction": ckpt.get("direction"),
+        "io": io_spec,
+        "size_multiple": int(io_spec["size_multiple"]),
+        "static_size": list(config.size) if config.size else None,
+        "static_batch": config.batch,
+        "precision": config.precision,
+        "fp32_ops": list(fp32_ops),
+        "opset": opset,
+        "refine": refine,
+        "source_checkpoint": {"name": checkpoint_path.name, "sha256": file_sha256(checkpoint_path)},
+        "exporter": _versions(),
+        "export": _config_json(config),
+        "parity": summary,
+        "metrics": ckpt.get("metrics", {}),
+    }
+
+
+def _versions() -> dict[str, str | None]:
+    import importlib.metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "i2i": __version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": version("onnxruntime"),
+        "onnxslim": version("onnxslim"),
+        "python": platform.python_version(),
+    }
+
+
+def _config_json(config: ExportConfig) -> dict[str, Any]:
+    """The export options, without local paths that mean nothing on another machine."""
+    out = dataclasses.asdict(config)
+    for key in ("checkpoint", "output", "parity_data", "refine"):
+        out[key] = Path(out[key]).name if out[key] else None
+    out.pop("progress")
+    return out
+
+
+def _finalise(tmp_path: Path, card: dict[str, Any], out_path: Path, model: onnx.ModelProto | None = None) -> None:
+    """Embed the card, run the checker and shape inference, then move into place atomically."""
+    model = model if model is not None else onnx.load(str(tmp_path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = CARD_KEY, json.dumps(json_safe(card), sort_keys=True)
+    model.producer_name, model.producer_version = "i2i", __version__
+    model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(tmp_path))
+    os.replace(tmp_path, out_path)
+
+
+def _fail(parity: dict[str, Any], report_path: Path) -> I2IError:
+    bar = parity["bar"]
+    limits = ", ".join(f"{k.replace('_db', '')} {'≤' if k == 'max_abs' else '≥'} {v}" for k, v in bar.items() if v)
+    if not parity["passed"] and not all(c["finite"] for c in parity["cases"]):
+        reason = f"{parity['precision']} output holds NaN/Inf"
+    elif not parity["passed"]:
+        reason = (
+            f"{parity['precision']} max abs diff {parity['max_abs']:.3g}, min PSNR {parity['min_psnr_db']:.1f} dB "
+            f"(bar: {limits})"
+        )
+    else:
+        frame = parity["frame"]
+        reason = f"frame I/O differs from host pre/post by up to {frame['max_level_diff']} levels (bar: 1)"
+    return I2IError(f"parity check failed: {reason}; no model written, see {report_path}")
+
+
+# -- the entry point ----------------------------------------------------------------------------
 def export_checkpoint(config: ExportConfig) -> ExportResult:
     checkpoint_path = Path(config.checkpoint)
-    if config.opset < 17:
-        raise I2IError(f"--opset {config.opset}: i2i exports opset 17 or newer")
+    check_config(config)
     out_path = Path(config.output) if config.output else checkpoint_path.with_suffix(".onnx")
     if out_path.suffix != ".onnx":
         raise I2IError(f"output must end in .onnx: {out_path}")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-
     if config.parity_data and not Path(config.parity_data).is_dir():
         raise I2IError(f"--parity-data: not a folder: {config.parity_data}")
     ckpt = load_checkpoint(checkpoint_path)
-    generator = build_generator(ckpt)
     multiple = int(ckpt["io"]["size_multiple"])
-    steps = tqdm(total=4, initial=1, desc="export", unit="step", disable=not config.progress, dynamic_ncols=True)
+    check_config(config, multiple)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    precision = get_precision(config.precision)
+    fp32_ops = tuple(config.keep_fp32_ops) if config.keep_fp32_ops is not None else precision.fp32_ops
+    shape = config.size
 
+    module: torch.nn.Module = build_generator(ckpt)
+    refine_info = None
+    if config.refine is not None:
+        assert shape is not None  # check_config: --refine needs --size
+        refine_path = Path(config.refine)
+        module = refine_module(module, refine_path, shape)
+        refine_info = {"name": refine_path.name, "sha256": file_sha256(refine_path)}
+
+    n_steps = 4 + (config.precision != "fp32") + (config.io == "frame")
+    steps = tqdm(total=n_steps, desc="export", unit="step", disable=not config.progress, dynamic_ncols=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp.onnx", dir=out_path.parent)
     os.close(fd)
     tmp_path = Path(tmp_name)
+    report_path = out_path.with_suffix(".parity.json")
     try:
-        steps.set_postfix_str(f"trace + convert (opset {config.opset})")
-        _export_graph(generator, multiple, tmp_path, config.opset)
+        steps.set_postfix_str(f"trace (opset {config.opset})")
+        key = (
+            file_sha256(checkpoint_path),
+            refine_info["sha256"] if refine_info else None,
+            config.opset,
+            config.batch,
+            shape,
+            torch.__version__,
+        )
+        model = trace(module, key, multiple, config.opset, config.batch, shape)
         steps.update(1)
+        if config.slim:
+            steps.set_postfix_str("slim")
+            model = slim(model)
+        steps.update(1)
+        if config.precision == "fp16":
+            steps.set_postfix_str("fp16")
+            model = to_fp16(model, keep_fp32_ops=fp32_ops, fp16_io=config.fp16_io)
+            steps.update(1)
         steps.set_postfix_str("parity vs torch")
         image_dir = Path(config.parity_data) if config.parity_data else default_parity_dir(ckpt)
-        parity = run_parity(generator, tmp_path, multiple, image_dir)
+        parity = tensor_parity(module, model, multiple, image_dir, precision.name, batch=config.batch, shape=shape)
+        parity["kind"] = config.io
         parity["image_dir"] = str(image_dir) if image_dir else None
         steps.update(1)
-        report_path = out_path.with_suffix(".parity.json")
+        if config.io == "frame":
+            steps.set_postfix_str("frame I/O")
+            framed = wrap_frame_io(model, size_multiple=multiple, static_size=config.size, batch=config.batch)
+            parity["frame"] = frame_parity(model, framed, multiple, image_dir, batch=config.batch, size=config.size)
+            parity["passed"] = parity["passed"] and parity["frame"]["passed"]
+            model = framed
+            steps.update(1)
         report_path.write_text(json.dumps(json_safe(parity), indent=2))
         if not parity["passed"]:
-            raise I2IError(
-                f"parity check failed: max abs diff {parity['max_abs']:.3g}, min PSNR {parity['min_psnr_db']:.1f} dB "
-                f"(bar: max abs ≤ {parity['bar']['max_abs']}, PSNR ≥ {parity['bar']['psnr_db']} dB); "
-                f"no model written, see {report_path}"
-            )
+            raise _fail(parity, report_path)
         steps.set_postfix_str("card + checker")
-        card = make_card(ckpt, checkpoint_path, config.opset, parity)
-        _finalise(tmp_path, card, out_path)
+        card = make_card(ckpt, checkpoint_path, config.opset, parity, config, fp32_ops, refine_info)
+        _finalise(tmp_path, card, out_path, model)
         steps.update(1)
     finally:
         steps.close()
         tmp_path.unlink(missing_ok=True)
     return ExportResult(onnx=out_path, parity_report=report_path, parity=parity, card=card)
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The card of an exported model (without loading ONNX Runtime)."""
+    model = onnx.load(str(path), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    if CARD_KEY not in meta:
+        raise I2IError(f"{path} has no i2i model card (metadata key {CARD_KEY!r}); export it with i2i-export")
+    card: dict[str, Any] = json.loads(meta[CARD_KEY])
+    return card
+
+
+def model_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+__all__ = ["PRECISIONS", "ExportConfig", "ExportResult", "check_config", "export_checkpoint", "make_card", "read_card"]

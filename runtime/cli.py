@@ -3,20 +3,55 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from i2i._cli import Command, debug_option
-from i2i.errors import EXIT_INTERRUPTED
+from i2i.errors import EXIT_INTERRUPTED, I2IError
+from i2i.runtime.backends.base import BACKEND_MODULES
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
-def _pick_backend(name: str, model: Path) -> tuple[str, str]:
-    if name != "auto":
-        return name, "chosen with --backend"
-    if model.suffix == ".pt":
-        return "torch", "a .pt checkpoint runs on the torch baseline"
-    return "ort", "ONNX Runtime CPU (the only accelerator-free backend installed)"
+def _parse_wxh(value: str | None, option: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"{value!r}: use WIDTHxHEIGHT, e.g. 1280x720", param_hint=option)
+    return int(parts[0]), int(parts[1])
+
+
+def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
+    """-O key=value pairs; integers become ints, everything else stays a string for the backend."""
+    opts: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: use KEY=VALUE, e.g. -O threads=4", param_hint="-O")
+        opts[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    return opts
+
+
+def _open_refiner(path: Path, kind: str) -> Any:
+    """The spectral refiner, imported only when --refine is given (numpy FFT code the run may not need)."""
+    if kind == "frame":
+        raise I2IError(
+            "--refine needs a tensor-I/O model; this one takes uint8 frames (exported with --io frame): "
+            "bake the refinement in at export instead"
+        )
+    try:
+        spectral = importlib.import_module("i2i.runtime.spectral")
+    except ModuleNotFoundError as exc:
+        if exc.name == "i2i.runtime.spectral":
+            raise I2IError("--refine needs i2i.runtime.spectral, which this install does not have yet") from None
+        raise
+    return spectral.open_refiner(path)
 
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,41 +60,86 @@ def _pick_backend(name: str, model: Path) -> tuple[str, str]:
     "--source",
     "-s",
     required=True,
-    help="Video file, image folder or glob, single image, camera index (0) or stream URL.",
+    help="Video file, image folder or glob, single image, camera index (0), rtsp:// or http:// stream, "
+    "or pattern:WxH@FPS (synthetic test pattern).",
 )
 @click.option(
     "--sink",
     "-o",
     default="null",
     show_default=True,
-    help="out.mp4/.avi (video), a folder (PNG frames), 'window', or 'null'.",
+    help="out.mp4/.avi/.mkv (video), a folder (PNG frames), 'window', http://127.0.0.1:8080 (browser viewer), "
+    "or 'null'.",
 )
 @click.option(
     "--backend",
     "backend_name",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", "ort", "torch"]),
-    help="Inference backend.",
+    type=click.Choice(["auto", *BACKEND_MODULES]),
+    help="Inference backend; auto = fastest available (TensorRT > ORT CUDA > OpenVINO > ORT CPU).",
 )
-@click.option("--device", default="cpu", show_default=True, help="Device for the backend.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda or cuda:N (auto: the backend's best).")
+@click.option(
+    "--precision",
+    default="auto",
+    show_default=True,
+    type=click.Choice(PRECISIONS),
+    help="Inference precision; auto = the model's own (OpenVINO: fp32).",
+)
+@click.option(
+    "--backend-option",
+    "-O",
+    "backend_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Backend option, repeatable: threads=N; ort: provider=tensorrt, cuda_graph=true|false, io_binding=...",
+)
 @click.option(
     "--batch",
     "batch_size",
     default=1,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Frames per inference call (throughput on files).",
+    help="Frames per inference call (throughput on files; every-frame mode only).",
 )
 @click.option(
     "--mode",
     default=None,
     type=click.Choice(["every-frame", "realtime"]),
     help="every-frame: process all (files); realtime: latest frame wins, drops counted (cameras). "
-    "[default: realtime for cameras/streams, every-frame otherwise]",
+    "[default: realtime for cameras, streams and paced patterns, every-frame otherwise]",
 )
 @click.option("--max-frames", default=0, show_default=True, help="Stop after N frames (0 = all).")
 @click.option("--fps", default=None, type=float, help="Frame rate of a video sink [default: the source's].")
+@click.option("--camera-size", default=None, metavar="WxH", help="Camera capture size, e.g. 1280x720.")
+@click.option("--camera-fps", default=None, type=click.FloatRange(min=0, min_open=True), help="Camera frame rate.")
+@click.option(
+    "--reconnect",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Stream sources: reconnect attempts (with backoff) after a drop.",
+)
+@click.option(
+    "--view",
+    type=click.Choice(["output", "side-by-side"]),
+    default="output",
+    show_default=True,
+    help="Show the output alone, or input | output.",
+)
+@click.option(
+    "--overlay/--no-overlay",
+    default=None,
+    help="Draw FPS/latency on the frames [default: on for window and browser, off for files].",
+)
+@click.option(
+    "--refine",
+    "refine_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Spectral refinement (profile .npz or STIG .onnx) applied after inference.",
+)
 @click.option(
     "--stats",
     "stats_path",
@@ -68,6 +148,11 @@ def _pick_backend(name: str, model: Path) -> tuple[str, str]:
     help="Write per-stage latency stats as JSON here.",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@click.option(
+    "--live/--no-live",
+    default=None,
+    help="Live stats on the terminal (rich if installed) [default: on when stderr is a terminal].",
+)
 @debug_option
 def main(
     model: Path,
@@ -75,12 +160,21 @@ def main(
     sink: str,
     backend_name: str,
     device: str,
+    precision: str,
+    backend_options: tuple[str, ...],
     batch_size: int,
     mode: str | None,
     max_frames: int,
     fps: float | None,
+    camera_size: str | None,
+    camera_fps: float | None,
+    reconnect: int,
+    view: str,
+    overlay: bool | None,
+    refine_path: Path | None,
     stats_path: Path | None,
     progress: bool,
+    live: bool | None,
 ) -> None:
     """Translate every frame of SOURCE with MODEL (an i2i ONNX export) and write them to SINK.
 
@@ -88,51 +182,86 @@ def main(
     Examples:
       i2i-run model.onnx --source video.mp4 --sink out.mp4
       i2i-run model.onnx --source photos/ --sink translated/
-      i2i-run model.onnx --source 0 --sink window          # webcam, latest frame wins
-      i2i-run model.onnx --source clip.mp4 --sink null --stats stats.json
+      i2i-run model.onnx --source 0 --sink window --view side-by-side   # webcam, latest frame wins
+      i2i-run model.onnx --source pattern:640x480@30 --sink http://127.0.0.1:8080   # browser viewer
+      i2i-run model.onnx --source rtsp://cam.local/stream --sink null --stats stats.json
+      i2i-run model.onnx --source clip.mp4 --sink null --batch 4 --backend ort -O threads=2
 
-    Frames of any size are padded to the model's size multiple and cropped back.
+    Frames of any size (gray, BGR, BGRA) are padded to the model's size multiple and cropped back;
+    fixed-size models get frames resized to their size and back. Ctrl-C stops cleanly: the output
+    written so far is a valid file.
     """
     from tqdm.auto import tqdm
 
     from i2i.runtime.backends import open_backend
+    from i2i.runtime.backends.auto import open_auto
+    from i2i.runtime.live import LiveDisplay, live_supported
     from i2i.runtime.pipeline import run_pipeline
     from i2i.runtime.sinks import open_sink
-    from i2i.runtime.sources import CameraSource, open_source
+    from i2i.runtime.sources import open_source
+    from i2i.runtime.stats import StageStats
 
-    name, why = _pick_backend(backend_name, model)
-    with open_source(source) as src:
-        live = isinstance(src, CameraSource) or "://" in source
-        run_mode = mode or ("realtime" if live else "every-frame")
-        with open_backend(name, model, device=device) as backend:
-            click.echo(f"backend: {backend.describe()} — {why}", err=True)
-            total = src.count if not max_frames else min(max_frames, src.count or max_frames)
-            bar = tqdm(total=total, desc="frames", unit="frame", disable=not progress, dynamic_ncols=True)
-            out = open_sink(sink, fps=fps or src.fps)
-            interrupted = False
-            try:
-                with out:
-                    stats = run_pipeline(
-                        src,
-                        backend,
-                        out,
-                        batch_size=batch_size,
-                        mode=run_mode,
-                        max_frames=max_frames,
-                        on_frames=bar.update,
-                    )
-            except KeyboardInterrupt:
-                interrupted = True
-            finally:
-                bar.close()
-    if interrupted:
-        click.echo(f"Interrupted: {out.frames_written} frames written to {out.path or sink} (file is valid).", err=True)
-        raise SystemExit(EXIT_INTERRUPTED)
-    click.echo(stats.format_table())
-    if getattr(stats, "dropped", 0):
-        click.echo(f"dropped frames (realtime mode): {stats.dropped}")  # type: ignore[attr-defined]
+    size = _parse_wxh(camera_size, "--camera-size")
+    opts = _parse_options(backend_options)
+    precision_arg = None if precision == "auto" else precision
+    stats = StageStats()
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_source(source, camera_size=size, camera_fps=camera_fps, reconnect=reconnect))
+        run_mode = mode or ("realtime" if src.live else "every-frame")
+        if backend_name == "auto":
+            backend, why = open_auto(model, device, precision_arg, opts)
+        else:
+            backend_device = {"trt": "cuda"}.get(backend_name, "auto") if device == "auto" else device
+            backend = open_backend(backend_name, model, device=backend_device, precision=precision_arg, **opts)
+            why = "chosen with --backend"
+        stack.enter_context(backend)
+        click.echo(f"backend: {backend.describe()} — {why}", err=True)
+        refiner = None
+        if refine_path is not None:
+            refiner = _open_refiner(refine_path, backend.io.kind)
+            if hasattr(refiner, "__exit__"):
+                stack.enter_context(refiner)
+        out = stack.enter_context(open_sink(sink, fps=fps or src.fps, view=view, overlay=overlay))
+        stats.info = {
+            "model": str(model),
+            "backend": backend.describe(),
+            "source": src.name,
+            "sink": out.path or sink,
+            "mode": run_mode,
+            "batch": batch_size,
+        }
+        total = src.count if not max_frames else min(max_frames, src.count or max_frames)
+        show_live = live_supported() if live is None else live
+        bar = tqdm(total=total, desc="frames", unit="frame", disable=not progress or show_live, dynamic_ncols=True)
+        try:
+            with LiveDisplay(stats, total, enabled=show_live):
+                run_pipeline(
+                    src,
+                    backend,
+                    out,
+                    batch_size=batch_size,
+                    mode=run_mode,
+                    max_frames=max_frames,
+                    stats=stats,
+                    on_frames=bar.update,
+                    refiner=refiner,
+                    handle_sigint=True,
+                )
+        except KeyboardInterrupt:  # the second Ctrl-C: stop at once (the sink still closes below)
+            stats.interrupted = True
+            stats.stop()
+        finally:
+            bar.close()
+    # Everything is closed here: the video file is finalised before anyone is told about it.
     if stats_path is not None:
         stats.write_json(stats_path)
+    if stats.interrupted:
+        click.echo(f"Interrupted: {out.frames_written} frames written to {out.path or sink} (file is valid).", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    click.echo(stats.format_table())
+    if stats.dropped:
+        click.echo(f"dropped frames (realtime mode): {stats.dropped}")
+    if stats_path is not None:
         click.echo(f"stats: {stats_path}")
     if out.path:
         click.echo(f"output: {out.path} ({out.frames_written} frames)")

@@ -10,11 +10,13 @@ several float temporaries per frame.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from i2i.errors import I2IError
+from i2i.runtime.card import ModelIO
 
 # x / 127.5 - 1 maps 0..255 onto -1..1; postprocess applies the inverse (x + 1) * 127.5. A lookup
 # table is both the fastest conversion (cv2.LUT) and exact: each entry is the float32 nearest
@@ -167,3 +169,80 @@ def _to_bgr_frame(chw: np.ndarray) -> np.ndarray:
         planes.append(cv2.convertScaleAbs(plane, alpha=127.5, beta=127.5))
     merged = cv2.merge(planes)
     return merged.reshape(chw.shape[1], chw.shape[2], 3)
+
+
+# -- frames <-> model batches, for every kind of model the card can describe --------------------
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How a batch was fitted to the model, so ``FrameCodec.decode`` can undo it."""
+
+    size: tuple[int, int]  # (h, w) of the source frames
+    model_size: tuple[int, int]  # (H, W) the model saw, before any padding
+    resized: bool  # fixed-size model: frames were resized to model_size (else padded)
+
+
+class FrameCodec:
+    """Turns HxWx3 uint8 BGR frames into the batch a model takes, and its output back into frames.
+
+    * tensor models (float NCHW RGB in [-1, 1], float32 or float16): ``preprocess``/``postprocess``;
+    * frame models (uint8 NHWC BGR, normalisation inside the graph): no host conversion at all,
+      only stacking, padding and cropping — that is the point of exporting with ``--io frame``;
+    * dynamic models are padded to ``size_multiple`` and cropped back (no resampling, so a
+      pass-through model returns the exact pixels); fixed-size models (``static_size``) get
+      frames resized to their size and outputs resized back to the frame's.
+    """
+
+    def __init__(self, io: ModelIO) -> None:
+        self.io = io
+
+    def encode(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, Geometry]:
+        if len(frames) == 0:
+            raise ValueError("encode needs at least one frame")
+        images = [to_bgr_uint8(frame) for frame in frames]  # gray / BGRA / 16-bit -> BGR uint8
+        h, w = _check_batch(images)
+        io = self.io
+        if io.static_size is not None:
+            target = io.static_size
+            resized = target != (h, w)
+            if resized:
+                images = [_resize(image, target) for image in images]
+            multiple = 1
+        else:
+            target, resized, multiple = (h, w), False, io.size_multiple
+        geometry = Geometry(size=(h, w), model_size=target, resized=resized)
+        if io.kind == "tensor":
+            batch, _ = preprocess(images, multiple)
+            if io.dtype != "float32":
+                batch = batch.astype(io.dtype)
+            return batch, geometry
+        pad_h, pad_w = -target[0] % multiple, -target[1] % multiple
+        return np.stack([_pad_bottom_right(image, pad_h, pad_w) for image in images]), geometry  # (N, H, W, 3)
+
+    def decode(self, output: np.ndarray, geometry: Geometry) -> list[np.ndarray]:
+        output = np.asarray(output)
+        if self.io.kind == "tensor":
+            images = postprocess(output, geometry.model_size)
+        else:
+            images = _crop_frames(output, geometry.model_size)
+        if geometry.resized:
+            images = [_resize(image, geometry.size) for image in images]
+        return images
+
+
+def _crop_frames(batch: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
+    """uint8 NHWC BGR model output -> contiguous frames cropped to size."""
+    if batch.ndim != 4 or batch.shape[3] != 3 or batch.dtype != np.uint8:
+        raise I2IError(f"model output has shape {batch.shape} and dtype {batch.dtype}: expected uint8 (N, H, W, 3) BGR")
+    h, w = size
+    if h > batch.shape[1] or w > batch.shape[2]:
+        raise I2IError(f"cannot crop model output {batch.shape[2]}x{batch.shape[1]} to {w}x{h}")
+    return [np.ascontiguousarray(batch[i, :h, :w]) for i in range(batch.shape[0])]
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (h, w): area averaging when shrinking (no aliasing), bilinear when enlarging."""
+    h, w = size
+    shrinking = h * w < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

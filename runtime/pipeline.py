@@ -1,4 +1,4 @@
-"""source → preprocess → infer → postprocess → sink, each stage timed.
+"""source → preprocess → infer → refine (optional) → postprocess → sink, each stage timed.
 
 Capture runs in its own thread and hands frames over a bounded queue, so reading/decoding the
 next frame overlaps inference of the current one:
@@ -7,30 +7,36 @@ next frame overlaps inference of the current one:
 * ``realtime`` (cameras, streams): a queue of one where the newest frame replaces an unprocessed
   one, so latency stays bounded when inference is slower than the source; drops are counted.
 
-Ctrl-C (or a window closed with q/Esc) stops capture and the sink is closed, so a video file
-written so far is finalised and playable.
+Ctrl-C: with ``handle_sigint`` the first Ctrl-C asks the loop to stop after the batch in hand
+(a second one aborts at once); either way capture stops and the sink is closed by its owner, so a
+video written so far is finalised and playable and holds every frame processed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import click
 import numpy as np
 
 from i2i.errors import I2IError
 from i2i.runtime.backends.base import Backend
-from i2i.runtime.frames import postprocess, preprocess
+from i2i.runtime.frames import FrameCodec
 from i2i.runtime.sinks import Sink
 from i2i.runtime.sources import Frame, Source
-from i2i.runtime.stats import StageStats
+from i2i.runtime.stats import E2E, StageStats
 
 MODES = ("every-frame", "realtime")
 _END = object()
+
+Refiner = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -49,21 +55,20 @@ class _Capture(threading.Thread):
         self.stats = stats
         self.max_frames = max_frames
         self.stop_event = threading.Event()
-        self.dropped = 0
+        self.read = 0
 
     def run(self) -> None:
         try:
             iterator = iter(self.source)
-            read = 0
             while not self.stop_event.is_set():
                 t0 = time.perf_counter()
                 frame = next(iterator, None)
                 if frame is None:
                     break
                 self.stats.add("read", time.perf_counter() - t0)
+                self.read += 1
                 self._put(frame)
-                read += 1
-                if self.max_frames and read >= self.max_frames:
+                if self.max_frames and self.read >= self.max_frames:
                     break
         except BaseException as exc:
             self._put(_Failure(exc), force=True)
@@ -71,22 +76,44 @@ class _Capture(threading.Thread):
         self._put(_END, force=True)
 
     def _put(self, item: Any, force: bool = False) -> None:
-        if self.mode == "realtime" and not force:
-            try:  # latest frame wins: replace a frame nobody has taken yet
-                self.queue.get_nowait()
-                self.dropped += 1
-            except queue.Empty:
-                pass
+        if self.mode == "realtime":
+            self._take_unprocessed()  # latest frame wins: replace a frame nobody has taken yet
         while not self.stop_event.is_set():
             try:
                 self.queue.put(item, timeout=0.1)
                 return
             except queue.Full:
                 if force and self.mode == "realtime":
-                    try:
-                        self.queue.get_nowait()
-                    except queue.Empty:
-                        pass
+                    self._take_unprocessed()
+
+    def _take_unprocessed(self) -> None:
+        try:
+            old = self.queue.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(old, Frame):
+            self.stats.count_drop()
+
+
+@contextlib.contextmanager
+def _graceful_sigint(enabled: bool) -> Iterator[threading.Event]:
+    """First Ctrl-C sets the event (stop cleanly); the second raises KeyboardInterrupt."""
+    stop = threading.Event()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("\nstopping after the current batch (Ctrl-C again to abort)…", err=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_pipeline(
@@ -99,57 +126,114 @@ def run_pipeline(
     max_frames: int = 0,
     stats: StageStats | None = None,
     on_frames: Callable[[int], None] | None = None,
+    refiner: Refiner | None = None,
+    handle_sigint: bool = False,
+    stop: threading.Event | None = None,
 ) -> StageStats:
-    """Stream every frame of ``source`` through ``backend`` into ``sink``; returns the stats."""
+    """Stream ``source`` through ``backend`` (and ``refiner``) into ``sink``; returns the stats.
+
+    ``stop`` (an Event) ends the run from another thread, like Ctrl-C does with ``handle_sigint``;
+    ``stats.interrupted`` tells the caller it happened.
+    """
     if mode not in MODES:
         raise I2IError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     if batch_size < 1:
         raise I2IError("--batch must be >= 1")
     if mode == "realtime" and batch_size != 1:
         raise I2IError("--mode realtime processes the latest frame only; use --batch 1")
+    io = getattr(backend, "io", None)
+    codec = FrameCodec(io) if io is not None else None
+    if codec is None:
+        raise I2IError(f"{backend.name} backend has no I/O spec (card); it must derive from i2i Backend")
+    if refiner is not None and codec.io.kind == "frame":
+        raise I2IError(
+            "--refine needs a tensor-I/O model; this one takes uint8 frames (--io frame), so the "
+            "refinement cannot run between its layers: bake it in at export instead"
+        )
     stats = stats or StageStats()
+    sink.bind_stats(stats)
+    source.bind_stats(stats)
     capture = _Capture(source, mode, depth=4 * batch_size, stats=stats, max_frames=max_frames)
-    capture.start()
+    step = _Step(codec, backend, refiner, sink, stats, on_frames)
     pending: list[Frame] = []
-    try:
-        while True:
-            item = capture.queue.get()
-            if isinstance(item, _Failure):
-                raise item.error
-            end = item is _END
-            if not end and pending and item.image.shape != pending[0].image.shape:
-                _process(pending, backend, sink, stats, on_frames)  # frame size changed: flush
-                pending = []
-            if not end:
-                pending.append(item)
-            if pending and (end or len(pending) == batch_size):
-                _process(pending, backend, sink, stats, on_frames)
-                pending = []
-            if end or getattr(sink, "closed", False):
-                break
-    finally:
-        capture.stop_event.set()
-        capture.join(timeout=5)
-        stats.dropped = capture.dropped  # type: ignore[attr-defined]
-        stats.stop()
+    with _graceful_sigint(handle_sigint) as sigint:
+        stop = stop or threading.Event()
+        capture.start()
+        try:
+            while True:
+                if sigint.is_set() or stop.is_set():
+                    stats.interrupted = True
+                    break
+                try:
+                    item = capture.queue.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if isinstance(item, _Failure):
+                    raise item.error
+                end = item is _END
+                if not end and pending and item.image.shape != pending[0].image.shape:
+                    step(pending)  # frame size changed: flush
+                    pending = []
+                if not end:
+                    pending.append(item)
+                if pending and (end or len(pending) == batch_size):
+                    step(pending)
+                    pending = []
+                if end or sink.closed:
+                    break
+            if pending:  # stopped early: frames already captured still reach the output
+                step(pending)
+        finally:
+            capture.stop_event.set()
+            capture.join(timeout=5)
+            stats.stop()
     return stats
 
 
-def _process(
-    frames: list[Frame], backend: Backend, sink: Sink, stats: StageStats, on_frames: Callable[[int], None] | None
-) -> None:
-    with stats.time("preprocess"):
-        batch, size = preprocess([f.image for f in frames], backend.size_multiple)
-    with stats.time("infer"):
-        output = backend(batch)
-    with stats.time("postprocess"):
-        images = postprocess(np.asarray(output), size)
-    with stats.time("write"):
-        for frame, image in zip(frames, images):
-            sink.write(image, frame.name)
-    now = time.perf_counter()
-    for frame in frames:
-        stats.add("latency", now - frame.t_capture)
-    stats.count_frame(len(frames))
-    if on_frames is not None:
-        on_frames(len(frames))
+class _Step:
+    """One batch through every stage, each timed under its own name."""
+
+    def __init__(
+        self,
+        codec: FrameCodec,
+        backend: Backend,
+        refiner: Refiner | None,
+        sink: Sink,
+        stats: StageStats,
+        on_frames: Callable[[int], None] | None,
+    ) -> None:
+        self.codec = codec
+        self.backend = backend
+        self.refiner = refiner
+        self.sink = sink
+        self.stats = stats
+        self.on_frames = on_frames
+
+    def __call__(self, frames: list[Frame]) -> None:
+        stats = self.stats
+        with stats.time("preprocess"):
+            batch, geometry = self.codec.encode([f.image for f in frames])
+        with stats.time("infer"):
+            output = self.backend(batch)
+        if self.refiner is not None:
+            with stats.time("refine"):
+                output = self._refine(np.asarray(output))
+        with stats.time("postprocess"):
+            images = self.codec.decode(output, geometry)
+        with stats.time("write"):
+            for frame, image in zip(frames, images):
+                self.sink.write(image, frame.name, source=frame.image)
+        now = time.perf_counter()
+        for frame in frames:
+            stats.add(E2E, now - frame.t_capture)
+        stats.count_frame(len(frames))
+        if self.on_frames is not None:
+            self.on_frames(len(frames))
+
+    def _refine(self, output: np.ndarray) -> np.ndarray:
+        assert self.refiner is not None
+        batch = np.ascontiguousarray(output, dtype=np.float32)  # the refiner contract: float32 NCHW
+        refined = np.asarray(self.refiner(batch))
+        if refined.shape != batch.shape:
+            raise I2IError(f"the refiner returned shape {refined.shape} for a batch of {batch.shape}")
+        return refined

@@ -24,7 +24,9 @@ from i2i.errors import I2IError
 from .sources import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
+
+    from .stats import StageStats
 
 # Extension -> FourCC. pip's opencv-python ships FFmpeg without an H.264 encoder, so MPEG-4
 # Part 2 ('mp4v') is the fast choice that every player reads; .mkv and .mov hold it too.
@@ -34,19 +36,30 @@ VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
 _OTHER_VIDEO_SUFFIXES = (".webm", ".gif", ".m4v", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".h264")
 
 
+VIEWS = ("output", "side-by-side")
+
+
 class Sink:
     """Base class. ``write`` checks the frame and counts it; subclasses implement ``_write``/``_close``.
 
     ``closed`` becomes True when the sink wants no more frames: after ``close()``, or when the
     user closes a preview window. The pipeline polls it to stop early.
+
+    Every sink can show the input beside the output (``view="side-by-side"``) and draw a
+    FPS/latency overlay (``overlay=True``, on by default for the window and the browser viewer):
+    the composition happens here, once, so a video file can record exactly what a viewer saw.
     """
 
     path: str | None = None
+    overlay_default = False
 
     def __init__(self) -> None:
         self.frames_written = 0
         self.closed = False
         self._finalised = False
+        self.view = "output"
+        self.overlay = self.overlay_default
+        self.stats: StageStats | None = None
 
     def _write(self, image: np.ndarray, name: str | None) -> None:
         raise NotImplementedError
@@ -54,14 +67,34 @@ class Sink:
     def _close(self) -> None:
         """Flush and finalise the output."""
 
-    def write(self, image: np.ndarray, name: str | None = None) -> None:
-        """Write one HxWx3 uint8 BGR frame; ignored once the user has closed the sink (window)."""
+    def configure(self, view: str | None = None, overlay: bool | None = None) -> Self:
+        if view is not None:
+            if view not in VIEWS:
+                raise I2IError(f"unknown view {view!r}; valid: {', '.join(VIEWS)}")
+            self.view = view
+        if overlay is not None:
+            self.overlay = overlay
+        return self
+
+    def bind_stats(self, stats: StageStats) -> None:
+        """The pipeline hands over its stats, for overlays and viewers."""
+        self.stats = stats
+
+    def write(self, image: np.ndarray, name: str | None = None, source: np.ndarray | None = None) -> None:
+        """Write one HxWx3 uint8 BGR frame; ignored once the user has closed the sink (window).
+
+        ``source`` is the input frame the image was translated from (for the side-by-side view).
+        """
         if self._finalised:
             raise RuntimeError(f"write() on a closed {type(self).__name__}")
         if self.closed:
             return
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"sinks take HxWx3 uint8 BGR frames, got {image.shape} {image.dtype}")
+        if self.view == "side-by-side" and source is not None:
+            image = side_by_side(source, image)
+        if self.overlay and self.stats is not None:
+            image = draw_overlay(image, overlay_text(self.stats))
         self._write(image, name)
         self.frames_written += 1
 
@@ -86,6 +119,39 @@ class Sink:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r}, frames_written={self.frames_written})"
+
+
+def side_by_side(source: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """input | output in one frame; the input is resized to the output's height if they differ."""
+    if source.ndim != 3 or source.shape[2] != 3 or source.dtype != np.uint8:
+        raise ValueError(f"side-by-side needs an HxWx3 uint8 BGR source frame, got {source.shape} {source.dtype}")
+    if source.shape[0] != output.shape[0]:
+        h = output.shape[0]
+        w = max(1, round(source.shape[1] * h / source.shape[0]))
+        source = cv2.resize(source, (w, h), interpolation=cv2.INTER_AREA)
+    return cv2.hconcat([source, output])
+
+
+def overlay_text(stats: StageStats) -> str:
+    snap = stats.snapshot()
+    text = f"{snap['fps']:.1f} FPS"
+    if snap["e2e_ms"] is not None:
+        text += f"  latency {snap['e2e_ms']:.0f} ms"
+    if snap["dropped"]:
+        text += f"  dropped {snap['dropped']}"
+    return text
+
+
+def draw_overlay(image: np.ndarray, text: str) -> np.ndarray:
+    """Text in the top-left corner on a dark box, scaled to the frame (readable from 160 px up)."""
+    image = image.copy()  # never draw into a frame someone else holds (the side-by-side input)
+    scale = max(0.35, min(image.shape[1] / 900, 1.2))
+    thickness = 1 if scale < 0.8 else 2
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = max(2, int(6 * scale))
+    cv2.rectangle(image, (0, 0), (tw + 2 * pad, th + base + 2 * pad), (0, 0, 0), thickness=-1)
+    cv2.putText(image, text, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return image
 
 
 class NullSink(Sink):
@@ -225,6 +291,7 @@ def _window_unavailable_reason() -> str | None:
 class WindowSink(Sink):
     """A preview window; q or Esc (or closing the window) sets ``closed``."""
 
+    overlay_default = True
     _QUIT_KEYS = (ord("q"), ord("Q"), 27)
 
     def __init__(self, title: str = "i2i") -> None:
@@ -260,12 +327,21 @@ class WindowSink(Sink):
             pass
 
 
-def open_sink(spec: str, fps: float | None = None) -> Sink:
-    """Pick a sink from a command-line spec: 'null', 'window', a video file, or a folder."""
+def open_sink(spec: str, fps: float | None = None, view: str | None = None, overlay: bool | None = None) -> Sink:
+    """Pick a sink from a command-line spec and configure its view (see ``Sink.configure``)."""
+    return _open_sink(spec, fps).configure(view=view, overlay=overlay)
+
+
+def _open_sink(spec: str, fps: float | None) -> Sink:
+    """'null', 'window', an http:// viewer address, a video file, or a folder."""
     if spec == "null":
         return NullSink()
     if spec == "window":
         return WindowSink()
+    if spec.lower().startswith(("http://", "https://")):
+        from i2i.runtime.web import WebSink  # the server code loads only when asked for
+
+        return WebSink.from_url(spec)
     path = Path(spec)
     suffix = path.suffix.lower()
     if path.is_dir():

@@ -1,4 +1,4 @@
-"""Frame sources: video files and streams, cameras, image folders.
+"""Frame sources: video files, network streams, cameras, image folders, a synthetic test pattern.
 
 Every source is an iterable of ``Frame`` and a context manager. The base class owns iteration
 (indexing, capture timestamps, pixel-format normalisation); subclasses implement only
@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ from i2i.errors import I2IError
 from .frames import to_bgr_uint8
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
+
+    from .stats import StageStats
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -55,9 +58,15 @@ class Source:
     name: str = ""
     fps: float | None = None  # native frame rate, if the source knows it
     count: int | None = None  # number of frames, if known (for progress bars)
+    live: bool = False  # frames arrive in real time (camera, stream): the default mode is realtime
 
     def __init__(self) -> None:
         self._closed = False
+        self.stats: StageStats | None = None
+
+    def bind_stats(self, stats: StageStats) -> None:
+        """The pipeline hands over its stats, so events (stream reconnects) show up in them."""
+        self.stats = stats
 
     def _read(self) -> tuple[np.ndarray, str | None] | None:
         """Return (image, name) for the next frame, or None at the end of the stream."""
@@ -106,6 +115,9 @@ class _CaptureSource(Source):
         self.name = name
         self._capture = capture
         self._pending: np.ndarray | None = None
+        # The capture thread reads while the main thread may close: releasing a VideoCapture in
+        # the middle of read() can crash FFmpeg, so both take this lock.
+        self._lock = threading.Lock()
 
     def _read_first(self) -> bool:
         """Read one frame and keep it for the first ``_read``; False if the capture yields nothing."""
@@ -125,18 +137,26 @@ class _CaptureSource(Source):
         if self._pending is not None:
             image, self._pending = self._pending, None
             return image, None
-        ok, image = self._capture.read()
+        with self._lock:
+            if self._closed:
+                return None
+            ok, image = self._capture.read()
         return (image, None) if ok and image is not None else None
 
     def _close(self) -> None:
-        self._capture.release()
+        # A read stuck on a dead device must not hang shutdown: give up on a clean release then.
+        if self._lock.acquire(timeout=2.0):
+            try:
+                self._capture.release()
+            finally:
+                self._lock.release()
 
 
 class VideoSource(_CaptureSource):
     """A video file or a stream URL (rtsp://, http://, ...) decoded by OpenCV's FFmpeg."""
 
     def __init__(self, path_or_url: str) -> None:
-        super().__init__(cv2.VideoCapture(path_or_url), name=path_or_url)
+        super().__init__(self._make_capture(path_or_url), name=path_or_url)
         if not self._read_first():
             self._capture.release()
             is_local = not _URL.match(path_or_url)
@@ -148,12 +168,79 @@ class VideoSource(_CaptureSource):
         frames = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.count = frames if frames > 0 else None
 
+    @staticmethod
+    def _make_capture(path_or_url: str) -> cv2.VideoCapture:
+        return cv2.VideoCapture(path_or_url)
+
+
+class StreamSource(VideoSource):
+    """An RTSP/HTTP stream that reconnects when it drops, with exponential backoff.
+
+    A stream with a known frame count (an .mp4 served over HTTP) is a file: it ends at its end.
+    A live stream (no count) that stops delivering frames is reopened after 0.5 s, 1 s, 2 s …
+    (capped at ``backoff_max``) up to ``retries`` times in a row; the counter resets once frames
+    flow again. Open and read timeouts keep a silent server from hanging the capture thread.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        retries: int = 10,
+        backoff: float = 0.5,
+        backoff_max: float = 8.0,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.timeout_ms = int(timeout_s * 1000)
+        super().__init__(url)
+        self.live = self.count is None
+        self.retries = retries
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.reconnects = 0
+        self._wake = threading.Event()  # close() interrupts a backoff wait
+
+    def _make_capture(self, url: str) -> cv2.VideoCapture:  # type: ignore[override]
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.timeout_ms]
+        return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+
+    def _read(self) -> tuple[np.ndarray, str | None] | None:
+        item = super()._read()
+        if item is not None or not self.live:
+            return item
+        for attempt in range(1, self.retries + 1):
+            delay = min(self.backoff * 2 ** (attempt - 1), self.backoff_max)
+            click.echo(
+                f"warning: stream {self.name} dropped; reconnecting in {delay:.1f} s "
+                f"(attempt {attempt}/{self.retries})",
+                err=True,
+            )
+            if self._wake.wait(delay) or self._closed:
+                return None
+            capture = self._make_capture(self.name)
+            ok, image = capture.read() if capture.isOpened() else (False, None)
+            if ok and image is not None:
+                with self._lock:
+                    old, self._capture = self._capture, capture
+                old.release()
+                self.reconnects += 1
+                if self.stats is not None:
+                    self.stats.count("reconnects")
+                return image, None
+            capture.release()
+        click.echo(f"warning: stream {self.name} gone after {self.retries} reconnect attempts; stopping", err=True)
+        return None
+
+    def _close(self) -> None:
+        self._wake.set()
+        super()._close()
+
 
 class CameraSource(_CaptureSource):
     """A local camera by index. ``size`` is (width, height); the driver may pick the nearest mode."""
 
     def __init__(self, index: int, size: tuple[int, int] | None = None, fps: float | None = None) -> None:
         super().__init__(cv2.VideoCapture(index), name=f"camera {index}")
+        self.live = True
         if size is not None:
             self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
             self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
@@ -244,16 +331,26 @@ def _list_images(path_or_glob: str) -> list[Path]:
     return sorted(paths, key=_natural_key)
 
 
-def open_source(spec: str) -> Source:
-    """Pick a source from a command-line spec: camera index, URL, glob, folder, image or video file.
+def open_source(
+    spec: str,
+    camera_size: tuple[int, int] | None = None,
+    camera_fps: float | None = None,
+    reconnect: int = 10,
+) -> Source:
+    """Pick a source from a command-line spec: camera index, pattern:, URL, glob, folder, image or video file.
 
     An existing path is taken literally before glob characters are considered, so a file named
     ``clip[1].mp4`` opens as a video rather than as a pattern that matches nothing.
     """
-    if spec.isascii() and spec.isdigit():
-        return CameraSource(int(spec))
+    is_camera = spec.isascii() and spec.isdigit()
+    if (camera_size or camera_fps) and not is_camera:
+        raise I2IError(f"--camera-size/--camera-fps apply to camera sources (--source 0), not {spec}")
+    if is_camera:
+        return CameraSource(int(spec), size=camera_size, fps=camera_fps)
+    if spec.startswith(PATTERN_PREFIX):
+        return PatternSource.from_spec(spec)
     if _URL.match(spec):
-        return VideoSource(spec)
+        return StreamSource(spec, retries=reconnect)
     path = Path(spec)
     if path.is_dir():
         return FolderSource(spec)
@@ -262,3 +359,82 @@ def open_source(spec: str) -> Source:
     if any(ch in spec for ch in _GLOB_CHARS):
         return FolderSource(spec)
     raise I2IError(f"no such file or folder: {spec}")
+
+
+# -- synthetic test pattern ----------------------------------------------------------------------
+
+PATTERN_PREFIX = "pattern:"
+_PATTERN = re.compile(r"pattern:(?:(\d+)x(\d+))?(?:@(\d+(?:\.\d*)?))?(?::(bgr|gray|bgra))?")
+# SMPTE-like 75% bars, BGR: white, yellow, cyan, green, magenta, red, blue.
+_BARS = [(191, 191, 191), (0, 191, 191), (191, 191, 0), (0, 191, 0), (191, 0, 191), (0, 0, 191), (191, 0, 0)]
+
+
+class PatternSource(Source):
+    """A synthetic moving test pattern, for demos and tests without a camera or a file.
+
+    ``pattern:WxH@FPS[:gray|:bgra]`` (default ``pattern:640x480@30``): colour bars, a grey ramp,
+    a bouncing disc and the frame number. With a rate it is paced like a camera (and live, so the
+    default mode is realtime); ``@0`` delivers frames as fast as they are taken, like a file.
+    It never ends by itself: stop it with ``--max-frames`` or Ctrl-C. ``:gray``/``:bgra`` emit
+    those pixel formats, to exercise the pipeline's conversions.
+    """
+
+    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, pixel_format: str = "bgr") -> None:
+        super().__init__()
+        if width < 16 or height < 16:
+            raise I2IError(f"pattern size {width}x{height} is too small (16x16 at least)")
+        self.name = f"pattern:{width}x{height}@{fps:g}"
+        self.width, self.height = width, height
+        self.fps = fps if fps > 0 else None
+        self.live = self.fps is not None
+        self.pixel_format = pixel_format
+        self._background = self._draw_background(width, height)
+        self._index = 0
+        self._due: float | None = None
+
+    @classmethod
+    def from_spec(cls, spec: str) -> PatternSource:
+        match = _PATTERN.fullmatch(spec)
+        if not match:
+            raise I2IError(f"bad pattern source {spec!r}: use pattern:WxH@FPS, e.g. pattern:640x480@30 (@0 = unpaced)")
+        width, height, fps, pixel_format = match.groups()
+        rate = float(fps) if fps is not None else 30.0
+        return cls(int(width or 640), int(height or 480), rate, pixel_format or "bgr")
+
+    @staticmethod
+    def _draw_background(width: int, height: int) -> np.ndarray:
+        image = np.empty((height, width, 3), np.uint8)
+        bars_h = height * 2 // 3
+        edges = np.linspace(0, width, len(_BARS) + 1).astype(int)
+        for colour, x0, x1 in zip(_BARS, edges[:-1], edges[1:]):
+            image[:bars_h, x0:x1] = colour
+        ramp = np.linspace(0, 255, width).astype(np.uint8)
+        image[bars_h:] = ramp[None, :, None]
+        return image
+
+    def _read(self) -> tuple[np.ndarray, str | None] | None:
+        if self.fps is not None:
+            now = time.perf_counter()
+            self._due = now if self._due is None or now - self._due > 1.0 / self.fps else self._due
+            delay = self._due - now
+            if delay > 0:
+                time.sleep(delay)
+            self._due += 1.0 / self.fps
+        image = self._background.copy()
+        i, w, h = self._index, self.width, self.height
+        radius = max(4, min(w, h) // 10)
+        span = max(1, w - 2 * radius)
+        x = radius + abs((i * max(1, w // 60)) % (2 * span) - span)
+        cv2.circle(image, (x, h * 2 // 3), radius, (255, 255, 255), thickness=-1, lineType=cv2.LINE_AA)
+        # The frame number sits bottom-right (on the bright end of the ramp), clear of overlays.
+        scale = max(0.35, w / 900)
+        text = f"#{i:06d}"
+        (tw, _), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        origin = (w - tw - 6, h - base - 4)
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        self._index += 1
+        if self.pixel_format == "gray":
+            return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), None
+        if self.pixel_format == "bgra":
+            return cv2.cvtColor(image, cv2.COLOR_BGR2BGRA), None
+        return image, None

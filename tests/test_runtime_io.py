@@ -310,16 +310,21 @@ def test_open_source_dispatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         open_source(str(tmp_path / "nope.mp4"))
 
     opened: list[object] = []
-    monkeypatch.setattr(sources, "CameraSource", lambda index: opened.append(("camera", index)))
-    monkeypatch.setattr(sources, "VideoSource", lambda spec: opened.append(("video", spec)))
+    monkeypatch.setattr(
+        sources, "CameraSource", lambda index, size=None, fps=None: opened.append(("camera", index, size, fps))
+    )
+    monkeypatch.setattr(sources, "StreamSource", lambda spec, retries: opened.append(("stream", spec, retries)))
     open_source("2")
+    open_source("0", camera_size=(1280, 720), camera_fps=30.0)
     open_source("rtsp://192.168.1.5:554/stream")
-    open_source("https://example.com/v.mp4")
+    open_source("https://example.com/v.mp4", reconnect=3)
     assert opened == [
-        ("camera", 2),
-        ("video", "rtsp://192.168.1.5:554/stream"),
-        ("video", "https://example.com/v.mp4"),
+        ("camera", 2, None, None),
+        ("camera", 0, (1280, 720), 30.0),
+        ("stream", "rtsp://192.168.1.5:554/stream", 10),
+        ("stream", "https://example.com/v.mp4", 3),
     ]
+    assert isinstance(open_source("pattern:64x48@0"), sources.PatternSource)
 
 
 # --- other sinks --------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from i2i.runtime.backends.base import (  # noqa: F401
     Backend,
     TensorSpec,
     available_backends,
+    backend_status,
     get_backend,
     open_backend,
 )
+from i2i.runtime.card import ModelIO  # noqa: F401

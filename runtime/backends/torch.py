@@ -9,11 +9,14 @@ from typing import Any
 import numpy as np
 
 from i2i.errors import I2IError, MissingDependencyError
-from i2i.runtime.backends.base import Backend, TensorSpec, register_backend
+from i2i.runtime.backends.base import Backend, TensorSpec, check_options, register_backend
 
 
 @register_backend("torch")
 class TorchBackend(Backend):
+    _torch: Any
+    _generator: Any
+
     @classmethod
     def available(cls) -> tuple[bool, str]:
         # find_spec, not import: asking whether torch exists must not load it into the runtime.
@@ -25,7 +28,11 @@ class TorchBackend(Backend):
         return True, f"torch {importlib.metadata.version('torch')}"
 
     @classmethod
-    def open(cls, path: str | Path, device: str = "cpu", precision: str = "fp32", **opts: Any) -> Backend:
+    def open(cls, path: str | Path, device: str = "cpu", precision: str = "auto", **opts: Any) -> Backend:
+        check_options("torch", opts, ())
+        if device == "auto":
+            device = "cpu"
+        precision = "fp32" if precision == "auto" else precision
         try:
             import torch
 
