@@ -14,12 +14,13 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.i2i-installed
 
-.PHONY: help venv demo test lint bench clean-demo
+.PHONY: help venv demo test lint bench soak clean-demo
 
 help:
 	@echo "make demo   - build demo data, train, export, run a video, print a benchmark (CPU, < 10 min)"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - the CPU benchmark suite -> benchmarks/results/<machine>/ (< 10 min)"
+	@echo "make soak   - 10 000 frames through the pipeline: RSS growth and latency drift"
 	@echo "make lint   - ruff + mypy"
 
 $(STAMP): pyproject.toml
@@ -68,6 +69,9 @@ demo: $(DEMO)/video_translated.mp4 $(DEMO)/bench.json
 
 bench: $(STAMP)
 	$(BIN)/i2i-bench benchmarks/cpu.toml
+
+soak: $(STAMP)
+	$(BIN)/i2i-bench benchmarks/soak.toml
 
 clean-demo:
 	rm -rf $(DEMO)

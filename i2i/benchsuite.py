@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 import tomllib
@@ -48,10 +49,11 @@ class MatrixSpec:
     precisions: list[str]
     batch: list[int]
     sizes: list[str]
-    mode: str = "model"  # "model" | "pipeline"
+    mode: str = "model"  # "model" | "pipeline" | "soak"
     iters: int = 10
     warmup: int = 2
-    frames: int = 100  # pipeline mode
+    frames: int = 100  # pipeline and soak modes
+    window: int = 1000  # soak mode: frames per latency/RSS window
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,8 @@ def load_suite(path: str | Path) -> Suite:
         unknown = set(cell.models) - names
         if unknown:
             raise I2IError(f"{path}: matrix names unknown models {sorted(unknown)}; defined: {sorted(names)}")
-        if cell.mode not in ("model", "pipeline"):
-            raise I2IError(f"{path}: mode must be 'model' or 'pipeline', got {cell.mode!r}")
+        if cell.mode not in ("model", "pipeline", "soak"):
+            raise I2IError(f"{path}: mode must be 'model', 'pipeline' or 'soak', got {cell.mode!r}")
         for size in cell.sizes:
             parse_size(size)
     return Suite(raw.get("name", path.stem), raw.get("description", ""), models, matrix)
@@ -157,7 +159,51 @@ def _time_calls(backend: Any, batch: np.ndarray, warmup: int, iters: int) -> tup
     return samples * 1e3, np.asarray(out)
 
 
-def _pipeline_fps(backend: Any, height: int, width: int, frames: int, batch: int) -> float:
+def rss_mb() -> float:
+    """Current resident set size of this process (Linux /proc; elsewhere the peak, which only grows)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _soak(backend: Any, height: int, width: int, frames: int, window: int) -> dict[str, Any]:
+    """Many frames through the pipeline: RSS per window and the spread of frame times per window."""
+    done: list[float] = []
+    memory: list[float] = []
+
+    def on_frames(n: int) -> None:
+        now = time.perf_counter()
+        before = len(done)
+        done.extend([now] * n)
+        if len(done) // window > before // window:
+            memory.append(rss_mb())
+
+    fps = _pipeline_fps(backend, height, width, frames, 1, on_frames=on_frames)
+    intervals = np.diff(np.asarray(done)) * 1e3  # ms between consecutive finished frames
+    windows = [intervals[i : i + window] for i in range(0, len(intervals), window) if len(intervals[i : i + window])]
+    p99 = [float(np.percentile(w, 99)) for w in windows]
+    p50 = [float(np.percentile(w, 50)) for w in windows]
+    start, end = (memory[0], memory[-1]) if memory else (math.nan, math.nan)
+    return {
+        "fps": fps,
+        "frames": len(done),
+        "window": window,
+        "rss_first_window_mb": start,
+        "rss_end_mb": end,
+        "rss_growth_mb": end - start,
+        "p50_ms_per_window": p50,
+        "p99_ms_per_window": p99,
+        "p99_drift": p99[-1] / p99[0] if p99 and p99[0] > 0 else None,
+        "median_ms": float(np.median(intervals)) if len(intervals) else None,
+        "p99_ms": float(np.percentile(intervals, 99)) if len(intervals) else None,
+    }
+
+
+def _pipeline_fps(backend: Any, height: int, width: int, frames: int, batch: int, on_frames: Any = None) -> float:
     from i2i.runtime.pipeline import run_pipeline
     from i2i.runtime.sinks import NullSink
     from i2i.runtime.sources import Source
@@ -182,7 +228,7 @@ def _pipeline_fps(backend: Any, height: int, width: int, frames: int, batch: int
             return self._frames[self._i % 8], None
 
     with _Synthetic() as source, NullSink() as sink:
-        stats = run_pipeline(source, backend, sink, batch_size=batch, mode="every-frame")
+        stats = run_pipeline(source, backend, sink, batch_size=batch, mode="every-frame", on_frames=on_frames)
     return float(stats.summary()["fps"])
 
 
@@ -226,6 +272,9 @@ def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]
             row.update(height=h, width=w)
             if cell.mode == "pipeline":
                 row["fps"] = _pipeline_fps(backend, h, w, cell.frames, batch)
+                continue
+            if cell.mode == "soak":
+                row.update(_soak(backend, h, w, cell.frames, cell.window))
                 continue
             rng = np.random.default_rng(0)
             inputs = rng.uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
@@ -318,6 +367,22 @@ def format_markdown(result: dict[str, Any]) -> str:
             f"{_fmt(r.get('psnr_vs_torch_fp32_db'), '.1f', ' dB')} | "
             f"{_fmt(r.get('pipeline_vs_model'), '.2f')} |"
         )
+    soaks = [r for r in result["rows"] if r["mode"] == "soak" and "frames" in r]
+    if soaks:
+        lines += [
+            "",
+            "Soak (frames through the whole pipeline; RSS from the end of the first window to the end):",
+            "",
+            "| model | backend | size | frames | FPS | RSS first window MB | RSS end MB | growth MB "
+            "| p99 ms first window | p99 ms last window |",
+            "|" + "---|" * 10,
+        ]
+        for r in soaks:
+            lines.append(
+                f"| {r['model']} | {r['backend']} | {r['height']}x{r['width']} | {r['frames']} | {r['fps']:.1f} | "
+                f"{r['rss_first_window_mb']:.1f} | {r['rss_end_mb']:.1f} | {r['rss_growth_mb']:+.1f} | "
+                f"{r['p99_ms_per_window'][0]:.2f} | {r['p99_ms_per_window'][-1]:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -34,6 +35,15 @@ batch = [1]
 sizes = ["30x50"]
 mode = "pipeline"
 frames = 6
+[[matrix]]
+models = ["fast"]
+backends = ["ort"]
+precisions = ["fp32"]
+batch = [1]
+sizes = ["16"]
+mode = "soak"
+frames = 40
+window = 10
 """
 
 
@@ -50,9 +60,13 @@ def test_suite_runs_and_writes_results(tmp_path: Path) -> None:
     assert ort["gflop_per_frame"] > 0 and ort["fps"] > 0 and ort["p99_ms"] >= ort["median_ms"]
     pipeline = rows[("ort", "pipeline")]
     assert pipeline["fps"] > 0 and "pipeline_vs_model" not in pipeline  # batch 1 has no model-only row here
+    soak = rows[("ort", "soak")]
+    assert soak["frames"] == 40 and len(soak["p99_ms_per_window"]) == 4
+    assert soak["rss_end_mb"] > 0 and math.isfinite(soak["rss_growth_mb"])
     paths = write_results(result, tmp_path / "results")
     saved = json.loads(paths[0].read_text())
-    assert saved["machine"]["cores"] >= 1 and len(saved["rows"]) == 4
+    assert saved["machine"]["cores"] >= 1 and len(saved["rows"]) == 5
+    assert "Soak" in paths[1].read_text()
     assert "| fast | model | ort | fp32 | 2 | 32x52 |" in paths[1].read_text()
     chart = cv2.imread(str(paths[2]))
     assert chart is not None and chart.shape[0] > 50
