@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	# Type stubs that let mypy check the TensorRT code here; --no-deps because they require tensorrt itself.
+	$(BIN)/python -m pip install --quiet --no-deps 'tensorrt-stubs>=10.13'
 	touch $@
 
 venv: $(STAMP)

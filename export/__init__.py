@@ -1,1 +1,2 @@
-"""i2i.export: model.pt → ONNX (dynamic shapes, model card, parity report)."""
+"""i2i.export: model.pt → ONNX (fp32/fp16, tensor or frame I/O, static or dynamic shapes, card,
+parity report) → TensorRT engine + sidecar → Triton model repository; ``inspect``."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import importlib
 import io
 import json
@@ -522,10 +521,6 @@ def read_card(path: str | Path) -> dict[str, Any]:
         raise I2IError(f"{path} has no i2i model card (metadata key {CARD_KEY!r}); export it with i2i-export")
     card: dict[str, Any] = json.loads(meta[CARD_KEY])
     return card
-
-
-def model_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 __all__ = ["PRECISIONS", "ExportConfig", "ExportResult", "check_config", "export_checkpoint", "make_card", "read_card"]

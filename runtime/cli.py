@@ -197,7 +197,7 @@ def main(
     from i2i.runtime.backends.auto import open_auto
     from i2i.runtime.live import LiveDisplay, live_supported
     from i2i.runtime.pipeline import run_pipeline
-    from i2i.runtime.sinks import open_sink
+    from i2i.runtime.sinks import FolderSink, VideoSink, open_sink
     from i2i.runtime.sources import open_source
     from i2i.runtime.stats import StageStats
 
@@ -256,7 +256,10 @@ def main(
     if stats_path is not None:
         stats.write_json(stats_path)
     if stats.interrupted:
-        click.echo(f"Interrupted: {out.frames_written} frames written to {out.path or sink} (file is valid).", err=True)
+        message = f"Interrupted: {out.frames_written} frames written to {out.path or sink}"
+        if isinstance(out, (VideoSink, FolderSink)):
+            message += " (the output is complete and valid)"
+        click.echo(message + ".", err=True)
         sys.exit(EXIT_INTERRUPTED)
     click.echo(stats.format_table())
     if stats.dropped:

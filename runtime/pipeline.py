@@ -150,11 +150,17 @@ def run_pipeline(
             "--refine needs a tensor-I/O model; this one takes uint8 frames (--io frame), so the "
             "refinement cannot run between its layers: bake it in at export instead"
         )
+    fixed_batch = backend.inputs[0].shape[0] if backend.inputs else None
+    if isinstance(fixed_batch, int) and fixed_batch > 0 and fixed_batch != batch_size:
+        raise I2IError(
+            f"this model was exported with a fixed batch of {fixed_batch}: use --batch {fixed_batch}"
+            + (" and --mode every-frame" if mode == "realtime" else "")
+        )
     stats = stats or StageStats()
     sink.bind_stats(stats)
     source.bind_stats(stats)
     capture = _Capture(source, mode, depth=4 * batch_size, stats=stats, max_frames=max_frames)
-    step = _Step(codec, backend, refiner, sink, stats, on_frames)
+    step = _Step(codec, backend, refiner, sink, stats, on_frames, fixed_batch if isinstance(fixed_batch, int) else 0)
     pending: list[Frame] = []
     with _graceful_sigint(handle_sigint) as sigint:
         stop = stop or threading.Event()
@@ -201,7 +207,9 @@ class _Step:
         sink: Sink,
         stats: StageStats,
         on_frames: Callable[[int], None] | None,
+        fixed_batch: int = 0,
     ) -> None:
+        self.fixed_batch = fixed_batch  # a static-batch model: short batches are padded to it
         self.codec = codec
         self.backend = backend
         self.refiner = refiner
@@ -211,8 +219,11 @@ class _Step:
 
     def __call__(self, frames: list[Frame]) -> None:
         stats = self.stats
+        images = [f.image for f in frames]
+        if self.fixed_batch > len(images):  # the last, short batch of a static-batch model
+            images += [images[-1]] * (self.fixed_batch - len(images))
         with stats.time("preprocess"):
-            batch, geometry = self.codec.encode([f.image for f in frames])
+            batch, geometry = self.codec.encode(images)
         with stats.time("infer"):
             output = self.backend(batch)
         if self.refiner is not None:
@@ -221,7 +232,7 @@ class _Step:
         with stats.time("postprocess"):
             images = self.codec.decode(output, geometry)
         with stats.time("write"):
-            for frame, image in zip(frames, images):
+            for frame, image in zip(frames, images):  # zip drops the padding
                 self.sink.write(image, frame.name, source=frame.image)
         now = time.perf_counter()
         for frame in frames:

@@ -1,0 +1,223 @@
+"""ONNX precisions: what each one does to the graph, and the fp16 pass.
+
+fp16 halves weights and activations, but a few ops are numerically fragile in half precision
+and stay fp32 by default (``FP32_OPS``):
+
+* InstanceNormalization computes a mean and a variance over H×W. In fp16 the squared deviations
+  overflow past |x - mean| > 256 and the sum loses precision on large frames: the known
+  "InstanceNorm in fp16 gives black / NaN frames" failure of exported CycleGAN/pix2pix models.
+  The fp32 island costs two Casts per norm layer and keeps the statistics exact.
+* Reductions (ReduceMean/Sum/...) and the pieces of a decomposed norm (Pow, Sqrt) for the same
+  reason; Layer/GroupNormalization likewise.
+
+The pass runs on the ONNX graph (after tracing, before the frame wrapper), so one traced graph
+serves every precision and the uint8 pre/post-processing added afterwards stays fp32. It uses
+ONNX Runtime's float16 converter (``onnxruntime.transformers.float16``; onnxruntime is a base
+dependency of i2i), which inserts the Casts around blocked ops and at the graph I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from i2i.errors import I2IError
+
+# Ops kept in fp32 inside an fp16 graph unless the caller overrides the list.
+FP32_OPS: tuple[str, ...] = (
+    "InstanceNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "ReduceL2",
+    "ReduceLogSumExp",
+    "Pow",
+    "Sqrt",
+)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """One row of the precision table: what the graph computes in and what its I/O may be."""
+
+    name: str
+    compute: str  # numpy dtype name of weights/activations
+    io_dtypes: tuple[str, ...]  # allowed float I/O dtypes for --io tensor (first = default)
+    fp32_ops: tuple[str, ...]  # ops kept fp32 by default
+
+
+PRECISIONS: dict[str, Precision] = {
+    "fp32": Precision("fp32", "float32", ("float32",), ()),
+    "fp16": Precision("fp16", "float16", ("float32", "float16"), FP32_OPS),
+}
+
+
+def get_precision(name: str) -> Precision:
+    if name not in PRECISIONS:
+        raise I2IError(f"unknown precision {name!r}; valid: {', '.join(PRECISIONS)}")
+    return PRECISIONS[name]
+
+
+def to_fp16(model: onnx.ModelProto, *, keep_fp32_ops: Sequence[str], fp16_io: bool) -> onnx.ModelProto:
+    """Convert a float32 graph to float16, keeping ``keep_fp32_ops`` (and by default the I/O) fp32.
+
+    Initialisers that only feed fp32 ops stay fp32; values outside fp16's range are clamped to
+    ±65504 by the converter (the parity check then decides whether the result is acceptable).
+    """
+    try:
+        from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    except ImportError as exc:  # pragma: no cover - onnxruntime is a base dependency
+        raise I2IError(f"the fp16 pass needs onnxruntime's float16 converter ({exc}); pip install i2i") from None
+    # The converter's own block list (ML ops without fp16 kernels) still applies; ours adds to it.
+    block = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(keep_fp32_ops))
+    try:
+        converted = convert_float_to_float16(model, keep_io_types=not fp16_io, op_block_list=block)
+    except Exception as exc:
+        raise I2IError(f"fp16 conversion failed: {' '.join(str(exc).split())[:300]}") from None
+    toposort(converted.graph)  # the converter appends the input Casts at the end of the node list
+    return converted
+
+
+def toposort(graph: onnx.GraphProto) -> None:
+    """Reorder ``graph.node`` in place so every node comes after the producers of its inputs
+    (the ONNX checker requires it; ONNX Runtime does not, which is why converters forget)."""
+    available = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(range(len(graph.node)))
+    order: list[int] = []
+    while pending:
+        ready = [i for i in pending if all(name in available for name in graph.node[i].input)]
+        if not ready:
+            raise I2IError(f"graph has a cycle or a dangling input near node {graph.node[pending[0]].name!r}")
+        for i in ready:
+            available.update(graph.node[i].output)
+        order += ready
+        taken = set(ready)
+        pending = [i for i in pending if i not in taken]
+    ordered = [graph.node[i] for i in order]
+    copies = [onnx.NodeProto() for _ in ordered]
+    for copy, node in zip(copies, ordered):
+        copy.CopyFrom(node)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+def emulate_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """An fp32 graph that computes what an fp16 engine computes, for parity checks on a CPU.
+
+    ONNX Runtime's CPU provider has fp16 kernels for few ops: for the others it silently inserts
+    Casts and runs whole chains of "fp16" nodes in fp32, so an fp16 graph run on a CPU says little
+    about fp16 on a GPU. This rendition makes the fp16 storage explicit instead: weights hold
+    their fp16 values, every op computes in fp32 (as GPU kernels accumulate) and every tensor the
+    fp16 graph stores in fp16 is rounded to fp16 (a Cast pair, which overflows to ±Inf past
+    65504 exactly like fp16 storage). InstanceNormalizations that the graph computes in fp16 are
+    spelled out in primitive ops (mean, x − mean, (x − mean)², mean, √(var + ε), divide, scale,
+    shift), each rounded to fp16: TensorRT without an fp32 constraint on the layer does the same,
+    and that is where (x − mean)² overflows into flat or NaN frames. Ops kept fp32 in the graph
+    (``FP32_OPS``) are left alone. Returns the graph and how many norms were spelled out.
+    """
+    from onnx import helper, numpy_helper
+
+    f16, f32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in (*inferred.graph.value_info, *inferred.graph.input)}
+    types.update({v.name: v.type.tensor_type.elem_type for v in inferred.graph.output})
+    types.update({t.name: t.data_type for t in inferred.graph.initializer})
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    del graph.value_info[:]
+    for init in graph.initializer:
+        if init.data_type == f16:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), init.name))
+    counter = [0]
+
+    def fresh(stem: str) -> str:
+        counter[0] += 1
+        return f"i2i_emu{counter[0]}_{stem}"
+
+    def rounded(node: onnx.NodeProto) -> list[onnx.NodeProto]:
+        """``node`` computing in fp32, then each of its outputs rounded to fp16 (kept in fp32)."""
+        tail = []
+        for k, name in enumerate(node.output):
+            raw, half = fresh("raw"), fresh("half")
+            node.output[k] = raw
+            tail += [helper.make_node("Cast", [raw], [half], to=f16), helper.make_node("Cast", [half], [name], to=f32)]
+        return [node, *tail]
+
+    nodes: list[onnx.NodeProto] = []
+    # fp16 graph inputs (--fp16-io): the graph computes from an fp32 copy.
+    for value in graph.input:
+        if value.type.tensor_type.elem_type == f16:
+            inner = fresh("in")
+            for node in graph.node:
+                node.input[:] = [inner if i == value.name else i for i in node.input]
+            nodes.append(helper.make_node("Cast", [value.name], [inner], to=f32))
+    outputs16 = {v.name for v in graph.output if v.type.tensor_type.elem_type == f16}
+    expanded = 0
+    for original in graph.node:
+        node = onnx.NodeProto()
+        node.CopyFrom(original)
+        for attr in node.attribute:  # Constant / ConstantOfShape values
+            if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == f16:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name))
+        if node.op_type == "Cast":
+            to = next(a for a in node.attribute if a.name == "to")
+            if to.i == f16:  # storing into fp16: round, stay fp32
+                to.i = f32
+                nodes += rounded(node)
+            else:
+                nodes.append(node)
+        elif node.op_type == "InstanceNormalization" and types.get(node.input[0]) == f16:
+            expanded += 1
+            nodes += _spelled_out_instance_norm(node, rounded, fresh, graph)
+        elif any(types.get(o) == f16 for o in node.output):
+            nodes += rounded(node)
+        else:
+            nodes.append(node)
+    for name in outputs16:  # --fp16-io outputs: the graph returns fp16
+        inner = fresh("out")
+        for node in nodes:
+            node.output[:] = [inner if o == name else o for o in node.output]
+        nodes.append(helper.make_node("Cast", [inner], [name], to=f16))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    toposort(graph)
+    return out, expanded
+
+
+def _spelled_out_instance_norm(node: onnx.NodeProto, rounded: Any, fresh: Any, graph: onnx.GraphProto) -> list[Any]:
+    from onnx import helper, numpy_helper
+
+    eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+    axes, eps_name, cshape = fresh("axes"), fresh("eps"), fresh("cshape")
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([2, 3], dtype=np.int64), axes),
+            numpy_helper.from_array(np.array(np.float16(eps), dtype=np.float32), eps_name),
+            numpy_helper.from_array(np.array([1, -1, 1, 1], dtype=np.int64), cshape),
+        ]
+    )
+    x, scale, bias = node.input
+    names = ("mean", "d", "d2", "var", "ve", "sd", "n", "s", "b", "ns")
+    mean, d, d2, var, ve, sd, n, s, b, ns = (fresh(k) for k in names)
+    steps = [
+        helper.make_node("ReduceMean", [x, axes], [mean], keepdims=1),
+        helper.make_node("Sub", [x, mean], [d]),
+        helper.make_node("Mul", [d, d], [d2]),
+        helper.make_node("ReduceMean", [d2, axes], [var], keepdims=1),
+        helper.make_node("Add", [var, eps_name], [ve]),
+        helper.make_node("Sqrt", [ve], [sd]),
+        helper.make_node("Div", [d, sd], [n]),
+        helper.make_node("Reshape", [scale, cshape], [s]),
+        helper.make_node("Reshape", [bias, cshape], [b]),
+        helper.make_node("Mul", [n, s], [ns]),
+        helper.make_node("Add", [ns, b], [node.output[0]]),
+    ]
+    return [piece for step in steps for piece in rounded(step)]

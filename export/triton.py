@@ -1,0 +1,297 @@
+"""Triton Inference Server model repository: the scale-out path.
+
+``i2i-export model.pt --triton DIR`` writes::
+
+    DIR/<name>/config.pbtxt          platform, max_batch_size, I/O names/dims/dtypes from the card,
+                                     dynamic batching, instance groups
+    DIR/<name>/1/model.onnx          (or model.plan with --engine trt; the sidecar goes beside it)
+
+Triton then serves the model over HTTP/gRPC with server-side batching across clients and several
+model instances per GPU: ``tritonserver --model-repository DIR``. The config is written from the
+card, then parsed back and checked against the model's own I/O: with ``tritonclient``'s protobuf
+definitions (``model_config_pb2``) when installed, else with ``parse_pbtxt``, a strict parser for
+the subset written here that rejects unknown fields. An ensemble with a refinement model is not
+written yet (the refinement can be baked into the graph with ``--refine``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from i2i.errors import I2IError
+
+PLATFORMS = {".onnx": ("onnxruntime_onnx", "model.onnx"), ".engine": ("tensorrt_plan", "model.plan")}
+DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8"}
+KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
+
+
+@dataclass(frozen=True)
+class TritonConfig:
+    repository: str
+    name: str | None = None  # default: the model file's stem
+    version: int = 1
+    max_batch_size: int = 8  # for dynamic-batch models; static-batch models get 0 (no batching)
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_us: int = 100
+    instances: int = 1
+    kind: str = "gpu"
+
+
+def _io_dims(card: dict[str, Any]) -> list[int]:
+    """Per-request dims without the batch axis: -1 for dynamic H/W."""
+    io = card["io"]
+    h, w = card.get("static_size") or (-1, -1)
+    channels = int(io.get("channels", 3))
+    return [h, w, channels] if io.get("kind") == "frame" else [channels, h, w]
+
+
+def config_dict(card: dict[str, Any], model_file: Path, config: TritonConfig) -> dict[str, Any]:
+    platform, _ = PLATFORMS[model_file.suffix]
+    io = card["io"]
+    dims = _io_dims(card)
+    static_batch = card.get("static_batch")
+    dtype = DTYPES[io.get("dtype", "float32")]
+    out: dict[str, Any] = {"name": config.name or model_file.stem, "platform": platform}
+    if static_batch is None:
+        out["max_batch_size"] = config.max_batch_size
+    else:  # no Triton batching: the batch axis is part of the dims
+        out["max_batch_size"] = 0
+        dims = [int(static_batch), *dims]
+    out["input"] = [{"name": io["input"], "data_type": dtype, "dims": dims}]
+    out["output"] = [{"name": io["output"], "data_type": dtype, "dims": dims}]
+    if static_batch is None:
+        batching: dict[str, Any] = {"max_queue_delay_microseconds": config.max_queue_delay_us}
+        if config.preferred_batch_sizes:
+            batching["preferred_batch_size"] = list(config.preferred_batch_sizes)
+        out["dynamic_batching"] = batching
+    out["instance_group"] = [{"count": config.instances, "kind": KINDS[config.kind]}]
+    return out
+
+
+# -- writing pbtxt ----------------------------------------------------------------------------------
+_ENUMS = {"data_type", "kind"}
+
+
+def to_pbtxt(message: dict[str, Any], indent: int = 0) -> str:
+    pad = "  " * indent
+    lines = []
+    for key, value in message.items():
+        if isinstance(value, dict):
+            lines += [f"{pad}{key} {{", to_pbtxt(value, indent + 1), f"{pad}}}"]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            lines.append(f"{pad}{key} [")
+            for k, item in enumerate(value):
+                lines += [f"{pad}  {{", to_pbtxt(item, indent + 2), f"{pad}  }}" + ("," if k < len(value) - 1 else "")]
+            lines.append(f"{pad}]")
+        elif isinstance(value, list):
+            lines.append(f"{pad}{key}: [ {', '.join(_scalar(key, v) for v in value)} ]")
+        else:
+            lines.append(f"{pad}{key}: {_scalar(key, value)}")
+    return "\n".join(lines)
+
+
+def _scalar(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if key in _ENUMS:
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# -- strict parsing ---------------------------------------------------------------------------------
+# field -> (type, repeated); type is "str", "int", "bool", "enum:<NAMES>" or a nested schema dict.
+_TENSOR = {"name": ("str", False), "data_type": ("enum:" + " ".join(DTYPES.values()), False), "dims": ("int", True)}
+SCHEMA: dict[str, tuple[Any, bool]] = {
+    "name": ("str", False),
+    "platform": ("str", False),
+    "backend": ("str", False),
+    "max_batch_size": ("int", False),
+    "input": (_TENSOR, True),
+    "output": (_TENSOR, True),
+    "dynamic_batching": (
+        {
+            "preferred_batch_size": ("int", True),
+            "max_queue_delay_microseconds": ("int", False),
+            "preserve_ordering": ("bool", False),
+        },
+        False,
+    ),
+    "instance_group": (
+        {"name": ("str", False), "count": ("int", False), "kind": ("enum:" + " ".join(KINDS.values()), False)},
+        True,
+    ),
+    "default_model_filename": ("str", False),
+}
+_TOKEN = re.compile(r'\s*(?:(#[^\n]*)|("(?:[^"\\]|\\.)*")|([{}\[\]:,])|([-+]?\d+)|([A-Za-z_][A-Za-z0-9_]*))')
+
+
+def _tokens(text: str) -> list[str]:
+    tokens, pos = [], 0
+    text = text.rstrip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if not match or match.end() == pos:
+            raise I2IError(f"config.pbtxt: cannot parse near {text[pos : pos + 30]!r}")
+        pos = match.end()
+        if not match.group(1):
+            tokens.append(next(g for g in match.groups()[1:] if g is not None))
+    return tokens
+
+
+def parse_pbtxt(text: str) -> dict[str, Any]:
+    """Parse the subset of Triton's ModelConfig text format that i2i writes; unknown fields,
+    wrong types and duplicate singular fields are errors (the file is rejected, not guessed)."""
+    tokens = _tokens(text)
+    try:
+        message, _ = _message(tokens, 0, SCHEMA, top=True)
+    except IndexError:
+        raise I2IError("config.pbtxt: unexpected end of file (unclosed '{' or '[')") from None
+    return message
+
+
+def _message(tokens: list[str], pos: int, schema: dict[str, Any], top: bool = False) -> tuple[dict[str, Any], int]:
+    out: dict[str, Any] = {}
+    while pos < len(tokens) and (top or tokens[pos] != "}"):
+        key = tokens[pos]
+        if key not in schema:
+            raise I2IError(f"config.pbtxt: unknown field {key!r} (known: {', '.join(schema)})")
+        kind, repeated = schema[key]
+        pos += 1
+        if pos < len(tokens) and tokens[pos] == ":":
+            pos += 1
+        if pos < len(tokens) and tokens[pos] == "[":
+            if not repeated:
+                raise I2IError(f"config.pbtxt: field {key!r} is not repeated")
+            pos += 1
+            values = []
+            while tokens[pos] != "]":
+                value, pos = _value(tokens, pos, kind, key)
+                values.append(value)
+                if tokens[pos] == ",":
+                    pos += 1
+            pos += 1
+            out.setdefault(key, []).extend(values)
+        else:
+            value, pos = _value(tokens, pos, kind, key)
+            if repeated:
+                out.setdefault(key, []).append(value)
+            elif key in out:
+                raise I2IError(f"config.pbtxt: field {key!r} given twice")
+            else:
+                out[key] = value
+    if not top:
+        if pos >= len(tokens):
+            raise I2IError("config.pbtxt: missing '}'")
+        pos += 1
+    return out, pos
+
+
+def _value(tokens: list[str], pos: int, kind: Any, key: str) -> tuple[Any, int]:
+    token = tokens[pos]
+    if isinstance(kind, dict):
+        if token != "{":
+            raise I2IError(f"config.pbtxt: field {key!r} needs a {{ message }}")
+        return _message(tokens, pos + 1, kind)
+    if kind == "str":
+        if not token.startswith('"'):
+            raise I2IError(f"config.pbtxt: field {key!r} needs a quoted string, got {token}")
+        return re.sub(r"\\(.)", r"\1", token[1:-1]), pos + 1
+    if kind == "int":
+        if not re.fullmatch(r"[-+]?\d+", token):
+            raise I2IError(f"config.pbtxt: field {key!r} needs an integer, got {token}")
+        return int(token), pos + 1
+    if kind == "bool":
+        if token not in ("true", "false"):
+            raise I2IError(f"config.pbtxt: field {key!r} needs true/false, got {token}")
+        return token == "true", pos + 1
+    allowed = kind.split(":", 1)[1].split()
+    if token not in allowed:
+        raise I2IError(f"config.pbtxt: field {key!r} must be one of {', '.join(allowed)}, got {token}")
+    return token, pos + 1
+
+
+_PB2: Any = None
+
+
+def tritonclient_parse(text: str) -> dict[str, Any] | None:
+    """Parse with Triton's own protobuf schema (``tritonclient``), or None when not installed.
+
+    ``model_config_pb2`` is loaded from its file: importing ``tritonclient.grpc`` needs grpcio,
+    which this check does not.
+    """
+    global _PB2
+    spec = importlib.util.find_spec("tritonclient")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    if _PB2 is None:
+        path = Path(next(iter(spec.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
+        if not path.is_file():
+            return None
+        module_spec = importlib.util.spec_from_file_location("i2i_triton_model_config_pb2", path)
+        if module_spec is None or module_spec.loader is None:
+            return None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        _PB2 = module
+    from google.protobuf import json_format, text_format
+
+    try:
+        message = text_format.Parse(text, _PB2.ModelConfig())
+    except text_format.ParseError as exc:
+        raise I2IError(f"config.pbtxt does not parse as a Triton ModelConfig: {exc}") from None
+    parsed: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return parsed
+
+
+def check_config(parsed: dict[str, Any], card: dict[str, Any]) -> None:
+    """The parsed config must name the card's tensors with the card's dtype and dims."""
+    expected = config_dict(card, Path("m.onnx"), TritonConfig(repository="."))
+    for role in ("input", "output"):
+        tensors = parsed.get(role, [])
+        if len(tensors) != 1:
+            raise I2IError(f"config.pbtxt: expected one {role}, found {len(tensors)}")
+        got, want = tensors[0], expected[role][0]
+        dims = [int(d) for d in got.get("dims", [])]
+        if got.get("name") != want["name"] or got.get("data_type") != want["data_type"]:
+            raise I2IError(f"config.pbtxt: {role} is {got.get('name')}/{got.get('data_type')}, card says {want}")
+        if dims != want["dims"]:
+            raise I2IError(f"config.pbtxt: {role} dims {dims} do not match the card's {want['dims']}")
+
+
+def write_repository(model_file: Path, card: dict[str, Any], config: TritonConfig) -> Path:
+    """Write DIR/<name>/config.pbtxt and DIR/<name>/<version>/model.{onnx,plan}; return the config path."""
+    if model_file.suffix not in PLATFORMS:
+        raise I2IError(f"Triton repositories take .onnx or .engine models, not {model_file.name}")
+    if config.kind not in KINDS:
+        raise I2IError(f"--triton-kind {config.kind!r}; valid: {', '.join(KINDS)}")
+    if config.kind == "cpu" and model_file.suffix == ".engine":
+        raise I2IError("a TensorRT plan runs on a GPU: --triton-kind cpu needs an ONNX model")
+    if config.max_batch_size < 1 or config.instances < 1 or config.version < 1:
+        raise I2IError("--triton-max-batch, --triton-instances and the version must be >= 1")
+    if any(b < 1 or b > config.max_batch_size for b in config.preferred_batch_sizes):
+        raise I2IError(f"preferred batch sizes must be within 1..{config.max_batch_size}")
+    if config.preferred_batch_sizes and card.get("static_batch") is not None:
+        raise I2IError("preferred batch sizes need a dynamic-batch model; this one has a static batch")
+    data = config_dict(card, model_file, config)
+    text = to_pbtxt(data) + "\n"
+    parsed = tritonclient_parse(text)
+    check_config(parsed if parsed is not None else parse_pbtxt(text), card)
+    model_dir = Path(config.repository) / data["name"]
+    version_dir = model_dir / str(config.version)
+    version_dir.mkdir(parents=True, exist_ok=True)
+    target = version_dir / PLATFORMS[model_file.suffix][1]
+    shutil.copyfile(model_file, target)
+    if model_file.suffix == ".engine":
+        from i2i.runtime.backends.tensorrt import sidecar_path
+
+        if sidecar_path(model_file).is_file():
+            shutil.copyfile(sidecar_path(model_file), version_dir / "model.plan.json")
+    (model_dir / "config.pbtxt").write_text(text)
+    return model_dir / "config.pbtxt"

@@ -1,0 +1,210 @@
+"""ONNX export options over every registered generator: fp32, fp16 (with the InstanceNorm guard),
+frame I/O, static shapes, and the errors for unsupported combinations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from i2i.errors import I2IError
+from i2i.export.onnx import ExportConfig, check_config, export_checkpoint, read_card
+from i2i.train.checkpoint import atomic_save, make_checkpoint
+from i2i.train.nets import NETS, build_net
+
+# Tiny widths keep a CPU trace + parity to seconds; an arch missing here is tried with ngf=8.
+TINY = {
+    "resnet": {"ngf": 8, "n_blocks": 2},
+    "cut_resnet": {"ngf": 8, "n_blocks": 2},
+    "sn_resnet": {"ngf": 8, "n_blocks": 2},
+    "fast": {"ngf": 8, "n_blocks": 2},
+    "unet": {"ngf": 8, "num_downs": 5, "norm": "instance"},
+    "unetpp": {"ngf": 8},
+}
+DEFAULT_ARCHS = {"resnet"}  # the rest of the registry runs under the slow marker
+
+
+def _tiny_kwargs(name: str) -> dict[str, object] | None:
+    """Kwargs building a tiny generator, or None for nets that are not generators (discriminators)."""
+    for kwargs in (TINY.get(name, {"ngf": 8}), {}):
+        try:
+            net = build_net(name, **kwargs)
+        except (TypeError, ValueError):
+            continue
+        return dict(kwargs) if hasattr(net, "size_multiple") else None
+    return None
+
+
+GENERATORS = {name: kw for name in sorted(NETS) if (kw := _tiny_kwargs(name)) is not None}
+ARCHS = [pytest.param(a, marks=() if a in DEFAULT_ARCHS else pytest.mark.slow) for a in GENERATORS]
+
+
+def tiny_checkpoint(arch: str, folder: Path, scale_norm_inputs: float = 1.0) -> Path:
+    torch.manual_seed(0)
+    kwargs = GENERATORS[arch]
+    generator = build_net(arch, **kwargs).eval()
+    if scale_norm_inputs != 1.0:
+        _scale_convs_before_instance_norm(generator, scale_norm_inputs)
+    path = folder / arch / "model.pt"
+    atomic_save(make_checkpoint(generator, arch=arch, arch_kwargs=kwargs, method="pix2pix"), path)
+    return path
+
+
+def _scale_convs_before_instance_norm(net: nn.Module, factor: float) -> int:
+    """Multiply every conv that feeds an InstanceNorm by ``factor``: the norm divides it out, so
+    the fp32 function is unchanged, but the pre-norm activations get as large as in trained
+    generators (std ~10^3), which is where fp16 statistics overflow."""
+    count = 0
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, nn.Sequential):
+                layers = list(module)
+                for conv, norm in zip(layers, layers[1:]):
+                    if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(norm, nn.InstanceNorm2d):
+                        conv.weight.mul_(factor)
+                        if conv.bias is not None:
+                            conv.bias.mul_(factor)
+                        count += 1
+    return count
+
+
+def export(checkpoint: Path, name: str, **options: object) -> tuple[Path, dict]:
+    out = checkpoint.parent / f"{name}.onnx"
+    result = export_checkpoint(ExportConfig(checkpoint=str(checkpoint), output=str(out), progress=False, **options))
+    return result.onnx, result.parity
+
+
+def _session(path: Path):  # noqa: ANN202 - onnxruntime has no types
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fp32_fp16_and_frame_exports_pass_their_bars(arch: str, tmp_path: Path) -> None:
+    checkpoint = tiny_checkpoint(arch, tmp_path)
+
+    path32, p32 = export(checkpoint, "fp32")
+    assert p32["passed"] and p32["max_abs"] <= 1e-4 and p32["min_psnr_db"] >= 60
+    card = read_card(path32)
+    assert card["precision"] == "fp32" and card["io"]["kind"] == "tensor" and card["io"]["dtype"] == "float32"
+    assert card["static_size"] is None and card["io"]["input"] == "image" and card["io"]["output"] == "output"
+
+    path16, p16 = export(checkpoint, "fp16", precision="fp16")
+    assert p16["passed"] and p16["min_psnr_db"] >= 40 and all(c["finite"] for c in p16["cases"])
+    card16 = read_card(path16)
+    assert card16["precision"] == "fp16" and "InstanceNormalization" in card16["fp32_ops"]
+    assert card16["io"]["dtype"] == "float32" and card16["parity"]["passed"] is True
+    model16 = onnx.load(str(path16))
+    assert model16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 I/O by default
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model16.graph.initializer)  # fp16 weights
+    report = json.loads(path16.with_suffix(".parity.json").read_text())
+    assert report["precision"] == "fp16" and report["bar"]["psnr_db"] == 40
+
+    path_frame, pf = export(checkpoint, "frame", io="frame")
+    assert pf["passed"] and pf["frame"]["max_level_diff"] <= 1
+    frame_card = read_card(path_frame)
+    assert frame_card["io"]["kind"] == "frame" and frame_card["io"]["dtype"] == "uint8"
+    assert frame_card["io"]["layout"] == "NHWC" and frame_card["io"]["color"] == "BGR"
+    _frame_model_matches_float_model(path_frame, checkpoint, card["size_multiple"])
+
+
+def _frame_model_matches_float_model(frame_model: Path, checkpoint: Path, multiple: int) -> None:
+    """An OpenCV frame goes straight into the frame model; the float model needs the host-side
+    pre/post-processing; the two agree within one level of 255."""
+    from i2i.runtime.frames import postprocess, preprocess
+    from i2i.train.checkpoint import load_generator
+
+    generator, _ = load_generator(checkpoint)
+    rng = np.random.default_rng(1)
+    base = cv2.resize(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), (4 * multiple + 6, 3 * multiple + 3))
+    frame = cv2.GaussianBlur(base, (5, 5), 0)  # a smooth "photo", 3 pixels short of a multiple in each axis
+    out = _session(frame_model).run(None, {"frame": frame[None]})[0][0]
+    batch, size = preprocess([frame], multiple)
+    with torch.no_grad():
+        expected = postprocess(generator(torch.from_numpy(batch)).numpy(), size)[0]
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("arch", [pytest.param("resnet"), pytest.param("unet", marks=pytest.mark.slow)])
+def test_fp16_instance_norm_guard_is_real(arch: str, tmp_path: Path) -> None:
+    """With large pre-norm activations, fp16 with InstanceNorm kept fp32 passes; forcing the norm
+    to fp16 (keep_fp32_ops=()) overflows its variance and fails parity by a wide margin."""
+    checkpoint = tiny_checkpoint(arch, tmp_path, scale_norm_inputs=3000.0)
+    _, guarded = export(checkpoint, "guarded", precision="fp16")
+    assert guarded["passed"] and guarded["min_psnr_db"] >= 40 and guarded["fp16_norms_expanded"] == 0
+
+    forced_path = tmp_path / arch / "forced.onnx"
+    with pytest.raises(I2IError, match="parity check failed"):
+        export(checkpoint, "forced", precision="fp16", keep_fp32_ops=())
+    assert not forced_path.exists()  # nothing written below the bar
+    forced = json.loads(forced_path.with_suffix(".parity.json").read_text())
+    assert forced["fp16_norms_expanded"] > 0
+    forced_psnr = forced["min_psnr_db"] if isinstance(forced["min_psnr_db"], float) else -np.inf
+    assert forced_psnr < guarded["min_psnr_db"] - 20
+
+
+def test_static_size_and_batch(tmp_path: Path) -> None:
+    checkpoint = tiny_checkpoint("resnet", tmp_path)
+    path, parity = export(checkpoint, "static", io="frame", size=(64, 96), batch=2, precision="fp16")
+    assert parity["passed"] and all(c["shape"][0] == 2 for c in parity["cases"])
+    card = read_card(path)
+    assert card["static_size"] == [64, 96] and card["static_batch"] == 2
+    model = onnx.load(str(path))
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [2, 64, 96, 3]
+    frames = np.zeros((2, 64, 96, 3), dtype=np.uint8)
+    assert _session(path).run(None, {"frame": frames})[0].shape == (2, 64, 96, 3)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"precision": "fp8"}, "unknown precision"),
+        ({"io": "nchw"}, "unknown --io"),
+        ({"fp16_io": True}, "--fp16-io needs --fp16"),
+        ({"precision": "fp16", "fp16_io": True, "io": "frame"}, "frame models take and return uint8"),
+        ({"keep_fp32_ops": ("InstanceNormalization",)}, "fp16 exports only"),
+        ({"opset": 16}, "opset 17 or newer"),
+        ({"batch": 0}, "--batch must be >= 1"),
+        ({"size": (0, 64)}, "each side"),
+        ({"refine": "profile.npz"}, "--refine needs --size"),
+        ({"refine": "missing.npz", "size": (64, 64)}, "file not found"),
+    ],
+)
+def test_unsupported_combinations_are_errors(options: dict, match: str) -> None:
+    with pytest.raises(I2IError, match=match):
+        check_config(ExportConfig(checkpoint="model.pt", **options))
+
+
+def test_static_size_must_fit_the_size_multiple() -> None:
+    with pytest.raises(I2IError, match="multiples of 4"):
+        check_config(ExportConfig(checkpoint="model.pt", size=(66, 64)), size_multiple=4)
+
+
+def test_cli_build_and_inspect(tmp_path: Path) -> None:
+    from conftest import invoke
+
+    from i2i.export.cli import main
+
+    checkpoint = tiny_checkpoint("resnet", tmp_path)
+    result = invoke(main, [checkpoint, "--fp16", "--no-progress", "-o", tmp_path / "m.onnx"])
+    assert result.exit_code == 0, result.output
+    assert "parity: fp16" in result.output
+    result = invoke(main, ["inspect", tmp_path / "m.onnx"])
+    assert result.exit_code == 0, result.output
+    assert "precision:  fp16 (kept fp32: " in result.output and "InstanceNormalization" in result.output
+    assert "Conv" in result.output and "parity:     fp16 pass" in result.output
+    info = json.loads(invoke(main, ["inspect", tmp_path / "m.onnx", "--json"]).output)
+    assert info["card"]["precision"] == "fp16" and info["ops"]["Conv"] > 0
+    assert info["inputs"][0]["name"] == "image" and info["inputs"][0]["dtype"] == "float"
+    # ONNX options on an ONNX source are refused, not ignored
+    result = invoke(main, [tmp_path / "m.onnx", "--fp16", "--engine", "trt"])
+    assert result.exit_code == 1 and "apply to model.pt" in result.output
