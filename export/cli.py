@@ -71,7 +71,7 @@ def _shape(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
 
 
 # Options that shape the ONNX graph: meaningful only when exporting from a checkpoint.
-ONNX_OPTIONS = ("fp16", "fp16_io", "io", "size", "batch", "dynamic", "opset", "keep_fp32", "slim", "refine")
+ONNX_OPTIONS = ("fp16", "int8", "fp16_io", "io", "size", "batch", "dynamic", "opset", "keep_fp32", "slim", "refine")
 
 
 @main.command(DEFAULT_COMMAND, cls=Command)
@@ -79,6 +79,9 @@ ONNX_OPTIONS = ("fp16", "fp16_io", "io", "size", "batch", "dynamic", "opset", "k
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="ONNX file to write [default: MODEL with .onnx].")
 @click.option("--fp16", is_flag=True, help="fp16 weights/activations; InstanceNorm and reductions stay fp32.")
 @click.option("--fp16-io", is_flag=True, help="With --fp16: fp16 graph input/output too (default fp32).")
+@click.option(
+    "--int8", is_flag=True, help="Post-training int8 (QDQ) calibrated on --calib-data [default: the training split]."
+)
 @click.option(
     "--io",
     "io",
@@ -185,6 +188,12 @@ def _changed(key: str, value: Any) -> bool:
     return value != defaults.get(key, None) and value is not False
 
 
+def _onnx_precision(o: dict[str, Any]) -> str:
+    if o["fp16"] and o["int8"]:
+        raise click.UsageError("--fp16 and --int8 are exclusive")
+    return "fp16" if o["fp16"] else "int8" if o["int8"] else "fp32"
+
+
 def _export_onnx(checkpoint: Path, o: dict[str, Any]) -> Path:
     from i2i.export.onnx import ExportConfig, export_checkpoint
 
@@ -197,7 +206,9 @@ def _export_onnx(checkpoint: Path, o: dict[str, Any]) -> Path:
             opset=o["opset"],
             parity_data=str(o["parity_data"]) if o["parity_data"] else None,
             progress=o["progress"],
-            precision="fp16" if o["fp16"] else "fp32",
+            precision=_onnx_precision(o),
+            calib_data=str(o["calib_data"]) if o["calib_data"] else None,
+            calibrator="entropy" if o["calibrator"] == "entropy" else "minmax",
             fp16_io=o["fp16_io"],
             io=o["io"],
             size=o["size"],

@@ -54,6 +54,7 @@ from i2i.export.parity import (
     summarize_frames,
 )
 from i2i.export.precision import PRECISIONS, emulate_fp16, get_precision, to_fp16
+from i2i.export.quantize import calibration_batches, to_int8
 from i2i.train.checkpoint import build_generator, file_sha256, load_checkpoint
 
 CARD_KEY = "i2i"
@@ -79,6 +80,8 @@ class ExportConfig:
     keep_fp32_ops: tuple[str, ...] | None = None  # fp16 only; None = the precision's default list
     slim: bool = True  # onnxslim graph cleanup
     refine: str | None = None  # refinement file composed after the generator (needs a static size)
+    calib_data: str | None = None  # int8: calibration images [default: the training split]
+    calibrator: str = "minmax"  # int8: minmax | entropy | percentile
 
 
 @dataclass
@@ -272,7 +275,10 @@ def tensor_parity(
     session = _session(model)
     input_dtype = np.float16 if model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 else None
     cases = []
-    for name, batch_in in parity_inputs(size_multiple, image_dir, batch=batch, size=shape):
+    inputs = parity_inputs(size_multiple, image_dir, batch=batch, size=shape)
+    if precision == "int8":  # calibrated on real images: noise inputs lie outside the observed ranges
+        inputs = [(name, x) for name, x in inputs if name.startswith("image ")]
+    for name, batch_in in inputs:
         with torch.no_grad():
             reference = module(torch.from_numpy(batch_in)).numpy()
         feed = batch_in.astype(input_dtype) if input_dtype is not None else batch_in
@@ -314,6 +320,18 @@ def frame_parity(
         case["input"] = name
         cases.append(case)
     return summarize_frames(cases)
+
+
+def default_calibration_dir(ckpt: dict[str, Any]) -> Path | None:
+    """Calibration images for int8: the training split of the dataset the model was trained on."""
+    data = ckpt.get("train_config", {}).get("train", {}).get("data")
+    if not data:
+        return None
+    source = "A" if ckpt.get("direction", "AtoB") == "AtoB" else "B"
+    for candidate in (Path(data) / "train" / source, Path(data) / f"train{source}"):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def default_parity_dir(ckpt: dict[str, Any]) -> Path | None:
@@ -483,12 +501,23 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
             steps.set_postfix_str("slim")
             model = slim(model)
         steps.update(1)
+        image_dir = Path(config.parity_data) if config.parity_data else default_parity_dir(ckpt)
         if config.precision == "fp16":
             steps.set_postfix_str("fp16")
             model = to_fp16(model, keep_fp32_ops=fp32_ops, fp16_io=config.fp16_io)
             steps.update(1)
+        elif config.precision == "int8":
+            steps.set_postfix_str("int8 calibration")
+            calib_dir = Path(config.calib_data) if config.calib_data else default_calibration_dir(ckpt)
+            if calib_dir is None:
+                raise I2IError(
+                    "int8 needs calibration images: --calib-data DIR (real frames like the ones to translate)"
+                )
+            if image_dir is None:
+                raise I2IError("int8 parity needs real images: --parity-data DIR (ideally not the calibration images)")
+            model = to_int8(model, calibration_batches(calib_dir, multiple), config.calibrator)
+            steps.update(1)
         steps.set_postfix_str("parity vs torch")
-        image_dir = Path(config.parity_data) if config.parity_data else default_parity_dir(ckpt)
         parity = tensor_parity(module, model, multiple, image_dir, precision.name, batch=config.batch, shape=shape)
         parity["kind"] = config.io
         parity["image_dir"] = str(image_dir) if image_dir else None

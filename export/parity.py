@@ -25,6 +25,9 @@ from i2i.errors import I2IError
 PARITY_BARS: dict[str, dict[str, float | None]] = {
     "fp32": {"max_abs": 1e-4, "psnr_db": 60.0},
     "fp16": {"max_abs": None, "psnr_db": 40.0},
+    # int8 keeps 256 levels per tensor: 30 dB is an RMS error of ~3% of the range. Measured on real
+    # images only (random noise is far outside the calibrated activation ranges).
+    "int8": {"max_abs": None, "psnr_db": 30.0},
 }
 # Frame I/O vs the tensor model + host pre/post: at most one level apart.
 FRAME_BAR = {"max_level_diff": 1}

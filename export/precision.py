@@ -55,6 +55,8 @@ class Precision:
 PRECISIONS: dict[str, Precision] = {
     "fp32": Precision("fp32", "float32", ("float32",), ()),
     "fp16": Precision("fp16", "float16", ("float32", "float16"), FP32_OPS),
+    # QDQ int8 (export/quantize.py): float32 I/O, int8 weights, uint8 activations.
+    "int8": Precision("int8", "int8", ("float32",), ()),
 }
 
 

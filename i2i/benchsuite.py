@@ -40,6 +40,8 @@ class ModelSpec:
     checkpoint: str | None = None
     arch: str | None = None
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    calib_data: str | None = None  # int8 calibration images [default: the demo photos' training crops]
+    parity_data: str | None = None  # real images for export parity [default: the demo photos' test crops]
 
 
 @dataclass(frozen=True)
@@ -97,30 +99,67 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(raw.get("name", path.stem), raw.get("description", ""), models, matrix)
 
 
-def prepare_model(spec: ModelSpec, work: Path) -> tuple[Path, Path]:
-    """(model.pt, model.onnx) for a spec: the given checkpoint, or seeded random weights."""
+def _demo_images(work: Path) -> Path:
+    """Real photographs (scikit-image's, cut into crops) for int8 calibration and parity."""
+    from i2i.train.data import build_demo_dataset
+
+    root = work / "_photos"
+    build_demo_dataset(root, crop=256, crops_per_photo=8, test_crops_per_photo=2, video_seconds=1.0, progress=False)
+    return root
+
+
+def prepare_model(spec: ModelSpec, work: Path) -> Path:
+    """The model's checkpoint: the given one, or seeded random weights written once."""
     import torch
 
-    from i2i.export.onnx import ExportConfig, export_checkpoint
     from i2i.train.checkpoint import atomic_save, make_checkpoint
     from i2i.train.nets import build_net
     from i2i.train.nets.norm import init_weights
 
-    folder = work / spec.name
     if spec.checkpoint:
-        checkpoint = Path(spec.checkpoint)
-    else:
-        if not spec.arch:
-            raise I2IError(f"model {spec.name!r}: give a checkpoint or an arch")
-        checkpoint = folder / "model.pt"
-        if not checkpoint.exists():
-            torch.manual_seed(0)
-            net = init_weights(build_net(spec.arch, **spec.arch_kwargs)).eval()
-            atomic_save(make_checkpoint(net, arch=spec.arch, arch_kwargs=spec.arch_kwargs, method="bench"), checkpoint)
-    onnx_path = folder / "model.onnx"
-    if not onnx_path.exists() or onnx_path.stat().st_mtime < checkpoint.stat().st_mtime:
-        export_checkpoint(ExportConfig(checkpoint=str(checkpoint), output=str(onnx_path), progress=False))
-    return checkpoint, onnx_path
+        return Path(spec.checkpoint)
+    if not spec.arch:
+        raise I2IError(f"model {spec.name!r}: give a checkpoint or an arch")
+    checkpoint = work / spec.name / "model.pt"
+    if not checkpoint.exists():
+        torch.manual_seed(0)
+        net = init_weights(build_net(spec.arch, **spec.arch_kwargs)).eval()
+        atomic_save(make_checkpoint(net, arch=spec.arch, arch_kwargs=spec.arch_kwargs, method="bench"), checkpoint)
+    return checkpoint
+
+
+# The exported graph each precision runs (OpenVINO applies bf16/fp16 itself to the fp32 graph).
+_ONNX_FOR = {"fp32": "fp32", "bf16": "fp32", "fp16": "fp16", "int8": "int8"}
+
+
+def model_file(spec: ModelSpec, checkpoint: Path, backend: str, precision: str, work: Path) -> Path:
+    """model.pt for torch; else the ONNX export at the precision the row asks for (exported once)."""
+    if backend in ("torch", "torch-compile"):
+        return checkpoint
+    from i2i.export.onnx import ExportConfig, export_checkpoint
+
+    onnx_precision = _ONNX_FOR.get(precision)
+    if onnx_precision is None:
+        raise I2IError(f"no export for precision {precision!r}")
+    if backend == "openvino" and precision in ("bf16", "fp16"):
+        onnx_precision = "fp32"
+    name = "model.onnx" if onnx_precision == "fp32" else f"model.{onnx_precision}.onnx"
+    out = work / spec.name / name
+    if not out.exists() or out.stat().st_mtime < checkpoint.stat().st_mtime:
+        photos = None if (spec.calib_data and spec.parity_data) else _demo_images(work)
+        parity = spec.parity_data or (str(photos / "test" / "A") if photos else None)
+        calib = spec.calib_data or (str(photos / "train" / "A") if photos else None)
+        export_checkpoint(
+            ExportConfig(
+                checkpoint=str(checkpoint),
+                output=str(out),
+                progress=False,
+                precision=onnx_precision,
+                parity_data=parity,
+                calib_data=calib,
+            )
+        )
+    return out
 
 
 def count_flops(checkpoint: Path, height: int, width: int) -> float:
@@ -141,10 +180,6 @@ def psnr_db(reference: np.ndarray, other: np.ndarray) -> float:
         return -math.inf
     mse = float(np.mean((reference.astype(np.float64) - other.astype(np.float64)) ** 2))
     return math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
-
-
-def _model_path(backend: str, checkpoint: Path, onnx_path: Path) -> Path:
-    return checkpoint if backend in ("torch", "torch-compile") else onnx_path
 
 
 def _time_calls(backend: Any, batch: np.ndarray, warmup: int, iters: int) -> tuple[np.ndarray, np.ndarray]:
@@ -235,6 +270,7 @@ def _pipeline_fps(backend: Any, height: int, width: int, frames: int, batch: int
 def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]:
     from i2i.runtime.backends import open_backend
 
+    specs = {m.name: m for m in suite.models}
     prepared = {m.name: prepare_model(m, work) for m in suite.models}
     cells = [
         (cell, model, backend, precision, batch, size)
@@ -251,7 +287,7 @@ def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]
     bar = tqdm(cells, desc=f"bench {suite.name}", unit="cell", disable=not progress, dynamic_ncols=True)
     for cell, model, backend_name, precision, batch, size in bar:
         bar.set_postfix_str(f"{model} {backend_name} {precision} b{batch} {size}")
-        checkpoint, onnx_path = prepared[model]
+        checkpoint = prepared[model]
         row: dict[str, Any] = {
             "model": model,
             "backend": backend_name,
@@ -262,7 +298,8 @@ def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]
         }
         rows.append(row)
         try:
-            backend = open_backend(backend_name, _model_path(backend_name, checkpoint, onnx_path), precision=precision)
+            path = model_file(specs[model], checkpoint, backend_name, precision, work)
+            backend = open_backend(backend_name, path, precision=precision)
         except I2IError as exc:
             row["skipped"] = exc.format_message()
             continue

@@ -57,7 +57,7 @@ class ProviderPlan:
 
     provider: str  # "cpu" | "cuda" | "tensorrt"
     device_id: int
-    precision: str  # what the model will run at: "fp32" | "fp16"
+    precision: str  # what the model will run at: "fp32" | "fp16" | "int8" (a QDQ export runs as exported)
     providers: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     io_binding: bool = False
     cuda_graph: bool = False
@@ -115,8 +115,8 @@ def plan_providers(
 
     if precision == "auto":
         precision = model_precision
-    if precision not in ("fp32", "fp16"):
-        raise I2IError(f"ort backend: precision {precision!r} is not supported (fp32 or fp16)")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise I2IError(f"ort backend: precision {precision!r} is not supported (fp32, fp16, or an int8 export)")
     if precision != model_precision and not (provider == "tensorrt" and precision == "fp16"):
         raise I2IError(
             f"ort backend: the model was exported in {model_precision}; ORT runs it as exported "

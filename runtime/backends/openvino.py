@@ -29,7 +29,8 @@ from i2i.runtime.card import parse_io, read_onnx_card, require_card
 OPTIONS = ("threads", "specialise")
 _KEEP_SPECIALISED = 4
 # i2i precision -> (OpenVINO hint, the CPU capability it needs, or None for always available)
-_PRECISIONS = {"fp32": ("f32", None), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16")}
+# int8: a QDQ-quantised export; the hint then only governs the ops left unquantised.
+_PRECISIONS = {"fp32": ("f32", None), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16"), "int8": ("f32", None)}
 _OV_TYPES = {"f32": "float32", "f16": "float16", "u8": "uint8"}
 
 
@@ -77,7 +78,12 @@ class OpenVinoBackend(Backend):
             raise I2IError(f"openvino backend runs ONNX exports (model.onnx), not {Path(path).name}")
         card = require_card(read_onnx_card(path), path)
         parse_io(card, where=str(path))  # a bad card fails here, before a compile
-        precision = "fp32" if precision == "auto" else precision
+        quantised = card.get("precision") == "int8"
+        precision = ("int8" if quantised else "fp32") if precision == "auto" else precision
+        if (precision == "int8") != quantised:
+            raise I2IError(
+                "openvino backend: int8 runs int8 exports (i2i-export --int8), and an int8 export runs as int8"
+            )
         if precision not in _PRECISIONS:
             raise I2IError(f"openvino backend: precision {precision!r} is not one of {', '.join(_PRECISIONS)}")
         hint, capability = _PRECISIONS[precision]
