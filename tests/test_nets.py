@@ -12,6 +12,9 @@ TINY = {
     "resnet": dict(ngf=8, n_blocks=2),
     "unet": dict(ngf=8, num_downs=5),
     "patchgan": dict(ndf=8),
+    "fast": dict(ngf=8, n_blocks=1),
+    "cut_resnet": dict(ngf=8, n_blocks=2),
+    "sn_resnet": dict(ngf=8, n_blocks=2),
 }
 
 
@@ -72,5 +75,5 @@ def test_unet_reference_parameter_names() -> None:
 
 
 def test_unknown_net_lists_valid_names() -> None:
-    with pytest.raises(I2IError, match="valid: patchgan, resnet, unet"):
+    with pytest.raises(I2IError, match="unknown network .nope.; valid: .*patchgan, resnet.*unet"):
         build_net("nope")

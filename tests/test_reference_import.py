@@ -1,0 +1,323 @@
+"""``i2i-train import``: released reference generators load key for key and translate identically.
+
+The reference networks below are an independent re-implementation of the module structure of
+pytorch-CycleGAN-and-pix2pix / CUT ``models/networks.py`` (norm_layer partials, use_bias rule,
+``build_conv_block``, anti-aliased Downsample/Upsample, recursive U-Net), written from the reference
+code rather than from i2i's networks, so a state dict they produce is what a released file holds.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import invoke
+from torch import nn
+
+from i2i.errors import I2IError
+from i2i.train.checkpoint import load_generator
+from i2i.train.cli import main as train_cli
+from i2i.train.nets import build_net
+from i2i.train.reference import import_reference
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # type: ignore[no-untyped-def]
+    """Tiny tensors gain nothing from intra-op threads, which spin against other work on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- reference structure
+
+
+def ref_norm(kind: str):  # type: ignore[no-untyped-def]
+    if kind == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+
+
+def ref_filter(size: int) -> torch.Tensor:
+    a = np.array({3: [1.0, 2.0, 1.0], 4: [1.0, 3.0, 3.0, 1.0]}[size])
+    f = torch.Tensor(a[:, None] * a[None, :])
+    return f / torch.sum(f)
+
+
+class RefDownsample(nn.Module):
+    filt: torch.Tensor
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("filt", ref_filter(3)[None, None, :, :].repeat((channels, 1, 1, 1)))
+        self.pad = nn.ReflectionPad2d((1, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(self.pad(x), self.filt, stride=2, groups=x.shape[1])
+
+
+class RefUpsample(nn.Module):
+    filt: torch.Tensor
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("filt", (ref_filter(4) * 4)[None, None, :, :].repeat((channels, 1, 1, 1)))
+        self.pad = nn.ReplicationPad2d((1, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ret = F.conv_transpose2d(self.pad(x), self.filt, stride=2, padding=2, groups=x.shape[1])[:, :, 1:, 1:]
+        return ret[:, :, :-1, :-1]
+
+
+class RefResnetBlock(nn.Module):
+    def __init__(self, dim: int, norm_layer, use_dropout: bool, use_bias: bool) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        block: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, padding=0, bias=use_bias)]
+        block += [norm_layer(dim), nn.ReLU(True)]
+        if use_dropout:
+            block += [nn.Dropout(0.5)]
+        block += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, padding=0, bias=use_bias), norm_layer(dim)]
+        self.conv_block = nn.Sequential(*block)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class RefResnetGenerator(nn.Module):
+    """CG ResnetGenerator (antialias=False) or CUT's (antialias=True), as in the reference code."""
+
+    def __init__(self, ngf: int, norm: str, n_blocks: int, use_dropout: bool = False, antialias: bool = False) -> None:
+        super().__init__()
+        norm_layer = ref_norm(norm)
+        use_bias = norm_layer.func == nn.InstanceNorm2d
+        model: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7, padding=0, bias=use_bias)]
+        model += [norm_layer(ngf), nn.ReLU(True)]
+        for i in range(2):
+            mult = 2**i
+            if antialias:
+                model += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=1, padding=1, bias=use_bias)]
+                model += [norm_layer(ngf * mult * 2), nn.ReLU(True), RefDownsample(ngf * mult * 2)]
+            else:
+                model += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=use_bias)]
+                model += [norm_layer(ngf * mult * 2), nn.ReLU(True)]
+        model += [RefResnetBlock(ngf * 4, norm_layer, use_dropout, use_bias) for _ in range(n_blocks)]
+        for i in range(2):
+            mult = 2 ** (2 - i)
+            if antialias:
+                model += [RefUpsample(ngf * mult), nn.Conv2d(ngf * mult, ngf * mult // 2, 3, padding=1, bias=use_bias)]
+            else:
+                model += [
+                    nn.ConvTranspose2d(
+                        ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=use_bias
+                    )
+                ]
+            model += [norm_layer(ngf * mult // 2), nn.ReLU(True)]
+        model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class RefUnetBlock(nn.Module):
+    def __init__(
+        self, outer: int, inner: int, input_nc=None, sub=None, outermost=False, innermost=False, norm_layer=None
+    ):  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.outermost = outermost
+        use_bias = norm_layer.func == nn.InstanceNorm2d
+        input_nc = outer if input_nc is None else input_nc
+        downconv = nn.Conv2d(input_nc, inner, 4, stride=2, padding=1, bias=use_bias)
+        if outermost:
+            model = [downconv, sub, nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
+        elif innermost:
+            up = nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=use_bias)
+            model = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), up, norm_layer(outer)]
+        else:
+            up = nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=use_bias)
+            model = [nn.LeakyReLU(0.2, True), downconv, norm_layer(inner), sub, nn.ReLU(True), up, norm_layer(outer)]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+class RefUnetGenerator(nn.Module):
+    def __init__(self, num_downs: int, ngf: int, norm: str = "batch") -> None:
+        super().__init__()
+        nl = ref_norm(norm)
+        block = RefUnetBlock(ngf * 8, ngf * 8, innermost=True, norm_layer=nl)
+        for _ in range(num_downs - 5):
+            block = RefUnetBlock(ngf * 8, ngf * 8, sub=block, norm_layer=nl)
+        for mult in (4, 2, 1):
+            block = RefUnetBlock(ngf * mult, ngf * mult * 2, sub=block, norm_layer=nl)
+        self.model = RefUnetBlock(3, ngf, input_nc=3, sub=block, outermost=True, norm_layer=nl)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def randomise(net: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial weights and BatchNorm statistics, so identical outputs mean identical weights."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if t.is_floating_point() and not name.endswith("filt"):
+                t.copy_(torch.randn(t.shape, generator=g) * 0.1 + (1.0 if name.endswith("running_var") else 0.0))
+    return net.eval()
+
+
+def add_legacy_instance_norm_stats(state: dict[str, torch.Tensor], net: nn.Module) -> int:
+    """What checkpoints saved by torch < 0.4 hold: running stats for every (stat-free) InstanceNorm."""
+    added = 0
+    for name, module in net.named_modules():
+        if isinstance(module, nn.InstanceNorm2d):
+            c = module.num_features
+            state[f"{name}.running_mean"], state[f"{name}.running_var"] = torch.zeros(c), torch.ones(c)
+            state[f"{name}.num_batches_tracked"] = torch.tensor(0)
+            added += 3
+    return added
+
+
+def import_and_compare(ref: nn.Module, tmp_path: Path, size: int, legacy: bool = False, **kw: object):  # type: ignore[no-untyped-def]
+    state = dict(ref.state_dict())
+    added = add_legacy_instance_norm_stats(state, ref) if legacy else 0
+    torch.save(state, tmp_path / "latest_net_G.pth")
+    result = import_reference(tmp_path / "latest_net_G.pth", tmp_path / "model.pt", **kw)  # type: ignore[arg-type]
+    assert len(result.dropped) == added
+    net, ckpt = load_generator(result.output)  # strict load of the converted checkpoint
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(net(x), ref(x))
+    return result, ckpt
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_cyclegan_resnet9_with_legacy_instance_norm_stats(tmp_path: Path) -> None:
+    ref = randomise(RefResnetGenerator(ngf=8, norm="instance", n_blocks=9))
+    result, ckpt = import_and_compare(ref, tmp_path, 32, legacy=True)
+    assert (result.reference, result.arch) == ("resnet_9blocks", "resnet")
+    assert result.arch_kwargs["norm"] == "instance" and result.arch_kwargs["n_blocks"] == 9
+    assert ckpt["io"]["size_multiple"] == 4 and ckpt["method"] == "imported"
+    assert ckpt["train_config"]["imported"]["reference_arch"] == "resnet_9blocks"
+
+
+def test_pix2pix_resnet6_batchnorm_dropout(tmp_path: Path) -> None:
+    ref = randomise(RefResnetGenerator(ngf=8, norm="batch", n_blocks=6, use_dropout=True))
+    result, _ = import_and_compare(ref, tmp_path, 32, arch="resnet_6blocks")
+    assert result.arch_kwargs == dict(input_nc=3, output_nc=3, ngf=8, norm="batch", use_dropout=True, n_blocks=6)
+
+
+def test_pix2pix_unet128(tmp_path: Path) -> None:
+    ref = randomise(RefUnetGenerator(num_downs=7, ngf=4))
+    result, ckpt = import_and_compare(ref, tmp_path, 128)
+    assert (result.reference, result.arch_kwargs["num_downs"]) == ("unet_128", 7)
+    assert ckpt["io"]["size_multiple"] == 128
+
+
+def test_cut_antialiased_resnet_from_data_parallel(tmp_path: Path) -> None:
+    ref = randomise(RefResnetGenerator(ngf=8, norm="instance", n_blocks=9, antialias=True))
+    state = {f"module.{k}": v for k, v in ref.state_dict().items()}  # saved from nn.DataParallel
+    torch.save(state, tmp_path / "cut.pth")
+    result = import_reference(tmp_path / "cut.pth")
+    assert result.arch == "cut_resnet" and result.arch_kwargs["antialias"] and result.arch_kwargs["antialias_up"]
+    net, _ = load_generator(result.output)
+    x = torch.rand(1, 3, 36, 28) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(net(x), ref(x))
+
+
+def test_sn_resnet_is_detected(tmp_path: Path) -> None:
+    net = randomise(build_net("sn_resnet", ngf=16, n_blocks=3))
+    torch.save(net.state_dict(), tmp_path / "sndcr.pth")
+    result = import_reference(tmp_path / "sndcr.pth")
+    assert result.arch == "sn_resnet" and result.arch_kwargs["n_blocks"] == 3
+
+
+def test_wrong_arch_lists_missing_and_unexpected_keys(tmp_path: Path) -> None:
+    ref = RefResnetGenerator(ngf=8, norm="instance", n_blocks=9, antialias=True)
+    torch.save(ref.state_dict(), tmp_path / "cut.pth")
+    with pytest.raises(
+        I2IError, match=r"does not fit resnet_9blocks .*missing keys: .*unexpected keys: .*model\.7\.filt"
+    ):
+        import_reference(tmp_path / "cut.pth", arch="resnet_9blocks")
+
+
+def test_missing_key_is_named(tmp_path: Path) -> None:
+    state = dict(RefResnetGenerator(ngf=8, norm="instance", n_blocks=6).state_dict())
+    del state["model.12.conv_block.5.weight"]
+    torch.save(state, tmp_path / "g.pth")
+    with pytest.raises(I2IError, match=r"missing keys: model\.12\.conv_block\.5\.weight"):
+        import_reference(tmp_path / "g.pth")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "cannot read"),
+        (b"not a torch file at all", "cannot read"),
+    ],
+)
+def test_corrupt_files_fail_cleanly(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "g.pth").write_bytes(content)
+    with pytest.raises(I2IError, match=message):
+        import_reference(tmp_path / "g.pth")
+
+
+def test_truncated_file_fails_cleanly(tmp_path: Path) -> None:
+    torch.save(RefResnetGenerator(ngf=8, norm="instance", n_blocks=2).state_dict(), tmp_path / "g.pth")
+    data = (tmp_path / "g.pth").read_bytes()
+    (tmp_path / "g.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(I2IError, match="truncated or not a torch file"):
+        import_reference(tmp_path / "g.pth")
+
+
+def test_unknown_state_dict_and_missing_file(tmp_path: Path) -> None:
+    torch.save({"encoder.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(I2IError, match="not a pytorch-CycleGAN-and-pix2pix / CUT generator"):
+        import_reference(tmp_path / "other.pth")
+    with pytest.raises(I2IError, match="not found"):
+        import_reference(tmp_path / "absent.pth")
+
+
+def test_cli_import_and_usage_error(tmp_path: Path) -> None:
+    torch.save(RefResnetGenerator(ngf=8, norm="instance", n_blocks=6).state_dict(), tmp_path / "latest_net_G.pth")
+    result = invoke(train_cli, ["import", tmp_path / "latest_net_G.pth", "-o", tmp_path / "h2z.pt"])
+    assert result.exit_code == 0, result.output
+    assert "resnet_6blocks" in result.output and (tmp_path / "h2z.pt").exists()
+    bad = invoke(train_cli, ["import", tmp_path / "latest_net_G.pth", "--arch", "nope"])
+    assert bad.exit_code == 2 and "valid: resnet_9blocks" in bad.output
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"xx")
+    failed = invoke(train_cli, ["import", broken])
+    assert failed.exit_code == 1 and "cannot read" in failed.output
+
+
+def test_legacy_non_zip_file_imports(tmp_path: Path) -> None:
+    """Released CycleGAN/pix2pix weights predate torch 1.6's zip format."""
+    ref = randomise(RefResnetGenerator(ngf=8, norm="instance", n_blocks=6))
+    torch.save(ref.state_dict(), tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    result = import_reference(tmp_path / "old.pth")
+    net, _ = load_generator(result.output)
+    x = torch.rand(1, 3, 24, 24) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(net(x), ref(x))
+
+
+class _Payload:
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (print, ("pickled code ran",))
+
+
+def test_pickled_code_is_refused_not_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.save({"model.1.weight": _Payload()}, tmp_path / "evil.pth")
+    with pytest.raises(I2IError, match="holds objects other than tensors"):
+        import_reference(tmp_path / "evil.pth")
+    assert "pickled code ran" not in capsys.readouterr().out
