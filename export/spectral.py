@@ -12,6 +12,8 @@ op, which TensorRT does not support — as four MatMuls with constant cos/sin ma
     4. along H  [U_r; U_i] = [[C_H, −S_H], [S_H, C_H]] · [Y_r; Y_i]
     5. along W  y = x + (1/HW) Σ_v w_v (U_r[v] C_W[v] − U_i[v] S_W[v]),  w_v = 1 at v = 0 and at
                 W/2 (even W), 2 elsewhere (the other half of the spectrum is the conjugate mirror)
+The 1/(HW) is spread as 1/√W and 1/√H over the four products (orthonormal DFTs), which keeps every
+intermediate within ≈ √(HW) of the pixel range — fp16 engines do not overflow at the DC term.
 
 Filtering G − 1 and adding x back keeps fp32 (and fp16) rounding proportional to the change, not
 to the whole image. Cost per channel: 4HW'(2H) + 4HWW' multiply-adds, ≈ 0.2 GFLOP for a 3×256²
@@ -68,10 +70,13 @@ class SpectralFilter(nn.Module):
         weights[0] = 1.0
         if w % 2 == 0:
             weights[-1] = 1.0
-        forward_w = np.concatenate([cos_w, -sin_w], axis=1)  # (W, 2W')
-        forward_h = np.block([[cos_h, sin_h], [-sin_h, cos_h]])  # (2H, 2H)
-        inverse_h = np.block([[cos_h, -sin_h], [sin_h, cos_h]])  # (2H, 2H)
-        inverse_w = np.concatenate([cos_w.T * weights[:, None], -sin_w.T * weights[:, None]], axis=0) / (h * w)
+        # Orthonormal scaling (1/√N per transform, not 1/(HW) at the end): |X| ≤ √(HW)·max|x|, so an
+        # fp16 engine cannot overflow (an unscaled DC of a bright 256² frame is ≈ 6e4 > fp16's max).
+        rw, rh = 1.0 / np.sqrt(w), 1.0 / np.sqrt(h)
+        forward_w = np.concatenate([cos_w, -sin_w], axis=1) * rw  # (W, 2W')
+        forward_h = np.block([[cos_h, sin_h], [-sin_h, cos_h]]) * rh  # (2H, 2H)
+        inverse_h = np.block([[cos_h, -sin_h], [sin_h, cos_h]]) * rh  # (2H, 2H)
+        inverse_w = np.concatenate([cos_w.T * weights[:, None], -sin_w.T * weights[:, None]], axis=0) * rw
         delta = (gain[:, :, :half] - 1.0)[None]  # (1, C, H, W'): natural FFT order, first W' columns
         self.size = (h, w)
         self.channels = channels
@@ -123,11 +128,13 @@ class StigRefinement(nn.Module):
         cos_w, sin_w = _centred_cos_sin(w)
         self.network = network
         self.size = (h, w)
+        rw, rh = 1.0 / np.sqrt(w), 1.0 / np.sqrt(h)  # orthonormal: see SpectralFilter
+        self.log_scale = 0.5 * float(np.log(h * w))  # |X| = √(HW)·|X_orthonormal|
         for name, value in (
-            ("forward_w", np.concatenate([cos_w.T, -sin_w.T], axis=1)),  # x·F_Wᵀ → [Z_r | Z_i]
-            ("forward_h", np.block([[cos_h, sin_h], [-sin_h, cos_h]])),  # F_H·Z → [X_r; X_i]
-            ("inverse_h", np.block([[cos_h.T, -sin_h.T], [sin_h.T, cos_h.T]])),  # F_H*ᵀ·Y → [U_r; U_i]
-            ("inverse_w", np.concatenate([cos_w, -sin_w], axis=0) / (h * w)),  # Re(U·F_W*)/(HW)
+            ("forward_w", np.concatenate([cos_w.T, -sin_w.T], axis=1) * rw),  # x·F_Wᵀ → [Z_r | Z_i]
+            ("forward_h", np.block([[cos_h, sin_h], [-sin_h, cos_h]]) * rh),  # F_H·Z → [X_r; X_i]
+            ("inverse_h", np.block([[cos_h.T, -sin_h.T], [sin_h.T, cos_h.T]]) * rh),  # F_H*ᵀ·Y → [U_r; U_i]
+            ("inverse_w", np.concatenate([cos_w, -sin_w], axis=0) * rw),  # Re(U·F_W*)
         ):
             self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(value)).float())
 
@@ -136,13 +143,18 @@ class StigRefinement(nn.Module):
         z = torch.matmul((x + 1.0) * 0.5, self.forward_w)  # (N, C, H, 2W)
         spectrum = torch.matmul(self.forward_h, torch.cat([z[..., :w], z[..., w:]], dim=2))  # (N, C, 2H, W)
         real, imag = spectrum[:, :, :h], spectrum[:, :, h:]
-        magnitude = torch.sqrt(real * real + imag * imag)
-        log_magnitude = torch.log1p(magnitude)
+        magnitude = torch.sqrt(real * real + imag * imag)  # orthonormal: |X| / √(HW)
+        # log1p(|X|) = ln √(HW) + ln(|X|/√(HW) + 1/√(HW)), never forming |X| itself (fp16-safe);
+        # plain Log/Exp because every exporter and TensorRT has them (expm1/log1p are not in ONNX).
+        inv_scale = float(np.exp(-self.log_scale))
+        log_magnitude = self.log_scale + torch.log(magnitude + inv_scale)
         low = torch.amin(log_magnitude, dim=(1, 2, 3), keepdim=True)
         span = (torch.amax(log_magnitude, dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-12)
         refined = self.network(2.0 * (log_magnitude - low) / span - 1.0)
-        # New magnitude, old phase: scale X by |Ŷ| / |X| (a zero bin has no phase and stays zero).
-        scale = torch.expm1((refined + 1.0) * 0.5 * span + low) / magnitude.clamp_min(1e-12)
+        # New magnitude, old phase: scale X by |Ŷ| / |X| (a zero bin has no phase and stays zero);
+        # expm1(M̂)/√(HW) = exp(M̂ − ln √(HW)) − 1/√(HW), again without the full-size magnitude.
+        new_magnitude = torch.exp((refined + 1.0) * 0.5 * span + low - self.log_scale) - inv_scale
+        scale = new_magnitude / magnitude.clamp_min(1e-12)
         u = torch.matmul(self.inverse_h, torch.cat([real * scale, imag * scale], dim=2))  # (N, C, 2H, W)
         image01 = torch.matmul(torch.cat([u[:, :, :h], u[:, :, h:]], dim=3), self.inverse_w)
         return (2.0 * image01 - 1.0).clamp(-1.0, 1.0)

@@ -1,6 +1,9 @@
-"""``i2i-eval``: image-quality metrics between folders (torch-free).
+"""``i2i-eval``: image-quality metrics between folders (torch-free, except ssim, fid and kid).
 
 ``psnr``      paired PSNR by file name.
+``ssim``      paired SSIM by file name (torch, imported inside the command).
+``fid|kid``   Frechet / Kernel Inception Distance between two folders (torch; Inception weights from
+              a local file, ``--inception-weights``; see ``i2i.train.metrics``).
 ``spectrum``  LFD (log frequency distance, STIG) between real and generated images, plus PNG plots
               of the mean log-spectra and the radial power profiles; ``--refine`` adds the refined set.
 ``profile``   estimate a spectral filter profile (.npz) from real vs generated images (closed form).
@@ -66,6 +69,8 @@ def main() -> None:
     \b
     Examples:
       i2i-eval psnr data/demo/test/B out/translated/
+      i2i-eval ssim data/demo/test/B out/translated/
+      i2i-eval fid data/demo/test/B out/translated/ --inception-weights pt_inception-2015-12-05-6726825d.pth
       i2i-eval spectrum data/demo/test/B out/translated/ --out spectrum/
       i2i-eval profile data/demo/train/B out/train_translated/ -o profile.npz
       i2i-eval spectrum data/demo/test/B out/translated/ --refine profile.npz
@@ -81,6 +86,114 @@ def psnr_command(reference_dir: Path, test_dir: Path, json_path: Path | None) ->
     result = paired_psnr(reference_dir, test_dir)
     click.echo(
         f"{result['pairs']} pairs: mean PSNR {result['psnr_db_mean']:.2f} dB, min {result['psnr_db_min']:.2f} dB"
+    )
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2))
+
+
+# --------------------------------------------------------------------------- SSIM, FID, KID (need torch)
+
+
+def _import_metrics() -> Any:
+    """i2i.train.metrics, imported here so that the torch-free commands never load torch."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        from i2i.errors import MissingDependencyError
+
+        raise MissingDependencyError("torch", "train", "ssim, fid and kid run in torch") from None
+    from i2i.train import metrics
+
+    return metrics
+
+
+@main.command("ssim")
+@click.argument("reference_dir", type=click.Path(path_type=Path))
+@click.argument("test_dir", type=click.Path(path_type=Path))
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+def ssim_command(reference_dir: Path, test_dir: Path, json_path: Path | None) -> None:
+    """SSIM (Gaussian 11x11, sigma 1.5; 8-bit) between images of REFERENCE_DIR and TEST_DIR with the same stem."""
+    result = _import_metrics().paired_ssim(reference_dir, test_dir)
+    click.echo(f"{result['pairs']} pairs: mean SSIM {result['ssim_mean']:.4f}, min {result['ssim_min']:.4f}")
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2))
+
+
+def _feature_metric(metric: str, real_dir: Path, fake_dir: Path, weights: str | None, **options: Any) -> dict[str, Any]:
+    metrics = _import_metrics()
+    from i2i.train.loop import resolve_device
+    from i2i.train.nets.inception import INPUT_SIZE, TORCHVISION_FILE, load_inception, resolve_inception_weights
+
+    path = resolve_inception_weights(weights)  # first: a missing file is one line, before any work
+    for folder in (real_dir, fake_dir):
+        if not folder.is_dir():
+            raise I2IError(f"not a folder: {folder}")
+    device = resolve_device(options.pop("device"))
+    net = load_inception(path).to(device)
+    if net.variant == "torch":
+        click.echo(f"note: {path.name} is torchvision's Inception ({TORCHVISION_FILE}): not comparable", err=True)
+    result = metrics.folder_metric(metric, real_dir, fake_dir, net, INPUT_SIZE, device, **options)
+    return {**result, "inception": str(path), "inception_variant": net.variant}
+
+
+def _inception_options(func: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--inception-weights",
+                type=click.Path(dir_okay=False),
+                default=None,
+                help="Inception-v3 weights: pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
+                "[default: the torch hub cache].",
+            ),
+            click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1)),
+            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+            click.option("--progress/--no-progress", default=True, show_default=True),
+            click.option("--json", "json_path", type=click.Path(path_type=Path), default=None),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+@main.command("fid")
+@click.argument("real_dir", type=click.Path(path_type=Path))
+@click.argument("fake_dir", type=click.Path(path_type=Path))
+@_inception_options
+def fid_command(
+    real_dir: Path, fake_dir: Path, inception_weights: str | None, json_path: Path | None, **kw: Any
+) -> None:
+    """Frechet Inception Distance between REAL_DIR and FAKE_DIR (Heusel et al. 2017; lower is closer).
+
+    Images of any size are resized to 299x299 (bilinear) as pytorch-fid does; the 2048-d pool3
+    features of the TF FID Inception make values comparable with pytorch-fid. Use thousands of
+    images: FID is biased upwards for small sets.
+    """
+    result = _feature_metric("fid", real_dir, fake_dir, inception_weights, **kw)
+    click.echo(f"FID {result['fid']:.4f}  ({result['real_images']} real, {result['generated_images']} generated)")
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2))
+
+
+@main.command("kid")
+@click.argument("real_dir", type=click.Path(path_type=Path))
+@click.argument("fake_dir", type=click.Path(path_type=Path))
+@_inception_options
+@click.option("--subsets", default=100, show_default=True, type=click.IntRange(1), help="Random subsets averaged.")
+@click.option("--subset-size", default=1000, show_default=True, type=click.IntRange(2), help="Images per subset.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the subset draws.")
+def kid_command(
+    real_dir: Path, fake_dir: Path, inception_weights: str | None, json_path: Path | None, **kw: Any
+) -> None:
+    """Kernel Inception Distance between REAL_DIR and FAKE_DIR (Binkowski et al. 2018; lower is closer).
+
+    Unbiased MMD^2 with the cubic polynomial kernel on Inception pool3 features, mean and standard
+    deviation over random subsets (capped at the smaller folder's size). Unbiased: fine for small sets.
+    """
+    result = _feature_metric("kid", real_dir, fake_dir, inception_weights, **kw)
+    click.echo(
+        f"KID {result['kid']:.6f} +- {result['kid_std']:.6f}  ({result['real_images']} real, "
+        f"{result['generated_images']} generated, subsets of {result['kid_subset_size']})"
     )
     if json_path:
         json_path.write_text(json.dumps(result, indent=2))
@@ -353,6 +466,12 @@ def spectrum_command(
     show_default=True,
     help="A lattice bin gets a notch when it stands this far (natural log) above its ring.",
 )
+@click.option(
+    "--notch-priority/--no-notch-priority",
+    default=False,
+    show_default=True,
+    help="Keep the notches at full depth and shrink only the radial curve (removes a visible grid first).",
+)
 @click.option("--size", default=None, help="Resize every image to HxW first (changes spectra; default: none).")
 def profile_command(
     real_dir: Path,
@@ -363,6 +482,7 @@ def profile_command(
     min_gain: float,
     notch_levels: int,
     notch_threshold: float,
+    notch_priority: bool,
     size: str | None,
 ) -> None:
     """Estimate a spectral filter profile that moves FAKE_DIR's spectra towards REAL_DIR's.
@@ -393,6 +513,7 @@ def profile_command(
         min_gain=min_gain,
         notch_levels=notch_levels,
         notch_threshold=notch_threshold,
+        notch_priority=notch_priority,
         provenance=provenance,
     )
     refined, psnr = refined_stats(ProfileRefiner(output, profile), fake_dir, shape)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import abc
 import json
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -730,9 +729,3 @@ def open_refiner(path: str | Path) -> Refiner:
             )
         return StigOnnxRefiner(path, session, card)
     raise I2IError(f"--refine takes a spectral profile (.npz) or a STIG refiner (.onnx), got {path.name}")
-
-
-def refine_images(refiner: Refiner, images: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
-    """Refine (C, H, W) float32 images in [-1, 1] one at a time (offline use: eval, tests)."""
-    for image in images:
-        yield refiner(np.ascontiguousarray(image[None], dtype=np.float32))[0]

@@ -15,6 +15,8 @@ TINY = {
     "fast": dict(ngf=8, n_blocks=1),
     "cut_resnet": dict(ngf=8, n_blocks=2),
     "sn_resnet": dict(ngf=8, n_blocks=2),
+    "unetpp": dict(ngf=4),
+    "transformer": dict(ngf=8, n_blocks=1),
 }
 
 

@@ -321,3 +321,11 @@ def test_pickled_code_is_refused_not_run(tmp_path: Path, capsys: pytest.CaptureF
     with pytest.raises(I2IError, match="holds objects other than tensors"):
         import_reference(tmp_path / "evil.pth")
     assert "pickled code ran" not in capsys.readouterr().out
+
+
+def test_an_i2i_checkpoint_needs_no_import(tmp_path: Path) -> None:
+    ref = RefResnetGenerator(ngf=8, norm="instance", n_blocks=6)
+    torch.save(ref.state_dict(), tmp_path / "g.pth")
+    result = import_reference(tmp_path / "g.pth")
+    with pytest.raises(I2IError, match="already an i2i checkpoint"):
+        import_reference(result.output)

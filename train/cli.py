@@ -57,6 +57,48 @@ FIELD_HELP = {
     "teacher": "Teacher generator (model.pt) whose translations the student learns.",
     "arch": "Student architecture (a registered network, e.g. fast).",
     "lambda_gan": "Weight of the adversarial term (0 = pure regression).",
+    # CUT / FastCUT / SN-DCR
+    "antialias": "Anti-aliased (blur-pool) downsampling in G and D; off = strided convs (CUT --no_antialias).",
+    "antialias_up": "Fixed-kernel anti-aliased upsampling in G; off = transposed convs (CUT --no_antialias_up).",
+    "init_gain": "Gain of the xavier-normal weight init.",
+    "lambda_nce": "Weight of the PatchNCE loss.",
+    "nce_idt": "Identity PatchNCE on target images, NCE(y, G(y)) (CUT yes, FastCUT no).",
+    "nce_layers": "Generator module indices whose features PatchNCE compares (comma-separated, ascending).",
+    "num_patches": "Patches sampled per image and layer for PatchNCE.",
+    "nce_channels": "Width of the PatchNCE projection MLP.",
+    "nce_temperature": "PatchNCE softmax temperature.",
+    "nce_minibatch_negatives": "Draw PatchNCE negatives from the whole minibatch, not only the same image.",
+    "flip_equivariance": "FastCUT: flip the input with p=0.5 and require G to commute with the flip.",
+    "qs_attn_deepest": "SN-DCR: the deepest N NCE layers choose patches by QS-Attn (0 = random, as CUT).",
+    "lambda_semantic": "SN-DCR: weight of the VGG semantic contrastive (L1 ratio) loss.",
+    "lambda_style": "SN-DCR: weight of the Gram-matrix style contrastive loss.",
+    "style_margin": "SN-DCR: margin of the style triplet loss.",
+    "vgg_weights": "ImageNet VGG16 weights (torchvision's vgg16-397923af.pth) [default: the torch hub cache].",
+    "allow_random_vgg": "Train with a random VGG16 when no weights are found (tests only).",
+    "vgg_imagenet_norm": "Normalise VGG inputs with ImageNet statistics (the official SN-DCR code does not).",
+    # STIG
+    "real": "Folder of real target-domain images.",
+    "fake": "Folder of generated images to refine (paired with --real by sorted index).",
+    "size": "Images are resized to SIZE x SIZE when they differ (resizing changes spectra: prefer matching sizes).",
+    "upsample": "UNet++ upsampling: bicubic (paper), bilinear or nearest.",
+    "residual": "G predicts a correction of its input spectrum and starts as the identity (not in the paper).",
+    "lambda_psd": "Weight of the spectral (ring profile) discriminator loss.",
+    "lambda_lf": "Weight of the low-frequency preservation loss.",
+    "lambda_ssim_real": "Weight of 1 - SSIM between a real image and its identity refinement.",
+    "lambda_ssim_fake": "Weight of 1 - SSIM between a generated image and its refinement.",
+    "sigma": "Half-width (bins) of the low-frequency box around DC that L_LF preserves.",
+    # evaluation during training
+    "eval_every": "Evaluate every N steps (PSNR/SSIM if paired, FID/KID with weights); 0 = at the end, -1 = never.",
+    "eval_data": "Held-out set with test/A + test/B, A + B or testA + testB [default: DATA's test split].",
+    "eval_images": "Evaluate on the first N images of each side only (0 = all).",
+    "inception_weights": "Inception-v3 file for FID/KID (pytorch-fid's pt_inception-2015-12-05-6726825d.pth).",
+    # style
+    "style_image": "The style image the network learns to apply.",
+    "style_size": "Shorter side of the style image for its Gram matrices (0 = the crop size).",
+    "content_layer": "VGG16 layer of the content loss: relu2_2 (Johnson et al.) or relu3_3.",
+    "content_weight": "Weight of the content (feature reconstruction) loss.",
+    "style_weight": "Weight of the Gram-matrix style loss (relu1_2, relu2_2, relu3_3, relu4_3).",
+    "tv_weight": "Weight of the total-variation regulariser.",
 }
 
 
@@ -133,17 +175,51 @@ def data_demo(out_dir: Path, crops_per_photo: int, crop: int, video_seconds: flo
     click.echo(f"demo video:   {out_dir / 'video.mp4'}")
 
 
+@main.command("import")
+@click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--arch",
+    default=None,
+    help="resnet_9blocks, resnet_6blocks, unet_256, unet_128, cut_resnet or sn_resnet [default: from the shapes].",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="model.pt to write.")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
+def import_weights(weights: Path, arch: str | None, output: Path | None, direction: str) -> None:
+    """Convert a released generator (*_net_G.pth of pytorch-CycleGAN-and-pix2pix, CUT or SN-DCR) to model.pt.
+
+    \b
+    Examples:
+      i2i-train import latest_net_G.pth -o horse2zebra.pt
+      i2i-train import facades_label2photo.pth --arch unet_256 -o facades.pt
+    """
+    from i2i.train.reference import REFERENCE_ARCHS, import_reference
+
+    if arch is not None and arch not in REFERENCE_ARCHS:
+        raise click.BadParameter(f"{arch!r}; valid: {', '.join(REFERENCE_ARCHS)}", param_hint="--arch")
+    result = import_reference(weights, output, arch=arch, direction=direction)
+    click.echo(f"imported {weights.name} as {result.reference} → {result.arch} {result.arch_kwargs}")
+    if result.dropped:
+        click.echo(f"  dropped {len(result.dropped)} legacy InstanceNorm statistics")
+    click.echo(f"  checkpoint: {result.output}")
+
+
 def _method_command(name: str) -> click.Command:
     from i2i.train.loop import TrainConfig
     from i2i.train.methods import get_method
 
     method_cls = get_method(name)
     config_cls = method_cls.config_class
+    # A method may read its own folders instead of --data (stig: --real and --fake).
+    data_option: Callable[[Callable[..., Any]], Callable[..., Any]] = (
+        click.option("--data", "data", type=click.Path(), required=True, help=FIELD_HELP["data"])
+        if getattr(method_cls, "needs_data", True)
+        else lambda func: func
+    )
 
     @_options_from(config_cls)
     @_options_from(TrainConfig, skip=("data", "out"))
     @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help=FIELD_HELP["out"])
-    @click.option("--data", "data", type=click.Path(), required=True, help=FIELD_HELP["data"])
+    @data_option
     @click.option(
         "--nproc",
         default=1,
@@ -160,6 +236,7 @@ def _method_command(name: str) -> click.Command:
         method_config = config_cls(**{k: v for k, v in kwargs.items() if k in method_fields})
         train_kwargs = {k: v for k, v in kwargs.items() if k not in method_fields}
         train_kwargs["out"] = train_kwargs["out"] or f"runs/{name}"
+        train_kwargs.setdefault("data", "")  # methods without --data
         result = train(name, method_config, TrainConfig(**train_kwargs))
         if result.state is None:  # not rank 0 of a distributed run: rank 0 reports
             return
@@ -170,6 +247,14 @@ def _method_command(name: str) -> click.Command:
         click.echo(f"  log:        {result.log}")
         if result.samples:
             click.echo(f"  samples:    {result.samples[-1]}")
+        click.echo(f"  config:     {result.out / 'config.json'}")
+        if result.eval_log is not None:
+            click.echo(f"  eval log:   {result.eval_log}")
+        for generator, values in result.metrics.items():
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items() if k in ("psnr_db", "ssim", "fid", "kid"))
+            click.echo(f"  metrics:    {generator} at step {values['step']}: {shown}")
+        if (result.out / "tensorboard").is_dir():
+            click.echo(f"  tensorboard: {result.out / 'tensorboard'}")
 
     command.__doc__ = f"Train {name}: {method_cls.summary}."
     return click.command(name, cls=main.command_class, context_settings={"help_option_names": ["-h", "--help"]})(

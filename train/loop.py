@@ -30,6 +30,7 @@ from i2i.train import distributed
 from i2i.train.checkpoint import atomic_save, make_checkpoint
 from i2i.train.data import PairedFolderDataset, UnpairedFolderDataset
 from i2i.train.methods import Method, MethodConfig, get_method
+from i2i.train.metrics import Evaluator
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class TrainConfig:
     deterministic: bool = False
     amp: str = "none"  # none | bf16 | fp16 (fp16: CUDA, with a gradient scaler)
     progress: bool = True
+    eval_every: int = 0  # PSNR/SSIM (paired), FID/KID (with Inception) every N steps; 0: at the end; -1: never
+    eval_data: str = ""  # held-out set: test/A+test/B, A+B or testA+testB [default: DATA's test split]
+    eval_images: int = 0  # evaluate on the first N images only; 0: all
+    inception_weights: str = ""  # pt_inception-2015-12-05-6726825d.pth for FID/KID; empty: no FID/KID
 
 
 @dataclass
@@ -64,6 +69,8 @@ class RunResult:
     samples: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     method: Method | None = None  # the trained method object (networks, optimisers) for programmatic use
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest evaluation, by generator file
+    eval_log: Path | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -190,6 +197,7 @@ def save_run(
     step: int,
     schedulers: dict[str, Any],
     out: Path,
+    metrics: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[list[Path], Path]:
     train_config = {
         "method": method.name,
@@ -206,6 +214,7 @@ def save_run(
             method=method.name,
             direction=spec.direction,
             train_config=train_config,
+            metrics=(metrics or {}).get(spec.filename),
         )
         paths.append(atomic_save(ckpt, out / spec.filename))
     state = {
@@ -285,6 +294,8 @@ def _train(
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     autocast = _autocast(device, config.amp)
+    # Evaluation options and files (Inception weights) are checked before any work; rank 0 evaluates.
+    evaluator = Evaluator.for_run(config, method_cls.layout, device, main=env.is_main)
 
     dataset = make_dataset(method_cls, method_config, config)
     if len(dataset) == 0:  # type: ignore[arg-type]
@@ -387,12 +398,14 @@ def _train(
                     grid = save_grid(method.sample_rows(sample_batch), out / "samples" / f"step_{step:06d}.png")
                     result.samples.append(grid)
                     method.train(True)
+                if evaluator is not None and evaluator.due(step, total_steps):
+                    result.metrics = evaluator.run(method, step, board)
                 if main and step % config.save_every == 0 and step < total_steps:
-                    save_run(method, config, method_config, step, schedulers, out)
+                    save_run(method, config, method_config, step, schedulers, out, result.metrics)
     except KeyboardInterrupt:
         bar.close()
         if main:
-            save_run(method, config, method_config, step, schedulers, out)
+            save_run(method, config, method_config, step, schedulers, out, result.metrics)
         raise Interrupted(
             f"interrupted at step {step}; checkpoint and state saved in {out} (continue with --resume)"
         ) from None
@@ -401,7 +414,9 @@ def _train(
             board.close()
     bar.close()
     if main:
-        result.checkpoints, result.state = save_run(method, config, method_config, step, schedulers, out)
+        metrics = result.metrics
+        result.checkpoints, result.state = save_run(method, config, method_config, step, schedulers, out, metrics)
+        result.eval_log = evaluator.log if evaluator is not None and evaluator.log.exists() else None
     result.steps = step
     result.seconds = time.perf_counter() - start
     return result

@@ -106,10 +106,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A tensors-only generator state dict from ``path`` (``module.`` prefixes of DataParallel removed)."""
     path = Path(path)
     obj = load_weights_file(path)
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
     if isinstance(obj, Mapping) and obj.get("format") == "i2i-checkpoint/1":
         raise I2IError(f"{path} is already an i2i checkpoint; no import needed")
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):  # {"state_dict": ...} wrappers
+        obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise I2IError(f"{path} is not a state dict of tensors (a released *_net_G.pth is one)")
     # nn.DataParallel prefixes every key with "module."; the reference strips it before saving.
@@ -266,10 +266,10 @@ def import_reference(
 ) -> ImportResult:
     """Convert a released ``*_net_G.pth`` into a ``model.pt`` (default: beside it, same stem)."""
     path = Path(path)
+    net, chosen = load_reference(path, arch)
     out = Path(output) if output else path.with_suffix(".pt")
     if out.resolve() == path.resolve():
         raise I2IError(f"-o {out}: would overwrite the input file")
-    net, chosen = load_reference(path, arch)
     c = chosen.candidate
     ckpt = make_checkpoint(
         net,
