@@ -1,0 +1,50 @@
+"""Distillation: the teacher's translations are cached once, the student trains on them, exports and runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from i2i.errors import I2IError
+from i2i.train.loop import TrainConfig, train
+from i2i.train.methods.distill import DistillConfig
+
+
+def _config(data: Path, out: Path, steps: int = 6) -> TrainConfig:
+    return TrainConfig(data=str(data), out=str(out), load_size=72, crop_size=64, batch_size=2, max_steps=steps,
+                       workers=0, progress=False, log_every=1)
+
+
+def test_distill_trains_student_on_cached_teacher_outputs(tiny_run: Path, demo_data: Path, tmp_path: Path) -> None:
+    method_config = DistillConfig(teacher=str(tiny_run / "model.pt"), ngf=8, n_blocks=1)
+    result = train("distill", method_config, _config(demo_data, tmp_path))
+    cache = tmp_path / "teacher" / "train"
+    sources = sorted((demo_data / "train" / "A").iterdir())
+    assert len(list((cache / "A").iterdir())) == len(list((cache / "B").iterdir())) == len(sources)
+    ckpt_path = result.checkpoints[0]
+    import torch
+
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    assert ckpt["arch"] == "fast" and ckpt["method"] == "distill" and ckpt["direction"] == "AtoB"
+    losses = [json.loads(line)["l1"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert len(losses) == 6 and min(losses[-2:]) < losses[0]  # the student moves toward the teacher
+
+    stamp = (cache / "B" / f"{sources[0].stem}.png").stat().st_mtime_ns
+    train("distill", method_config, _config(demo_data, tmp_path / "again", steps=1))  # other out: new cache
+    train("distill", method_config, _config(demo_data, tmp_path, steps=1))  # same out: cache reused
+    assert (cache / "B" / f"{sources[0].stem}.png").stat().st_mtime_ns == stamp
+
+    from i2i.export.onnx import ExportConfig, export_checkpoint
+
+    exported = export_checkpoint(ExportConfig(checkpoint=str(ckpt_path), output=str(tmp_path / "student.onnx"),
+                                              progress=False))
+    assert exported.parity["passed"]
+
+
+def test_distill_needs_a_teacher(demo_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(I2IError, match="distill needs --teacher"):
+        train("distill", DistillConfig(ngf=8, n_blocks=1), _config(demo_data, tmp_path))
+    with pytest.raises(I2IError, match="checkpoint not found"):
+        train("distill", DistillConfig(teacher=str(tmp_path / "nope.pt")), _config(demo_data, tmp_path))
