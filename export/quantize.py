@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,17 @@ def calibration_batches(image_dir: Path, size_multiple: int, side: int = 256, ma
     if not batches:
         raise I2IError(f"--calib-data: no readable images in {image_dir}")
     return batches
+
+
+@contextlib.contextmanager
+def _root_log_level(level: int) -> Iterator[None]:
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.setLevel(before)
 
 
 def to_int8(model: onnx.ModelProto, batches: list[np.ndarray], calibrator: str = "minmax") -> onnx.ModelProto:
@@ -80,7 +93,8 @@ def to_int8(model: onnx.ModelProto, batches: list[np.ndarray], calibrator: str =
         source, prepared, quantised = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
         onnx.save(model, str(source))
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the quantiser prints its progress
+            # The quantiser prints progress to stdout and per-tensor notes to the root logger.
+            with contextlib.redirect_stdout(io.StringIO()), _root_log_level(logging.ERROR):
                 quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
                 quantize_static(
                     str(prepared),

@@ -56,6 +56,7 @@ class MatrixSpec:
     warmup: int = 2
     frames: int = 100  # pipeline and soak modes
     window: int = 1000  # soak mode: frames per latency/RSS window
+    refine: bool = False  # pipeline mode: add the spectral-profile refine stage (profile from the demo photos)
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,34 @@ def _demo_images(work: Path) -> Path:
     return root
 
 
+def demo_profile(work: Path) -> Path:
+    """A spectral profile estimated from the demo photos (sketch targets vs photos): a real profile
+    of realistic shape, for timing the refine stage."""
+    import cv2
+
+    from i2i.runtime.spectral import SpectrumStats, estimate_profile
+
+    path = work / "_photos" / "profile.npz"
+    if path.exists():
+        return path
+    photos = _demo_images(work)
+    stats = {}
+    for side in ("A", "B"):
+        acc = SpectrumStats()
+        for file in sorted((photos / "test" / side).iterdir()):
+            rgb = cv2.cvtColor(cv2.imread(str(file), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            acc.add(rgb.transpose(2, 0, 1).astype(np.float64) / 255.0)
+        stats[side] = acc
+    estimate_profile(stats["B"], stats["A"], provenance={"source": "i2i-bench demo photos"}).save(path)
+    return path
+
+
 def prepare_model(spec: ModelSpec, work: Path) -> Path:
     """The model's checkpoint: the given one, or seeded random weights written once."""
     import torch
 
     from i2i.train.checkpoint import atomic_save, make_checkpoint
     from i2i.train.nets import build_net
-    from i2i.train.nets.norm import init_weights
 
     if spec.checkpoint:
         return Path(spec.checkpoint)
@@ -123,7 +145,10 @@ def prepare_model(spec: ModelSpec, work: Path) -> Path:
     checkpoint = work / spec.name / "model.pt"
     if not checkpoint.exists():
         torch.manual_seed(0)
-        net = init_weights(build_net(spec.arch, **spec.arch_kwargs)).eval()
+        # PyTorch's default (Kaiming-uniform) init, not the N(0, 0.02) training init: with BatchNorm in
+        # eval mode the latter shrinks activations towards zero (denormals, constant outputs), which
+        # would make both the timings and the parity figures unrepresentative of a trained model.
+        net = build_net(spec.arch, **spec.arch_kwargs).eval()
         atomic_save(make_checkpoint(net, arch=spec.arch, arch_kwargs=spec.arch_kwargs, method="bench"), checkpoint)
     return checkpoint
 
@@ -217,7 +242,7 @@ def _soak(backend: Any, height: int, width: int, frames: int, window: int) -> di
         if len(done) // window > before // window:
             memory.append(rss_mb())
 
-    fps = _pipeline_fps(backend, height, width, frames, 1, on_frames=on_frames)
+    fps = float(_pipeline(backend, height, width, frames, 1, on_frames=on_frames)["fps"])
     intervals = np.diff(np.asarray(done)) * 1e3  # ms between consecutive finished frames
     windows = [intervals[i : i + window] for i in range(0, len(intervals), window) if len(intervals[i : i + window])]
     p99 = [float(np.percentile(w, 99)) for w in windows]
@@ -238,7 +263,9 @@ def _soak(backend: Any, height: int, width: int, frames: int, window: int) -> di
     }
 
 
-def _pipeline_fps(backend: Any, height: int, width: int, frames: int, batch: int, on_frames: Any = None) -> float:
+def _pipeline(
+    backend: Any, height: int, width: int, frames: int, batch: int, on_frames: Any = None, refiner: Any = None
+) -> dict[str, Any]:
     from i2i.runtime.pipeline import run_pipeline
     from i2i.runtime.sinks import NullSink
     from i2i.runtime.sources import Source
@@ -263,14 +290,17 @@ def _pipeline_fps(backend: Any, height: int, width: int, frames: int, batch: int
             return self._frames[self._i % 8], None
 
     with _Synthetic() as source, NullSink() as sink:
-        stats = run_pipeline(source, backend, sink, batch_size=batch, mode="every-frame", on_frames=on_frames)
-    return float(stats.summary()["fps"])
+        stats = run_pipeline(
+            source, backend, sink, batch_size=batch, mode="every-frame", on_frames=on_frames, refiner=refiner
+        )
+    return stats.summary()
 
 
 def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]:
     from i2i.runtime.backends import open_backend
 
     specs = {m.name: m for m in suite.models}
+    failed: dict[tuple[str, str, str], str] = {}
     prepared = {m.name: prepare_model(m, work) for m in suite.models}
     cells = [
         (cell, model, backend, precision, batch, size)
@@ -298,7 +328,16 @@ def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]
         }
         rows.append(row)
         try:
-            path = model_file(specs[model], checkpoint, backend_name, precision, work)
+            key = (model, backend_name, precision)
+            if key in failed:  # an export that failed once fails again: say so without retrying
+                raise I2IError(failed[key])
+            try:
+                path = model_file(specs[model], checkpoint, backend_name, precision, work)
+            except I2IError as exc:
+                failed[key] = exc.format_message()
+                if precision in ("fp32", "int8"):  # ORT and OpenVINO run the same file at these precisions
+                    failed[(model, "ort", precision)] = failed[(model, "openvino", precision)] = failed[key]
+                raise
             backend = open_backend(backend_name, path, precision=precision)
         except I2IError as exc:
             row["skipped"] = exc.format_message()
@@ -308,7 +347,19 @@ def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]
             h, w = (m * max(1, math.ceil(s / m)) for s in parse_size(size))
             row.update(height=h, width=w)
             if cell.mode == "pipeline":
-                row["fps"] = _pipeline_fps(backend, h, w, cell.frames, batch)
+                refiner = None
+                if cell.refine:
+                    from i2i.runtime.spectral import open_refiner
+
+                    refiner = open_refiner(demo_profile(work))
+                    row["refine"] = "profile"
+                summary = _pipeline(backend, h, w, cell.frames, batch, refiner=refiner)
+                row["fps"] = float(summary["fps"])
+                stages = summary["stages"]
+                row["infer_p50_ms"] = stages["infer"]["p50_ms"]
+                if "refine" in stages:
+                    row["refine_p50_ms"] = stages["refine"]["p50_ms"]
+                    row["refine_vs_infer"] = row["refine_p50_ms"] / row["infer_p50_ms"]
                 continue
             if cell.mode == "soak":
                 row.update(_soak(backend, h, w, cell.frames, cell.window))
@@ -361,7 +412,7 @@ def _relate(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if "median_ms" in r and key(r) in torch_ms:
             r["speedup_vs_torch_fp32"] = torch_ms[key(r)] / r["median_ms"]
-        if r["mode"] == "pipeline" and "fps" in r:
+        if r["mode"] == "pipeline" and "fps" in r and not r.get("refine"):
             base = model_fps.get((key(r), r["backend"], r["precision"]))
             if base:
                 r["pipeline_vs_model"] = r["fps"] / base
@@ -404,6 +455,20 @@ def format_markdown(result: dict[str, Any]) -> str:
             f"{_fmt(r.get('psnr_vs_torch_fp32_db'), '.1f', ' dB')} | "
             f"{_fmt(r.get('pipeline_vs_model'), '.2f')} |"
         )
+    refined = [r for r in result["rows"] if r.get("refine") and "refine_p50_ms" in r]
+    if refined:
+        lines += [
+            "",
+            "Refine stage (spectral profile) against the model stage, pipeline p50:",
+            "",
+            "| model | backend | size | infer p50 ms | refine p50 ms | refine / infer |",
+            "|" + "---|" * 6,
+        ]
+        for r in refined:
+            lines.append(
+                f"| {r['model']} | {r['backend']} | {r['height']}x{r['width']} | {r['infer_p50_ms']:.2f} | "
+                f"{r['refine_p50_ms']:.2f} | {100 * r['refine_vs_infer']:.1f} % |"
+            )
     soaks = [r for r in result["rows"] if r["mode"] == "soak" and "frames" in r]
     if soaks:
         lines += [

@@ -44,6 +44,15 @@ sizes = ["16"]
 mode = "soak"
 frames = 40
 window = 10
+[[matrix]]
+models = ["fast"]
+backends = ["ort"]
+precisions = ["fp32"]
+batch = [1]
+sizes = ["32"]
+mode = "pipeline"
+frames = 5
+refine = true
 """
 
 
@@ -51,7 +60,9 @@ def test_suite_runs_and_writes_results(tmp_path: Path) -> None:
     suite_file = tmp_path / "tiny.toml"
     suite_file.write_text(SUITE)
     result = run_suite(load_suite(suite_file), tmp_path / "work", progress=False)
-    rows = {(r["backend"], r["mode"]): r for r in result["rows"]}
+    rows = {(r["backend"], r["mode"]): r for r in result["rows"] if not r.get("refine")}
+    refined = [r for r in result["rows"] if r.get("refine")]
+    assert len(refined) == 1 and refined[0]["refine_p50_ms"] > 0 and refined[0]["refine_vs_infer"] > 0
     assert "unknown backend 'nope'" in rows[("nope", "model")]["skipped"]
     ort, torch_row = rows[("ort", "model")], rows[("torch", "model")]
     assert (ort["height"], ort["width"]) == (32, 52)  # rounded up to the model's multiple of 4
@@ -65,8 +76,8 @@ def test_suite_runs_and_writes_results(tmp_path: Path) -> None:
     assert soak["rss_end_mb"] > 0 and math.isfinite(soak["rss_growth_mb"])
     paths = write_results(result, tmp_path / "results")
     saved = json.loads(paths[0].read_text())
-    assert saved["machine"]["cores"] >= 1 and len(saved["rows"]) == 5
-    assert "Soak" in paths[1].read_text()
+    assert saved["machine"]["cores"] >= 1 and len(saved["rows"]) == 6
+    assert "Soak" in paths[1].read_text() and "Refine stage" in paths[1].read_text()
     assert "| fast | model | ort | fp32 | 2 | 32x52 |" in paths[1].read_text()
     chart = cv2.imread(str(paths[2]))
     assert chart is not None and chart.shape[0] > 50
