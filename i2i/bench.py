@@ -21,6 +21,7 @@ import numpy as np
 
 from i2i import __version__
 from i2i._cli import Command, debug_option
+from i2i.benchsuite import psnr_db
 from i2i.errors import I2IError
 
 
@@ -58,11 +59,6 @@ def time_backend(backend: Any, batch: np.ndarray, warmup: int, iters: int) -> tu
         samples.append(time.perf_counter() - t0)
     assert out is not None
     return samples, np.asarray(out)
-
-
-def _psnr(reference: np.ndarray, other: np.ndarray) -> float:
-    mse = float(np.mean((reference.astype(np.float64) - other.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
 
 
 def find_checkpoint(model: Path, card: dict[str, Any]) -> Path | None:
@@ -127,7 +123,7 @@ def run_bench(
     for row in rows:
         row["speedup_vs_torch"] = base["median_ms"] / row["median_ms"] if base else None
         ref = outputs.get("torch")
-        row["psnr_vs_torch_db"] = _psnr(ref, outputs[row["backend"]]) if ref is not None else None
+        row["psnr_vs_torch_db"] = psnr_db(ref, outputs[row["backend"]]) if ref is not None else None
     return {
         "model": str(model),
         "arch": card.get("arch"),
