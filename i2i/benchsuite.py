@@ -57,6 +57,8 @@ class MatrixSpec:
     frames: int = 100  # pipeline and soak modes
     window: int = 1000  # soak mode: frames per latency/RSS window
     refine: bool = False  # pipeline mode: add the spectral-profile refine stage (profile from the demo photos)
+    device: str = "cpu"  # "cuda" for the GPU suite
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per backend, e.g. {ort = {cuda_graph = true}}
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,31 @@ def model_file(spec: ModelSpec, checkpoint: Path, backend: str, precision: str, 
             )
         )
     return out
+
+
+def trt_engine(onnx_path: Path, precision: str, batch: int, size: str) -> Path:
+    """A static engine (min = opt = max) for one cell, built once beside its ONNX model: the fastest
+    TensorRT deployment of a fixed stream. Without TensorRT this raises the trt extra's install hint."""
+    from i2i.export.onnx import read_card
+    from i2i.export.tensorrt import EngineConfig, build_engine
+
+    m = int(read_card(onnx_path)["io"]["size_multiple"])
+    h, w = (m * max(1, math.ceil(s / m)) for s in parse_size(size))
+    engine = onnx_path.with_name(f"{onnx_path.stem}.{precision}.b{batch}.{h}x{w}.engine")
+    if not engine.exists() or engine.stat().st_mtime < onnx_path.stat().st_mtime:
+        shape = (batch, h, w)
+        build_engine(
+            EngineConfig(
+                onnx=str(onnx_path),
+                output=str(engine),
+                precision=precision,
+                min_shape=shape,
+                opt_shape=shape,
+                max_shape=shape,
+                progress=False,
+            )
+        )
+    return engine
 
 
 def count_flops(checkpoint: Path, height: int, width: int) -> float:
@@ -338,7 +365,11 @@ def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]
                 if precision in ("fp32", "int8"):  # ORT and OpenVINO run the same file at these precisions
                     failed[(model, "ort", precision)] = failed[(model, "openvino", precision)] = failed[key]
                 raise
-            backend = open_backend(backend_name, path, precision=precision)
+            if backend_name == "trt":
+                path = trt_engine(path, precision, batch, size)
+            backend = open_backend(
+                backend_name, path, device=cell.device, precision=precision, **cell.options.get(backend_name, {})
+            )
         except I2IError as exc:
             row["skipped"] = exc.format_message()
             continue
@@ -368,11 +399,15 @@ def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]
             inputs = rng.uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
             key = (model, batch, f"{h}x{w}")
             if key not in references:
-                with open_backend("torch", checkpoint) as torch_backend:
+                with open_backend("torch", checkpoint, device=cell.device) as torch_backend:
                     references[key] = np.asarray(torch_backend(inputs))
             if (model, f"{h}x{w}") not in flops:
                 flops[(model, f"{h}x{w}")] = count_flops(checkpoint, h, w)
-            ms, out = _time_calls(backend, inputs, cell.warmup, cell.iters)
+            try:
+                ms, out = _time_calls(backend, inputs, cell.warmup, cell.iters)
+            except I2IError as exc:  # e.g. torch.compile without a working compiler
+                row["skipped"] = exc.format_message()
+                continue
             median = float(np.median(ms))
             gflop = flops[(model, f"{h}x{w}")] / 1e9
             row.update(
@@ -403,15 +438,16 @@ def _relate(rows: list[dict[str, Any]]) -> None:
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         return (r["model"], r["batch"], r.get("height"), r.get("width"))
 
-    torch_ms = {
-        key(r): r["median_ms"]
-        for r in rows
-        if r["backend"] == "torch" and r["precision"] == "fp32" and "median_ms" in r
+    eager_ms = {
+        (key(r), r["precision"]): r["median_ms"] for r in rows if r["backend"] == "torch" and "median_ms" in r
     }
     model_fps = {(key(r), r["backend"], r["precision"]): r["fps"] for r in rows if r["mode"] == "model" and "fps" in r}
     for r in rows:
-        if "median_ms" in r and key(r) in torch_ms:
-            r["speedup_vs_torch_fp32"] = torch_ms[key(r)] / r["median_ms"]
+        if "median_ms" in r and (key(r), "fp32") in eager_ms:
+            r["speedup_vs_torch_fp32"] = eager_ms[(key(r), "fp32")] / r["median_ms"]
+        if "median_ms" in r and r["precision"] != "fp32" and (key(r), r["precision"]) in eager_ms:
+            # the fair peer for a reduced-precision engine: torch eager at that precision (autocast)
+            r["speedup_vs_torch_same_precision"] = eager_ms[(key(r), r["precision"])] / r["median_ms"]
         if r["mode"] == "pipeline" and "fps" in r and not r.get("refine"):
             base = model_fps.get((key(r), r["backend"], r["precision"]))
             if base:
@@ -437,14 +473,14 @@ def format_markdown(result: dict[str, Any]) -> str:
         f"onnxruntime {m.get('onnxruntime')}, i2i {m.get('i2i')}; {result['date']}",
         "",
         "| model | mode | backend | precision | batch | size | median ms | p95 ms | FPS | GFLOP/s "
-        "| × torch fp32 | PSNR vs torch fp32 | pipeline/model |",
-        "|" + "---|" * 13,
+        "| × torch fp32 | × torch same prec. | PSNR vs torch fp32 | pipeline/model |",
+        "|" + "---|" * 14,
     ]
     for r in result["rows"]:
         if "skipped" in r:
             lines.append(
                 f"| {r['model']} | {r['mode']} | {r['backend']} | {r['precision']} | {r['batch']} | "
-                f"{r['size']} | skipped: {r['skipped']} |||||||"
+                f"{r['size']} | skipped: {r['skipped']} ||||||||"
             )
             continue
         lines.append(
@@ -452,6 +488,7 @@ def format_markdown(result: dict[str, Any]) -> str:
             f"{r['height']}x{r['width']} | {_fmt(r.get('median_ms'), '.1f')} | {_fmt(r.get('p95_ms'), '.1f')} | "
             f"{_fmt(r.get('fps'), '.1f')} | {_fmt(r.get('gflops_achieved'), '.0f')} | "
             f"{_fmt(r.get('speedup_vs_torch_fp32'), '.2f', 'x')} | "
+            f"{_fmt(r.get('speedup_vs_torch_same_precision'), '.2f', 'x')} | "
             f"{_fmt(r.get('psnr_vs_torch_fp32_db'), '.1f', ' dB')} | "
             f"{_fmt(r.get('pipeline_vs_model'), '.2f')} |"
         )

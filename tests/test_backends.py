@@ -111,6 +111,25 @@ def test_registry_names_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         open_backend("ghost", "model.onnx")
 
 
+def test_torch_peers_precision_and_options(tiny_run: Path) -> None:
+    """The torch baseline runs bf16 under autocast (close to fp32, not equal) and refuses what it cannot run."""
+    checkpoint = tiny_run / "model.pt"
+    batch = np.random.default_rng(1).uniform(-1, 1, (1, 3, 32, 64)).astype(np.float32)
+    with open_backend("torch", checkpoint) as fp32, open_backend("torch", checkpoint, precision="bf16") as bf16:
+        assert bf16.precision == "bf16" and bf16.card["precision"] == "bf16"
+        reference, reduced = fp32(batch), bf16(batch)
+    error = np.abs(reduced - reference)
+    assert 0 < error.max() < 0.1  # bf16 keeps 8 mantissa bits: visibly different, never wildly off
+    with pytest.raises(I2IError, match="fp16 needs a CUDA device"):
+        open_backend("torch", checkpoint, precision="fp16")
+    with pytest.raises(I2IError, match="precision 'int8' is not supported"):
+        open_backend("torch", checkpoint, precision="int8")
+    with pytest.raises(I2IError, match="unknown mode 'fastest'"):
+        open_backend("torch-compile", checkpoint, mode="fastest")
+    with pytest.raises(I2IError, match="has no option mode"):
+        open_backend("torch", checkpoint, mode="default")
+
+
 def test_trt_missing_or_unavailable_is_reported_not_raised() -> None:
     ok, why = backend_status("trt")
     if importlib.util.find_spec("tensorrt") is None:
@@ -123,7 +142,10 @@ def test_backend_matches_ort_cpu(name: str, tiny_onnx: Path, tiny_run: Path) -> 
     ok, why = backend_status(name)
     if not ok:
         pytest.skip(f"backend {name!r} unavailable: {why}")
-    path = {"torch": tiny_run / "model.pt", "trt": tiny_onnx.with_suffix(".engine")}.get(name, tiny_onnx)
+    checkpoint = tiny_run / "model.pt"
+    path = {"torch": checkpoint, "torch-compile": checkpoint, "trt": tiny_onnx.with_suffix(".engine")}.get(
+        name, tiny_onnx
+    )
     if not path.is_file():
         pytest.skip(f"backend {name!r} needs {path.name} (build it with i2i-export --engine trt on a GPU)")
     rng = np.random.default_rng(0)

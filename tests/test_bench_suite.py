@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from i2i.benchsuite import load_suite, parse_size, run_suite, write_results
+from i2i.benchsuite import _relate, load_suite, parse_size, run_suite, write_results
 from i2i.errors import I2IError
 
 SUITE = """
@@ -21,7 +22,7 @@ arch = "fast"
 arch_kwargs = { ngf = 8, n_blocks = 1 }
 [[matrix]]
 models = ["fast"]
-backends = ["torch", "ort", "nope"]
+backends = ["torch", "ort", "trt", "nope"]
 precisions = ["fp32"]
 batch = [2]
 sizes = ["30x50"]
@@ -64,6 +65,8 @@ def test_suite_runs_and_writes_results(tmp_path: Path) -> None:
     refined = [r for r in result["rows"] if r.get("refine")]
     assert len(refined) == 1 and refined[0]["refine_p50_ms"] > 0 and refined[0]["refine_vs_infer"] > 0
     assert "unknown backend 'nope'" in rows[("nope", "model")]["skipped"]
+    if importlib.util.find_spec("tensorrt") is None:  # the cell says why, and the other cells still ran
+        assert "pip install 'i2i[trt]'" in rows[("trt", "model")]["skipped"]
     ort, torch_row = rows[("ort", "model")], rows[("torch", "model")]
     assert (ort["height"], ort["width"]) == (32, 52)  # rounded up to the model's multiple of 4
     assert ort["psnr_vs_torch_fp32_db"] > 60 and torch_row["psnr_vs_torch_fp32_db"] == float("inf")
@@ -76,7 +79,7 @@ def test_suite_runs_and_writes_results(tmp_path: Path) -> None:
     assert soak["rss_end_mb"] > 0 and math.isfinite(soak["rss_growth_mb"])
     paths = write_results(result, tmp_path / "results")
     saved = json.loads(paths[0].read_text())
-    assert saved["machine"]["cores"] >= 1 and len(saved["rows"]) == 6
+    assert saved["machine"]["cores"] >= 1 and len(saved["rows"]) == 7
     assert "Soak" in paths[1].read_text() and "Refine stage" in paths[1].read_text()
     assert "| fast | model | ort | fp32 | 2 | 32x52 |" in paths[1].read_text()
     chart = cv2.imread(str(paths[2]))
@@ -95,3 +98,17 @@ def test_bad_suites(tmp_path: Path) -> None:
         load_suite(tmp_path / "missing.toml")
     with pytest.raises(I2IError, match="bad size"):
         parse_size("12xx")
+
+
+def test_speedups_relate_rows_of_the_same_run() -> None:
+    """× torch fp32 for every timed row; a reduced-precision row is also set against torch eager at its precision."""
+
+    def row(backend: str, precision: str, ms: float) -> dict[str, object]:
+        return dict(model="m", batch=1, height=8, width=8, mode="model", backend=backend, precision=precision,
+                    median_ms=ms, fps=1e3 / ms)  # fmt: skip
+
+    rows = [row("torch", "fp32", 10.0), row("torch", "fp16", 4.0), row("ort", "fp16", 2.0), row("ort", "int8", 5.0)]
+    _relate(rows)
+    assert [r["speedup_vs_torch_fp32"] for r in rows] == [1.0, 2.5, 5.0, 2.0]
+    assert rows[2]["speedup_vs_torch_same_precision"] == 2.0
+    assert "speedup_vs_torch_same_precision" not in rows[0] and "speedup_vs_torch_same_precision" not in rows[3]

@@ -48,3 +48,26 @@ def test_distill_needs_a_teacher(demo_data: Path, tmp_path: Path) -> None:
         train("distill", DistillConfig(ngf=8, n_blocks=1), _config(demo_data, tmp_path))
     with pytest.raises(I2IError, match="checkpoint not found"):
         train("distill", DistillConfig(teacher=str(tmp_path / "nope.pt")), _config(demo_data, tmp_path))
+
+
+def test_distill_perceptual_term_needs_vgg_weights_and_trains_with_them(
+    tiny_run: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from i2i.train.nets.vgg import VGG16Features, vgg16_layers
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # no cached VGG to fall back on
+    teacher = str(tiny_run / "model.pt")
+    with pytest.raises(I2IError, match=r"needs ImageNet VGG16 weights: pass --vgg-weights .*vgg16-397923af\.pth"):
+        train("distill", DistillConfig(teacher=teacher, lambda_perceptual=1.0), _config(demo_data, tmp_path / "a"))
+    assert not (tmp_path / "a" / "teacher").exists()  # refused before the teacher pass
+
+    torch.manual_seed(0)
+    weights = tmp_path / "vgg16-397923af.pth"  # a local (random) file in torchvision's key layout
+    depth = len(vgg16_layers())  # the whole feature stack: the loader refuses partial files
+    torch.save(VGG16Features(depth=depth, taps=(depth - 2,)).state_dict(), weights)
+    method_config = DistillConfig(teacher=teacher, ngf=8, n_blocks=1, lambda_perceptual=1.0, vgg_weights=str(weights))
+    train("distill", method_config, _config(demo_data, tmp_path / "b", steps=4))
+    logged = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert len(logged) == 4 and all(entry["perceptual"] > 0 for entry in logged)

@@ -157,6 +157,7 @@ BACKEND_MODULES: dict[str, str] = {
     "openvino": "openvino",
     "trt": "tensorrt",
     "torch": "torch",
+    "torch-compile": "torch",
 }
 BACKENDS: dict[str, type[Backend]] = {}
 

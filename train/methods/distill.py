@@ -3,7 +3,9 @@
 The teacher (any i2i generator, ``--teacher model.pt``) translates the unlabelled source images
 once; the translations are cached as a paired dataset (``OUT/teacher/train/{A,B}``, reused while
 the teacher file and the images are unchanged). The student then learns the teacher's mapping by
-regression: L = λ_L1·‖S(x) − T(x)‖₁ (+ λ_GAN·L_LSGAN with a PatchGAN when asked). Running the
+regression: L = λ_L1·‖S(x) − T(x)‖₁ + λ_perc·Σ_j ‖φ_j(S(x)) − φ_j(T(x))‖₁ (VGG16 relu1_2..relu3_3,
+Johnson et al. 2016; needs ImageNet VGG16 weights, ``--vgg-weights``) + λ_GAN·L_LSGAN with a
+PatchGAN when asked. Running the
 teacher on whole images, not on random crops, gives targets without crop-border effects, and
 costs one teacher pass per image instead of one per step — on a CPU the teacher is the
 expensive part.
@@ -30,6 +32,15 @@ from i2i.train.losses.gan import GANLoss
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
 from i2i.train.nets.norm import init_weights
+from i2i.train.nets.vgg import (
+    RELU1_2,
+    RELU2_2,
+    RELU3_3,
+    frozen_vgg16,
+    imagenet_input,
+    missing_weights_message,
+    resolve_vgg16_weights,
+)
 
 if TYPE_CHECKING:
     from i2i.train.loop import TrainConfig
@@ -44,6 +55,9 @@ class DistillConfig(MethodConfig):
     norm: str = "batch"
     lambda_l1: float = 10.0
     lambda_gan: float = 0.0  # > 0 adds an LSGAN PatchGAN on the student's outputs
+    lambda_perceptual: float = 0.0  # > 0 adds VGG16 feature L1 (relu1_2, relu2_2, relu3_3); needs VGG weights
+    vgg_weights: str = ""  # torchvision's vgg16-397923af.pth; empty: the torch hub cache
+    allow_random_vgg: bool = False
     ndf: int = 32
     epochs: int = 30
     epochs_decay: int = 30
@@ -100,12 +114,16 @@ def cache_teacher_outputs(
 class Distill(Method):
     config_class = DistillConfig
     layout = "images"
-    summary = "distil any i2i generator (--teacher model.pt) into a small real-time student (L1 [+ GAN])"
+    summary = "distil any i2i generator (--teacher model.pt) into a small real-time student (L1 [+ VGG] [+ GAN])"
 
     @classmethod
     def make_dataset(cls, config: TrainConfig, method_config: DistillConfig) -> PairedFolderDataset:
         if not method_config.teacher:
             raise I2IError("distill needs --teacher model.pt (the generator to distil)")
+        if method_config.lambda_perceptual > 0:  # before the teacher pass: say what file is missing first
+            weights = resolve_vgg16_weights(method_config.vgg_weights)
+            if weights is None and not method_config.allow_random_vgg:
+                raise I2IError(missing_weights_message("distill --lambda-perceptual"))
         teacher_path = Path(method_config.teacher)
         direction = load_checkpoint(teacher_path).get("direction", "AtoB")
         images = _source_images(Path(config.data), direction)
@@ -135,6 +153,11 @@ class Distill(Method):
         self.student = init_weights(build_net(config.arch, **kwargs)).to(device)
         betas = (config.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.student.parameters(), lr=config.lr, betas=betas)
+        self.vgg: torch.nn.Module | None = None
+        if config.lambda_perceptual > 0:
+            taps = (RELU1_2, RELU2_2, RELU3_3)
+            method = "distill --lambda-perceptual"
+            self.vgg = frozen_vgg16(config.vgg_weights, config.allow_random_vgg, method, RELU3_3 + 1, taps).to(device)
         self.discriminator: torch.nn.Module | None = None
         if config.lambda_gan > 0:
             self.discriminator = init_weights(build_net("patchgan", input_nc=3, ndf=config.ndf, norm="instance"))
@@ -148,6 +171,11 @@ class Distill(Method):
         target = batch["target"].to(self.device, non_blocking=True)  # the teacher's translation
         fake = self.student(source)
         losses: dict[str, torch.Tensor] = {"l1": F.l1_loss(fake, target) * cfg.lambda_l1}
+        if self.vgg is not None:
+            with torch.no_grad():
+                wanted = self.vgg(imagenet_input(target))
+            got = self.vgg(imagenet_input(fake))
+            losses["perceptual"] = sum(F.l1_loss(g, w) for g, w in zip(got, wanted)) * cfg.lambda_perceptual  # type: ignore[assignment]
         if self.discriminator is not None:
             set_requires_grad([self.discriminator], False)
             losses["g_gan"] = self.gan_loss(self.discriminator(fake), True, for_discriminator=False) * cfg.lambda_gan

@@ -22,7 +22,6 @@ without them training stops before any work with the file to supply (``--allow-r
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,14 +36,13 @@ from i2i.train.data import ResizeCropFlip, list_images, load_image_rgb, to_tenso
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method
 from i2i.train.nets import build_net
 from i2i.train.nets.vgg import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     RELU1_2,
     RELU2_2,
     RELU3_3,
     RELU4_3,
     VGG16Features,
-    load_vgg16_features,
+    frozen_vgg16,
+    imagenet_input,
     missing_weights_message,
     resolve_vgg16_weights,
 )
@@ -135,14 +133,7 @@ def load_style_image(path: str, short_side: int) -> torch.Tensor:
 
 def load_vgg(config: StyleConfig) -> VGG16Features:
     """Frozen VGG16 up to relu4_3 from the configured weights; a one-line error when there are none."""
-    net = VGG16Features(depth=RELU4_3 + 1, taps=STYLE_TAPS)
-    path = resolve_vgg16_weights(config.vgg_weights)
-    if path is not None:
-        return load_vgg16_features(path, net)
-    if not config.allow_random_vgg:
-        raise I2IError(missing_weights_message("style"))
-    warnings.warn("style: training with a RANDOM VGG16 (--allow-random-vgg): the losses are meaningless", stacklevel=2)
-    return net
+    return frozen_vgg16(config.vgg_weights, config.allow_random_vgg, "style", RELU4_3 + 1, STYLE_TAPS)
 
 
 @register_method("style")
@@ -170,14 +161,12 @@ class Style(Method):
         self.g_kwargs: dict[str, Any] = dict(input_nc=3, output_nc=3, ngf=config.ngf, n_blocks=config.n_blocks)
         self.generator = build_net("transformer", **self.g_kwargs).to(device)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
         self.style_size = config.style_size
         self.style_grams: list[torch.Tensor] | None = None  # from the first batch's crop size (or style_size)
 
     def vgg_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """[-1, 1] RGB → [0, 1] → ImageNet statistics → VGG activations at relu1_2 … relu4_3."""
-        return self.vgg(((images + 1) / 2 - self.mean) / self.std)
+        return self.vgg(imagenet_input(images))
 
     @torch.no_grad()
     def _style_grams(self, crop: int) -> list[torch.Tensor]:

@@ -13,6 +13,7 @@ put the file there; nothing is downloaded. :func:`resolve_vgg16_weights` says wh
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,29 @@ def missing_weights_message(method: str) -> str:
         f"(download {VGG16_URL}) or put the file in {hub_vgg16_path().parent}/ "
         "(--allow-random-vgg trains with a random VGG, for tests only)"
     )
+
+
+def frozen_vgg16(
+    weights: str | Path | None, allow_random: bool, method: str, depth: int, taps: Sequence[int]
+) -> VGG16Features:
+    """A frozen VGG16 ``features[:depth]`` with ImageNet weights from ``weights`` (or the hub cache).
+
+    Without weights it is a one-line error naming the file to supply, unless ``allow_random``
+    (tests only: the perceptual terms are then meaningless, and a warning says so)."""
+    net = VGG16Features(depth=depth, taps=taps)
+    path = resolve_vgg16_weights(weights)
+    if path is not None:
+        return load_vgg16_features(path, net)
+    if not allow_random:
+        raise I2IError(missing_weights_message(method))
+    warnings.warn(
+        f"{method}: training with a RANDOM VGG16 (--allow-random-vgg): the VGG losses are meaningless", stacklevel=3
+    )
+    return net
+
+
+def imagenet_input(images: torch.Tensor) -> torch.Tensor:
+    """Generator images in [-1, 1] -> the ImageNet-normalised input the VGG weights expect."""
+    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return ((images + 1) / 2 - mean) / std
