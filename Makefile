@@ -14,12 +14,13 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.i2i-installed
 
-.PHONY: help venv demo test lint bench soak student clean-demo
+.PHONY: help venv demo test lint bench bench-gpu soak student clean-demo
 
 help:
 	@echo "make demo   - build demo data, train, export, run a video, print a benchmark (CPU, < 10 min)"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - the CPU benchmark suites -> benchmarks/results/<machine>/ (distils the demo student first)"
+	@echo "make bench-gpu - the GPU suite (benchmarks/gpu.toml) on a CUDA machine"
 	@echo "make soak   - 10 000 frames through the pipeline: RSS growth and latency drift"
 	@echo "make lint   - ruff + mypy"
 
@@ -79,6 +80,10 @@ student: $(DEMO)/student/model.pt
 bench: $(DEMO)/student/model.pt
 	$(BIN)/i2i-bench benchmarks/cpu.toml
 	$(BIN)/i2i-bench benchmarks/refine.toml
+
+# On a CUDA machine (torch with CUDA; onnxruntime-gpu and tensorrt where installed).
+bench-gpu: $(DEMO)/student/model.pt
+	$(BIN)/i2i-bench benchmarks/gpu.toml
 
 soak: $(STAMP)
 	$(BIN)/i2i-bench benchmarks/soak.toml

@@ -99,6 +99,11 @@ def load_suite(path: str | Path) -> Suite:
             raise I2IError(f"{path}: mode must be 'model', 'pipeline' or 'soak', got {cell.mode!r}")
         for size in cell.sizes:
             parse_size(size)
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", cell.device):
+            raise I2IError(f"{path}: device must be 'cpu', 'cuda' or 'cuda:N', got {cell.device!r}")
+        stray = set(cell.options) - set(cell.backends)
+        if stray:
+            raise I2IError(f"{path}: options for backends the cell does not run: {sorted(stray)}")
     return Suite(raw.get("name", path.stem), raw.get("description", ""), models, matrix)
 
 

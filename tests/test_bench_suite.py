@@ -94,6 +94,12 @@ def test_bad_suites(tmp_path: Path) -> None:
     bad.write_text(SUITE.replace('models = ["fast"]\nbackends = ["ort"]', 'models = ["other"]\nbackends = ["ort"]'))
     with pytest.raises(I2IError, match="unknown models"):
         load_suite(bad)
+    bad.write_text(SUITE.replace('sizes = ["16"]', 'sizes = ["16"]\ndevice = "gpu"'))
+    with pytest.raises(I2IError, match="device must be 'cpu', 'cuda' or 'cuda:N'"):
+        load_suite(bad)
+    bad.write_text(SUITE.replace('sizes = ["16"]', 'sizes = ["16"]\noptions = { trt = { x = 1 } }'))
+    with pytest.raises(I2IError, match=r"options for backends the cell does not run: \['trt'\]"):
+        load_suite(bad)
     with pytest.raises(I2IError, match="suite not found"):
         load_suite(tmp_path / "missing.toml")
     with pytest.raises(I2IError, match="bad size"):
@@ -112,3 +118,9 @@ def test_speedups_relate_rows_of_the_same_run() -> None:
     assert [r["speedup_vs_torch_fp32"] for r in rows] == [1.0, 2.5, 5.0, 2.0]
     assert rows[2]["speedup_vs_torch_same_precision"] == 2.0
     assert "speedup_vs_torch_same_precision" not in rows[0] and "speedup_vs_torch_same_precision" not in rows[3]
+
+
+@pytest.mark.parametrize("suite_file", sorted((Path(__file__).parents[1] / "benchmarks").glob("*.toml")), ids=lambda p: p.name)
+def test_committed_suites_parse(suite_file: Path) -> None:
+    suite = load_suite(suite_file)
+    assert suite.models and suite.matrix
