@@ -443,9 +443,7 @@ def _relate(rows: list[dict[str, Any]]) -> None:
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         return (r["model"], r["batch"], r.get("height"), r.get("width"))
 
-    eager_ms = {
-        (key(r), r["precision"]): r["median_ms"] for r in rows if r["backend"] == "torch" and "median_ms" in r
-    }
+    eager_ms = {(key(r), r["precision"]): r["median_ms"] for r in rows if r["backend"] == "torch" and "median_ms" in r}
     model_fps = {(key(r), r["backend"], r["precision"]): r["fps"] for r in rows if r["mode"] == "model" and "fps" in r}
     for r in rows:
         if "median_ms" in r and (key(r), "fp32") in eager_ms:

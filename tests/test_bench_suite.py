@@ -120,7 +120,9 @@ def test_speedups_relate_rows_of_the_same_run() -> None:
     assert "speedup_vs_torch_same_precision" not in rows[0] and "speedup_vs_torch_same_precision" not in rows[3]
 
 
-@pytest.mark.parametrize("suite_file", sorted((Path(__file__).parents[1] / "benchmarks").glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "suite_file", sorted((Path(__file__).parents[1] / "benchmarks").glob("*.toml")), ids=lambda p: p.name
+)
 def test_committed_suites_parse(suite_file: Path) -> None:
     suite = load_suite(suite_file)
     assert suite.models and suite.matrix
