@@ -55,7 +55,7 @@ from i2i.export.parity import (
 )
 from i2i.export.precision import PRECISIONS, emulate_fp16, get_precision, to_fp16
 from i2i.export.quantize import calibration_batches, to_int8
-from i2i.train.checkpoint import build_generator, file_sha256, load_checkpoint
+from i2i.train.checkpoint import atomic_write, build_generator, file_sha256, load_checkpoint
 
 CARD_KEY = "i2i"
 CARD_FORMAT = "i2i-card/1"
@@ -347,6 +347,24 @@ def default_parity_dir(ckpt: dict[str, Any]) -> Path | None:
 
 
 # -- stage 7: card + finalise -------------------------------------------------------------------
+def count_flops(generator: torch.nn.Module, height: int, width: int) -> int:
+    """FLOPs of one (height, width) frame, 2 per multiply-add, counted by ``torch.utils.flop_counter``
+    (convolutions and matmuls; norms and activations are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        generator(torch.zeros(1, 3, height, width))
+    return int(counter.get_total_flops())
+
+
+def flops_entry(generator: torch.nn.Module, multiple: int, shape: tuple[int, int] | None) -> dict[str, Any]:
+    """The card's ``flops``: counted at the static size, else at 256² rounded up to the size multiple.
+    Fully convolutional generators scale with the pixel count, so ``per_pixel`` carries to other sizes."""
+    h, w = shape or (multiple * -(-256 // multiple),) * 2
+    flops = count_flops(generator, h, w)
+    return {"height": h, "width": w, "per_frame": flops, "per_pixel": flops / (h * w)}
+
+
 def make_card(
     ckpt: dict[str, Any],
     checkpoint_path: Path,
@@ -355,6 +373,7 @@ def make_card(
     config: ExportConfig | None = None,
     fp32_ops: tuple[str, ...] = (),
     refine: dict[str, Any] | None = None,
+    flops: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     config = config or ExportConfig(checkpoint=str(checkpoint_path), opset=opset)
     io_spec = dict(ckpt["io"])
@@ -393,6 +412,7 @@ def make_card(
         "exporter": _versions(),
         "export": _config_json(config),
         "parity": summary,
+        "flops": flops,
         "metrics": ckpt.get("metrics", {}),
     }
 
@@ -481,11 +501,12 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
 
     n_steps = 4 + (config.precision != "fp32") + (config.io == "frame")
     steps = tqdm(total=n_steps, desc="export", unit="step", disable=not config.progress, dynamic_ncols=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp.onnx", dir=out_path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp_name)
     report_path = out_path.with_suffix(".parity.json")
+    tmp_path: Path | None = None  # created inside the try, so Ctrl-C or SIGTERM at any point removes it
     try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp.onnx", dir=out_path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp_name)
         steps.set_postfix_str(f"trace (opset {config.opset})")
         key = (
             file_sha256(checkpoint_path),
@@ -529,16 +550,18 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
             parity["passed"] = parity["passed"] and parity["frame"]["passed"]
             model = framed
             steps.update(1)
-        report_path.write_text(json.dumps(json_safe(parity), indent=2))
+        atomic_write(report_path, json.dumps(json_safe(parity), indent=2))
         if not parity["passed"]:
             raise _fail(parity, report_path)
         steps.set_postfix_str("card + checker")
-        card = make_card(ckpt, checkpoint_path, config.opset, parity, config, fp32_ops, refine_info)
+        flops = flops_entry(module, multiple, shape)
+        card = make_card(ckpt, checkpoint_path, config.opset, parity, config, fp32_ops, refine_info, flops)
         _finalise(tmp_path, card, out_path, model)
         steps.update(1)
     finally:
         steps.close()
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
     return ExportResult(onnx=out_path, parity_report=report_path, parity=parity, card=card)
 
 

@@ -411,15 +411,17 @@ class PhaseBars:
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write to a temp file beside ``path``, fsync, rename: never a half-written engine or cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
+    tmp: str | None = None
+    try:  # the temp file goes on any exception, Ctrl-C and SIGTERM included
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

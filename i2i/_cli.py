@@ -1,16 +1,22 @@
-"""Shared click plumbing: one-line errors, ``--debug`` tracebacks, lazy subcommands."""
+"""Shared click plumbing: one-line errors, ``--debug`` tracebacks, SIGTERM as Ctrl-C, lazy subcommands."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import click
 
-from i2i.errors import EXIT_FAILURE, EXIT_INTERRUPTED
+from i2i.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, Terminated
 
 DEBUG_ENV = "I2I_DEBUG"
 
@@ -32,15 +38,73 @@ def _handle(exc: Exception) -> None:
     sys.exit(EXIT_FAILURE)
 
 
+# -- SIGTERM ------------------------------------------------------------------------------------
+# Python's default for SIGTERM is to die on the spot: no checkpoint saved, no video trailer, temp
+# files of atomic writes left behind. While a command runs, SIGTERM instead raises Terminated (a
+# KeyboardInterrupt) in the main thread, so the cleanup written for Ctrl-C runs for it too.
+@dataclass
+class _SigtermState:
+    pid: int = 0  # the process that installed the handler
+    received: bool = False  # set by the handler, read when the command ends; reset after
+
+
+_sigterm = _SigtermState()
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    if os.getpid() != _sigterm.pid:  # a forked child (a DataLoader worker): die as it would without us
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    if _sigterm.received:  # cleanup is already under way: let it finish (SIGKILL still forces)
+        return
+    _sigterm.received = True
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises Terminated for the duration of the block; the default is restored after.
+
+    Installed by the outermost command only, in the main thread only (``signal.signal`` works
+    nowhere else), and only over the default action: a handler installed by whoever embeds the
+    command, or SIG_IGN from a parent, is left alone. ``os.execv`` (``--nproc`` becoming torchrun)
+    resets it to the default, as it does every handler.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    _sigterm.pid, _sigterm.received = os.getpid(), False
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _sigterm.received = False
+
+
 class _ErrorHandlingMixin:
     def invoke(self, ctx: click.Context) -> Any:  # type: ignore[override]
+        with _sigterm_raises():
+            return self._invoke_reporting_errors(ctx)
+
+    def _invoke_reporting_errors(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)  # type: ignore[misc]
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+        except Interrupted as exc:  # outputs made safe by the command; SIGTERM's code if it was SIGTERM
+            if _sigterm.received:
+                exc.mark_terminated()
             raise
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except SystemExit as exc:  # a command that reports its own interruption (i2i-run) exits 130
+            if exc.code == EXIT_INTERRUPTED and _sigterm.received:
+                raise SystemExit(EXIT_TERMINATED) from None
+            raise
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, Terminated)
+            click.echo("Terminated." if terminated else "Interrupted.", err=True)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
         except Exception as exc:
             _handle(exc)
 

@@ -20,13 +20,15 @@ Files are written atomically: temp file in the same folder, fsync, rename.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
-import tempfile
+import secrets
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -43,21 +45,44 @@ class CheckpointError(I2IError):
     pass
 
 
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """torch.save to a temp file beside ``path``, fsync, then rename: never a half-written file."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` complete or not at all.
+
+    Written as a hidden temp file beside ``path``, fsynced, then renamed onto it. On any exception,
+    Ctrl-C and SIGTERM included, the temp file is deleted and ``path`` keeps its old content.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: Path | None = None
     try:
+        # Not tempfile.mkstemp: its files are 0600; this one gets the umask's mode, like open() gives.
+        name = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        tmp = name
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """torch.save through ``atomic_file``: never a half-written file."""
+    with atomic_file(path) as f:
+        torch.save(obj, f)
+    return Path(path)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Bytes (or UTF-8 text) through ``atomic_file``: never a half-written file."""
+    with atomic_file(path) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    return Path(path)
 
 
 def make_checkpoint(

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from i2i.errors import I2IError, Interrupted
 from i2i.train import distributed
-from i2i.train.checkpoint import atomic_save, make_checkpoint
+from i2i.train.checkpoint import atomic_file, atomic_save, atomic_write, make_checkpoint
 from i2i.train.data import PairedFolderDataset, UnpairedFolderDataset
 from i2i.train.methods import Method, MethodConfig, get_method
 from i2i.train.metrics import Evaluator
@@ -242,7 +242,8 @@ def _keep_history(latest: Path, folder: Path, step: int, keep: int) -> None:
     try:
         os.link(latest, target)
     except OSError:
-        shutil.copyfile(latest, target)
+        with open(latest, "rb") as src, atomic_file(target) as dst:
+            shutil.copyfileobj(src, dst)
     for old in sorted(folder.glob("state_*.pt"))[:-keep]:
         old.unlink(missing_ok=True)
 
@@ -321,7 +322,8 @@ def _train(
     if config.resume:
         step = _resume(method, schedulers, out)
     if main:
-        (out / "config.json").write_text(
+        atomic_write(
+            out / "config.json",
             json.dumps(
                 {
                     "method": method_name,
@@ -330,7 +332,7 @@ def _train(
                     "world_size": env.world_size,
                 },
                 indent=2,
-            )
+            ),
         )
     loader = DataLoader(
         samples,
@@ -402,12 +404,12 @@ def _train(
                     result.metrics = evaluator.run(method, step, board)
                 if main and step % config.save_every == 0 and step < total_steps:
                     save_run(method, config, method_config, step, schedulers, out, result.metrics)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated) from the CLI's handler
         bar.close()
         if main:
             save_run(method, config, method_config, step, schedulers, out, result.metrics)
         raise Interrupted(
-            f"interrupted at step {step}; checkpoint and state saved in {out} (continue with --resume)"
+            f"checkpoint and state of step {step} saved in {out} (continue with --resume)", cause=stop
         ) from None
     finally:
         if board is not None:
