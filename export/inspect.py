@@ -98,6 +98,12 @@ def format_text(info: dict[str, Any]) -> str:
     if info.get("ops"):
         lines.append(f"ops:        {sum(info['ops'].values())} nodes, opset {info.get('opset')}")
         lines += [f"  {op:24s} {n}" for op, n in info["ops"].items()]
+    flops = card.get("flops")
+    if flops:
+        lines.append(
+            f"compute:    {flops['per_frame'] / 1e9:.2f} GFLOP per {flops['height']}x{flops['width']} frame "
+            "(torch flop counter, 2 per multiply-add)"
+        )
     parity = card.get("parity")
     if parity:
         text = f"parity:     {parity.get('precision')} {'pass' if parity.get('passed') else 'FAIL'}"

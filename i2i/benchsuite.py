@@ -220,16 +220,12 @@ def trt_engine(onnx_path: Path, precision: str, batch: int, size: str) -> Path:
 
 
 def count_flops(checkpoint: Path, height: int, width: int) -> float:
-    """FLOPs of one frame (2 per multiply-add), counted by torch's flop counter."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
+    """FLOPs of one frame (2 per multiply-add), counted by torch's flop counter (as stored in the card)."""
+    from i2i.export.onnx import count_flops as count
     from i2i.train.checkpoint import load_generator
 
     generator, _ = load_generator(checkpoint)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        generator(torch.zeros(1, 3, height, width))
-    return float(counter.get_total_flops())
+    return float(count(generator, height, width))
 
 
 def psnr_db(reference: np.ndarray, other: np.ndarray) -> float:

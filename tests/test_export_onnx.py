@@ -189,6 +189,29 @@ def test_static_size_must_fit_the_size_multiple() -> None:
         check_config(ExportConfig(checkpoint="model.pt", size=(66, 64)), size_multiple=4)
 
 
+def _conv_flops(checkpoint: str, height: int, width: int) -> int:
+    """2 × multiply-adds of every (transposed) convolution, from the layer shapes, independently of torch's counter."""
+    from i2i.train.checkpoint import load_generator
+
+    generator, _ = load_generator(checkpoint)
+    total = 0
+
+    def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        k = module.weight.shape[2] * module.weight.shape[3]  # type: ignore[union-attr, index]
+        if isinstance(module, torch.nn.ConvTranspose2d):  # every input pixel scatters into out_channels·k
+            total += 2 * inputs[0].numel() * module.out_channels // module.groups * k
+        else:
+            total += 2 * output.numel() * module.in_channels // module.groups * k  # type: ignore[operator]
+
+    for module in generator.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            module.register_forward_hook(hook)
+    with torch.no_grad():
+        generator(torch.zeros(1, 3, height, width))
+    return total
+
+
 def test_cli_build_and_inspect(tmp_path: Path) -> None:
     from conftest import invoke
 
@@ -205,6 +228,9 @@ def test_cli_build_and_inspect(tmp_path: Path) -> None:
     info = json.loads(invoke(main, ["inspect", tmp_path / "m.onnx", "--json"]).output)
     assert info["card"]["precision"] == "fp16" and info["ops"]["Conv"] > 0
     assert info["inputs"][0]["name"] == "image" and info["inputs"][0]["dtype"] == "float"
+    flops = info["card"]["flops"]
+    assert flops["per_frame"] == _conv_flops(checkpoint, flops["height"], flops["width"]) > 0
+    assert "GFLOP per" in invoke(main, ["inspect", tmp_path / "m.onnx"]).output
     # ONNX options on an ONNX source are refused, not ignored
     result = invoke(main, [tmp_path / "m.onnx", "--fp16", "--engine", "trt"])
     assert result.exit_code == 1 and "apply to model.pt" in result.output
