@@ -75,8 +75,8 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
         # Round-to-nearest of x / 257 (65535 -> 255); 257 is odd, so there are no ties.
         return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if np.issubdtype(image.dtype, np.floating):
-        scaled = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        np.clip(scaled, 0.0, 1.0, out=scaled)
+        # Clip before narrowing to float32: a float64 beyond float32's range would overflow to inf.
+        scaled = np.clip(np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
         scaled *= 255.0
         return np.rint(scaled).astype(np.uint8)
     raise I2IError(f"unsupported image dtype {image.dtype}: expected uint8, uint16 or float in [0, 1]")
@@ -109,7 +109,7 @@ def preprocess(frames: Sequence[np.ndarray], multiple: int) -> tuple[np.ndarray,
 
 
 def _check_batch(frames: Sequence[np.ndarray]) -> tuple[int, int]:
-    """All frames must be HxWx3 uint8 of one size; returns that (h, w)."""
+    """All frames must be non-empty HxWx3 uint8 of one size; returns that (h, w)."""
     first = frames[0]
     h, w = first.shape[:2]
     for i, frame in enumerate(frames):
@@ -118,6 +118,8 @@ def _check_batch(frames: Sequence[np.ndarray]) -> tuple[int, int]:
                 f"frame {i} has shape {frame.shape} and dtype {frame.dtype}: expected HxWx3 uint8 BGR "
                 "(normalise it with to_bgr_uint8)"
             )
+        if frame.size == 0:  # OpenCV's border padding loops forever on an empty image
+            raise I2IError(f"frame {i} is empty (shape {frame.shape})")
         if frame.shape[:2] != (h, w):
             raise I2IError(
                 f"frames in one batch must share a size: frame 0 is {w}x{h}, frame {i} is "
@@ -148,14 +150,17 @@ def postprocess(batch: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
     """
     if batch.ndim != 4 or batch.shape[1] != 3:
         raise I2IError(f"model output has shape {batch.shape}: expected (N, 3, H, W) RGB")
+    if batch.dtype.kind != "f":
+        raise I2IError(f"model output has dtype {batch.dtype}: expected float16, float32 or float64")
     h, w = size
     if h > batch.shape[2] or w > batch.shape[3] or h < 1 or w < 1:
         raise I2IError(f"cannot crop model output {batch.shape[3]}x{batch.shape[2]} to {w}x{h}")
-    if batch.dtype != np.float32:
-        batch = batch.astype(np.float32)  # fp16 engines; OpenCV's fp16 support is patchy
     finite = np.isfinite(batch)
     if not finite.all():
         raise NonFiniteOutputError(int(finite.size - np.count_nonzero(finite)), int(finite.size))
+    if batch.dtype != np.float32:
+        # fp16 engines (OpenCV's fp16 support is patchy); clipped first so float64 cannot overflow float32
+        batch = np.clip(batch, -1.0, 1.0).astype(np.float32)
     return [_to_bgr_frame(batch[i, :, :h, :w]) for i in range(batch.shape[0])]
 
 
@@ -163,9 +168,10 @@ def _to_bgr_frame(chw: np.ndarray) -> np.ndarray:
     """One (3, h, w) RGB float plane stack -> HxWx3 uint8 BGR."""
     planes = []
     for c in (2, 1, 0):  # RGB -> BGR
-        # After clamping at -1, x * 127.5 + 127.5 >= 0, so convertScaleAbs's abs() is a no-op and
-        # it reduces to a saturating round-to-nearest cast in one pass.
-        plane = np.maximum(chw[c], np.float32(-1.0))
+        # After clamping to [-1, 1], x * 127.5 + 127.5 is in 0..255, so convertScaleAbs's abs() is a
+        # no-op and it reduces to a round-to-nearest cast in one pass. Both ends must be clamped: it
+        # rounds to int32 before saturating, so x > ~1.7e7 would wrap to 0 (black) instead of 255.
+        plane = np.clip(chw[c], np.float32(-1.0), np.float32(1.0))
         planes.append(cv2.convertScaleAbs(plane, alpha=127.5, beta=127.5))
     merged = cv2.merge(planes)
     return merged.reshape(chw.shape[1], chw.shape[2], 3)

@@ -140,6 +140,8 @@ class SpectrumStats:
             images = images[None]
         if images.ndim != 4:
             raise I2IError(f"spectrum statistics need (N, C, H, W) images, got shape {images.shape}")
+        if 0 in images.shape[1:]:
+            raise I2IError(f"spectrum statistics need non-empty images, got shape {images.shape}")
         size = (int(images.shape[2]), int(images.shape[3]))
         if self.size is None:
             self.size = size
@@ -317,26 +319,49 @@ class SpectralProfile:
                     raise I2IError(
                         f"{path} is not an i2i spectral profile (format {fmt!r}, expected {PROFILE_FORMAT!r})"
                     )
-                profile = cls(
-                    radius=data["radius"],
-                    radial_gain=data["radial_gain"],
-                    notch_freq=data["notch_freq"],
-                    notch_gain=data["notch_gain"],
-                    notch_width=data["notch_width"].reshape(-1),
-                    size=(int(data["size"][0]), int(data["size"][1])),
-                    provenance=json.loads(str(data["provenance"])),
-                )
+                fields = {key: data[key] for key in _PROFILE_ARRAYS}
+                provenance = json.loads(str(data["provenance"]))
         except I2IError:
             raise
         except Exception as exc:  # zip/npz/JSON errors: one line
             raise I2IError(f"cannot read spectral profile {path}: {' '.join(str(exc).split())[:160]}") from None
-        if profile.radial_gain.ndim != 2 or profile.radial_gain.shape[1] != profile.radius.shape[0]:
-            raise I2IError(
-                f"{path}: radial_gain {profile.radial_gain.shape} does not fit radius {profile.radius.shape}"
-            )
-        if np.any(profile.radial_gain <= 0) or np.any(profile.notch_gain <= 0):
-            raise I2IError(f"{path}: gains must be positive")
-        return profile
+        problem = _profile_problem(fields, provenance)
+        if problem:
+            raise I2IError(f"{path}: {problem}")
+        arrays = {key: fields[key].astype(np.float64) for key in _PROFILE_ARRAYS if key != "size"}
+        size = (int(fields["size"][0]), int(fields["size"][1]))
+        return cls(**arrays, size=size, provenance=provenance)
+
+
+_PROFILE_ARRAYS = ("radius", "radial_gain", "notch_freq", "notch_gain", "notch_width", "size")
+_MAX_PROFILE_VALUE = 1e6  # bound on loaded gains and widths: far beyond any useful one, far from float32 overflow
+
+
+def _profile_problem(fields: dict[str, np.ndarray], provenance: Any) -> str | None:
+    """What makes a loaded profile unusable, or None: a corrupt or hand-edited file must fail at load,
+    not as a numpy error or NaN frames in the refine stage."""
+    for key, value in fields.items():
+        if value.dtype.kind not in "biuf" or not np.isfinite(value).all():
+            return f"{key} must hold finite numbers, got {value.dtype} {value.shape}"
+    radius, gain, freq, depth, width, size = (fields[key] for key in _PROFILE_ARRAYS)
+    if radius.ndim != 1 or radius.size == 0 or radius[0] < 0 or np.any(np.diff(radius) <= 0):
+        return f"radius {radius.shape} must be increasing radii >= 0"
+    if gain.ndim != 2 or gain.shape[0] == 0 or gain.shape[1] != radius.shape[0]:
+        return f"radial_gain {gain.shape} does not fit radius {radius.shape}"
+    if freq.ndim != 2 or freq.shape[1] != 2 or np.any(np.abs(freq) > 0.5):
+        return f"notch_freq {freq.shape} must be (K, 2) frequencies in [-0.5, 0.5]"
+    if depth.shape != (len(freq), len(gain)) or width.shape != (len(freq),):
+        return (
+            f"notch_gain {depth.shape} / notch_width {width.shape} do not fit {len(freq)} notches, {len(gain)} channels"
+        )
+    for key in ("radial_gain", "notch_gain", "notch_width"):
+        if np.any(fields[key] <= 0) or np.any(fields[key] > _MAX_PROFILE_VALUE):
+            return f"{key} must be positive and at most {_MAX_PROFILE_VALUE:g}"
+    if size.shape != (2,) or np.any(size < 1):
+        return f"size must be two positive integers, got {size}"
+    if not isinstance(provenance, dict):
+        return f"provenance must be a JSON object, got {type(provenance).__name__}"
+    return None
 
 
 def estimate_profile(
