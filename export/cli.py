@@ -157,7 +157,9 @@ def build(model: Path, **options: Any) -> None:
     if o["batch"] is not None and o["dynamic"]:
         raise I2IError("--batch N (static) and --dynamic (dynamic batch) exclude each other")
     if model.suffix == ".engine":
-        raise I2IError("MODEL.engine cannot be re-exported; give the model.pt or model.onnx it came from")
+        raise I2IError(
+            f"{model} is a TensorRT engine, which cannot be re-exported; give the model.pt or model.onnx it came from"
+        )
     if model.suffix == ".onnx":
         given = [f"--{k.replace('_', '-')}" for k in ONNX_OPTIONS if _changed(k, o[k])]
         if given:
@@ -168,19 +170,37 @@ def build(model: Path, **options: Any) -> None:
             raise I2IError(f"{model.name} is already ONNX: give --engine trt and/or --triton DIR")
         if not model.is_file():
             raise I2IError(f"ONNX model not found: {model}")
+        _check_runtime_contract(model)
         onnx_path = model
     else:
         if o["engine"]:  # fail before a long export, not after it
             from i2i.runtime.backends.tensorrt import require_tensorrt
 
             require_tensorrt()
-        onnx_path = _export_onnx(model, o)
+        target = Path(o["output"] or model.with_suffix(".onnx"))
+        report = target.with_suffix(".parity.json")
+        report_existed = report.exists()
+        try:
+            onnx_path = _export_onnx(model, o)
+        except OSError as exc:  # a full disk or a read-only folder: the exporter has removed its temp files
+            if not report_existed:  # a parity report for a model that was never written would mislead
+                report.unlink(missing_ok=True)
+            raise I2IError(f"cannot write {target}: {exc.strerror or exc}") from None
 
     engine_path = None
     if o["engine"]:
         engine_path = _build_engine(onnx_path, o)
     if o["triton"]:
         _write_triton(engine_path or onnx_path, o)
+
+
+def _check_runtime_contract(onnx_path: Path) -> None:
+    """A model.onnx taken as it is must be one the runtime runs: the same card and graph checks as
+    ``i2i-run`` (ONNX Runtime on the CPU), before an engine or a Triton repository is built from it."""
+    from i2i.runtime.backends import open_backend
+
+    with open_backend("ort", onnx_path, device="cpu"):
+        pass
 
 
 def _changed(key: str, value: Any) -> bool:

@@ -21,6 +21,7 @@ import numpy as np
 
 from i2i import __version__
 from i2i._cli import Command, debug_option
+from i2i._files import write_text
 from i2i.benchsuite import psnr_db
 from i2i.errors import I2IError
 
@@ -153,11 +154,11 @@ def _parse_size(value: str) -> tuple[int, int]:
     try:
         parts = [int(p) for p in value.lower().replace("x", " ").split()]
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use N or HxW, e.g. 256 or 720x1280") from None
+        raise click.BadParameter(f"{value!r}: use N or HxW, e.g. 256 or 720x1280", param_hint="--size") from None
     if len(parts) == 1:
         parts *= 2
     if len(parts) != 2 or min(parts) < 1:
-        raise click.BadParameter(f"{value!r}: use N or HxW, e.g. 256 or 720x1280")
+        raise click.BadParameter(f"{value!r}: use N or HxW, e.g. 256 or 720x1280", param_hint="--size")
     return parts[0], parts[1]
 
 
@@ -229,9 +230,16 @@ def main(
         for path in write_results(result, results_dir):
             click.echo(f"wrote {path}")
         return
+    from i2i.runtime.backends.base import BACKEND_MODULES
     from i2i.runtime.backends.onnxruntime import OrtSession
 
     names = [b.strip() for b in backends.split(",") if b.strip()]
+    unknown = [n for n in names if n not in BACKEND_MODULES]
+    if unknown or not names:
+        valid = ", ".join(BACKEND_MODULES)
+        raise click.BadParameter(
+            f"{backends!r}: unknown backend(s) {', '.join(unknown)}; valid: {valid}", param_hint="--backends"
+        )
     if checkpoint is None and "torch" in names:
         with OrtSession(model) as session:
             checkpoint = find_checkpoint(model, session.card or {})
@@ -239,10 +247,8 @@ def main(
     table = format_table(result)
     click.echo(table)
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=2, default=str))
+        write_text(json_path, json.dumps(result, indent=2, default=str), "JSON")
         click.echo(f"json: {json_path}")
     if md_path:
-        md_path.parent.mkdir(parents=True, exist_ok=True)
-        md_path.write_text(table + "\n")
+        write_text(md_path, table + "\n", "Markdown")
         click.echo(f"markdown: {md_path}")

@@ -23,6 +23,7 @@ import numpy as np
 
 from i2i import __version__
 from i2i._cli import Group, debug_option
+from i2i._files import write_text
 from i2i.errors import I2IError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -54,7 +55,8 @@ def paired_psnr(reference_dir: Path, test_dir: Path) -> dict[str, float | int]:
         a = cv2.imread(str(reference[stem]), cv2.IMREAD_COLOR)
         b = cv2.imread(str(test[stem]), cv2.IMREAD_COLOR)
         if a is None or b is None:
-            raise I2IError(f"cannot read image pair {stem!r}")
+            unreadable = reference[stem] if a is None else test[stem]
+            raise I2IError(f"cannot read image {unreadable}: empty, corrupt or not an image; remove or replace it")
         if a.shape != b.shape:
             b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
         values.append(min(psnr_uint8(a, b), 100.0))  # identical images count as 100 dB
@@ -88,7 +90,7 @@ def psnr_command(reference_dir: Path, test_dir: Path, json_path: Path | None) ->
         f"{result['pairs']} pairs: mean PSNR {result['psnr_db_mean']:.2f} dB, min {result['psnr_db_min']:.2f} dB"
     )
     if json_path:
-        json_path.write_text(json.dumps(result, indent=2))
+        write_text(json_path, json.dumps(result, indent=2), "JSON")
 
 
 # --------------------------------------------------------------------------- SSIM, FID, KID (need torch)
@@ -116,7 +118,7 @@ def ssim_command(reference_dir: Path, test_dir: Path, json_path: Path | None) ->
     result = _import_metrics().paired_ssim(reference_dir, test_dir)
     click.echo(f"{result['pairs']} pairs: mean SSIM {result['ssim_mean']:.4f}, min {result['ssim_min']:.4f}")
     if json_path:
-        json_path.write_text(json.dumps(result, indent=2))
+        write_text(json_path, json.dumps(result, indent=2), "JSON")
 
 
 def _feature_metric(metric: str, real_dir: Path, fake_dir: Path, weights: str | None, **options: Any) -> dict[str, Any]:
@@ -172,7 +174,7 @@ def fid_command(
     result = _feature_metric("fid", real_dir, fake_dir, inception_weights, **kw)
     click.echo(f"FID {result['fid']:.4f}  ({result['real_images']} real, {result['generated_images']} generated)")
     if json_path:
-        json_path.write_text(json.dumps(result, indent=2))
+        write_text(json_path, json.dumps(result, indent=2), "JSON")
 
 
 @main.command("kid")
@@ -196,7 +198,7 @@ def kid_command(
         f"{result['generated_images']} generated, subsets of {result['kid_subset_size']})"
     )
     if json_path:
-        json_path.write_text(json.dumps(result, indent=2))
+        write_text(json_path, json.dumps(result, indent=2), "JSON")
 
 
 # --------------------------------------------------------------------------- spectra
@@ -213,7 +215,7 @@ def _parse_size(value: str | None) -> tuple[int, int] | None:
     if len(parts) == 1:
         parts *= 2
     if len(parts) != 2 or min(parts) < 1:
-        raise I2IError(f"--size {value!r}: give HxW (e.g. 256x256) or one number for a square")
+        raise click.BadParameter(f"{value!r}: give HxW (e.g. 256x256) or one number for a square", param_hint="--size")
     return parts[0], parts[1]
 
 
@@ -239,8 +241,11 @@ def folder_stats(folder: Path, size: tuple[int, int] | None = None) -> Any:
     from i2i.runtime.spectral import SpectrumStats
 
     stats = SpectrumStats()
-    for _stem, image in iter_images(folder, size):
-        stats.add(image)
+    for stem, image in iter_images(folder, size):
+        try:
+            stats.add(image)
+        except I2IError as exc:  # e.g. a size that differs from the first image's: say which image
+            raise I2IError(f"{folder}: image {stem!r}: {exc.message}") from None
     return stats
 
 
@@ -429,7 +434,7 @@ def spectrum_command(
     for plot in result.get("plots", []):
         click.echo(f"  plot: {plot}")
     if json_path:
-        json_path.write_text(json.dumps(result, indent=2))
+        write_text(json_path, json.dumps(result, indent=2), "JSON")
 
 
 @main.command("profile")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from i2i._cli import Command, debug_option
 from i2i.errors import EXIT_INTERRUPTED, I2IError
@@ -54,6 +56,24 @@ def _open_refiner(path: Path, kind: str) -> Any:
     return spectral.open_refiner(path)
 
 
+def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_clients: int) -> dict[str, Any]:
+    """The browser viewer's access options, checked before anything is opened (see i2i.runtime.web).
+
+    Given on the command line for another sink they are an error; a token from the environment is ignored.
+    """
+    if not sink.lower().startswith(("http://", "https://")):
+        source = click.get_current_context().get_parameter_source
+        named = ("token", "insecure_public", "max_clients")
+        given = [f"--{n.replace('_', '-')}" for n in named if source(n) == ParameterSource.COMMANDLINE]
+        if given:
+            raise I2IError(f"{', '.join(given)}: only for the browser viewer (--sink http://HOST:PORT), not {sink!r}")
+        return {}
+    from i2i.runtime.web import check_viewer_url
+
+    check_viewer_url(sink, token, insecure_public)
+    return {"token": token, "insecure_public": insecure_public, "max_clients": max_clients}
+
+
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
@@ -70,6 +90,26 @@ def _open_refiner(path: Path, kind: str) -> Any:
     show_default=True,
     help="out.mp4/.avi/.mkv (video), a folder (PNG frames), 'window', http://127.0.0.1:8080 (browser viewer), "
     "or 'null'.",
+)
+@click.option(
+    "--token",
+    envvar="I2I_VIEWER_TOKEN",
+    show_envvar=True,
+    default=None,
+    help="Browser viewer: a secret every request must carry (the printed URL has it as ?token=...); "
+    "required to serve a non-loopback address.",
+)
+@click.option(
+    "--insecure-public",
+    is_flag=True,
+    help="Browser viewer: serve a non-loopback address with no token (anyone who can reach it can watch).",
+)
+@click.option(
+    "--max-clients",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Browser viewer: most browsers streaming at once; the next one gets HTTP 503.",
 )
 @click.option(
     "--backend",
@@ -110,8 +150,15 @@ def _open_refiner(path: Path, kind: str) -> Any:
     help="every-frame: process all (files); realtime: latest frame wins, drops counted (cameras). "
     "[default: realtime for cameras, streams and paced patterns, every-frame otherwise]",
 )
-@click.option("--max-frames", default=0, show_default=True, help="Stop after N frames (0 = all).")
-@click.option("--fps", default=None, type=float, help="Frame rate of a video sink [default: the source's].")
+@click.option(
+    "--max-frames", default=0, show_default=True, type=click.IntRange(0), help="Stop after N frames (0 = all)."
+)
+@click.option(
+    "--fps",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Frame rate of a video sink [default: the source's].",
+)
 @click.option("--camera-size", default=None, metavar="WxH", help="Camera capture size, e.g. 1280x720.")
 @click.option("--camera-fps", default=None, type=click.FloatRange(min=0, min_open=True), help="Camera frame rate.")
 @click.option(
@@ -147,6 +194,14 @@ def _open_refiner(path: Path, kind: str) -> Any:
     default=None,
     help="Write per-stage latency stats as JSON here.",
 )
+@click.option(
+    "--on-nonfinite",
+    type=click.Choice(["stop", "pass"]),
+    default="stop",
+    show_default=True,
+    help="A frame whose model output holds NaN/Inf: stop the run (frames before it are kept), "
+    "or pass the input frame through unchanged and count it.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @click.option(
     "--live/--no-live",
@@ -158,6 +213,9 @@ def main(
     model: Path,
     source: str,
     sink: str,
+    token: str | None,
+    insecure_public: bool,
+    max_clients: int,
     backend_name: str,
     device: str,
     precision: str,
@@ -173,6 +231,7 @@ def main(
     overlay: bool | None,
     refine_path: Path | None,
     stats_path: Path | None,
+    on_nonfinite: str,
     progress: bool,
     live: bool | None,
 ) -> None:
@@ -184,6 +243,7 @@ def main(
       i2i-run model.onnx --source photos/ --sink translated/
       i2i-run model.onnx --source 0 --sink window --view side-by-side   # webcam, latest frame wins
       i2i-run model.onnx --source pattern:640x480@30 --sink http://127.0.0.1:8080   # browser viewer
+      i2i-run model.onnx --source 0 --sink http://0.0.0.0:8080 --token "$(openssl rand -hex 16)"   # on the LAN
       i2i-run model.onnx --source rtsp://cam.local/stream --sink null --stats stats.json
       i2i-run model.onnx --source clip.mp4 --sink null --batch 4 --backend ort -O threads=2
 
@@ -196,11 +256,12 @@ def main(
     from i2i.runtime.backends import open_backend
     from i2i.runtime.backends.auto import open_auto
     from i2i.runtime.live import LiveDisplay, live_supported
-    from i2i.runtime.pipeline import run_pipeline
+    from i2i.runtime.pipeline import NONFINITE_COUNTER, run_pipeline
     from i2i.runtime.sinks import FolderSink, VideoSink, open_sink
     from i2i.runtime.sources import open_source
     from i2i.runtime.stats import StageStats
 
+    viewer = _viewer_options(sink, token, insecure_public, max_clients)  # before any model or camera opens
     size = _parse_wxh(camera_size, "--camera-size")
     opts = _parse_options(backend_options)
     precision_arg = None if precision == "auto" else precision
@@ -221,7 +282,7 @@ def main(
             refiner = _open_refiner(refine_path, backend.io.kind)
             if hasattr(refiner, "__exit__"):
                 stack.enter_context(refiner)
-        out = stack.enter_context(open_sink(sink, fps=fps or src.fps, view=view, overlay=overlay))
+        out = stack.enter_context(open_sink(sink, fps=fps or src.fps, view=view, overlay=overlay, viewer=viewer))
         stats.info = {
             "model": str(model),
             "backend": backend.describe(),
@@ -246,6 +307,7 @@ def main(
                     on_frames=bar.update,
                     refiner=refiner,
                     handle_sigint=True,
+                    on_nonfinite=on_nonfinite,
                 )
         except KeyboardInterrupt:  # the second Ctrl-C: stop at once (the sink still closes below)
             stats.interrupted = True
@@ -254,7 +316,9 @@ def main(
             bar.close()
     # Everything is closed here: the video file is finalised before anyone is told about it.
     if stats_path is not None:
-        stats.write_json(stats_path)
+        from i2i._files import write_text
+
+        write_text(stats_path, json.dumps(stats.summary(), indent=2) + "\n", "stats")
     if stats.interrupted:
         message = f"Interrupted: {out.frames_written} frames written to {out.path or sink}"
         if isinstance(out, (VideoSink, FolderSink)):
@@ -262,6 +326,9 @@ def main(
         click.echo(message + ".", err=True)
         sys.exit(EXIT_INTERRUPTED)
     click.echo(stats.format_table())
+    passed = stats.counters.get(NONFINITE_COUNTER, 0)
+    if passed:
+        click.echo(f"warning: {passed} frames had NaN/Inf model outputs and were passed through unchanged", err=True)
     if stats.dropped:
         click.echo(f"dropped frames (realtime mode): {stats.dropped}")
     if stats_path is not None:

@@ -10,6 +10,10 @@ next frame overlaps inference of the current one:
 Ctrl-C: with ``handle_sigint`` the first Ctrl-C asks the loop to stop after the batch in hand
 (a second one aborts at once); either way capture stops and the sink is closed by its owner, so a
 video written so far is finalised and playable and holds every frame processed.
+
+NaN/Inf in a model's output (``on_nonfinite``): ``stop`` (the default) writes the frames before
+the broken one and raises an error naming it; ``pass`` writes the input frame unchanged in its
+place and counts it (``nonfinite_passed`` in the stats), for a run that must not stop.
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ import numpy as np
 
 from i2i.errors import I2IError
 from i2i.runtime.backends.base import Backend
-from i2i.runtime.frames import FrameCodec
+from i2i.runtime.frames import FrameCodec, Geometry, NonFiniteOutputError
 from i2i.runtime.sinks import Sink
 from i2i.runtime.sources import Frame, Source
 from i2i.runtime.stats import E2E, StageStats
 
 MODES = ("every-frame", "realtime")
+ON_NONFINITE = ("stop", "pass")
+NONFINITE_COUNTER = "nonfinite_passed"
 _END = object()
 
 Refiner = Callable[[np.ndarray], np.ndarray]
@@ -129,14 +135,17 @@ def run_pipeline(
     refiner: Refiner | None = None,
     handle_sigint: bool = False,
     stop: threading.Event | None = None,
+    on_nonfinite: str = "stop",
 ) -> StageStats:
     """Stream ``source`` through ``backend`` (and ``refiner``) into ``sink``; returns the stats.
 
     ``stop`` (an Event) ends the run from another thread, like Ctrl-C does with ``handle_sigint``;
-    ``stats.interrupted`` tells the caller it happened.
+    ``stats.interrupted`` tells the caller it happened. ``on_nonfinite``: see the module docstring.
     """
     if mode not in MODES:
         raise I2IError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    if on_nonfinite not in ON_NONFINITE:
+        raise I2IError(f"unknown --on-nonfinite {on_nonfinite!r}; valid: {', '.join(ON_NONFINITE)}")
     if batch_size < 1:
         raise I2IError("--batch must be >= 1")
     if mode == "realtime" and batch_size != 1:
@@ -160,7 +169,16 @@ def run_pipeline(
     sink.bind_stats(stats)
     source.bind_stats(stats)
     capture = _Capture(source, mode, depth=4 * batch_size, stats=stats, max_frames=max_frames)
-    step = _Step(codec, backend, refiner, sink, stats, on_frames, fixed_batch if isinstance(fixed_batch, int) else 0)
+    step = _Step(
+        codec,
+        backend,
+        refiner,
+        sink,
+        stats,
+        on_frames,
+        fixed_batch if isinstance(fixed_batch, int) else 0,
+        on_nonfinite,
+    )
     pending: list[Frame] = []
     with _graceful_sigint(handle_sigint) as sigint:
         stop = stop or threading.Event()
@@ -208,6 +226,7 @@ class _Step:
         stats: StageStats,
         on_frames: Callable[[int], None] | None,
         fixed_batch: int = 0,
+        on_nonfinite: str = "stop",
     ) -> None:
         self.fixed_batch = fixed_batch  # a static-batch model: short batches are padded to it
         self.codec = codec
@@ -216,6 +235,7 @@ class _Step:
         self.sink = sink
         self.stats = stats
         self.on_frames = on_frames
+        self.on_nonfinite = on_nonfinite
 
     def __call__(self, frames: list[Frame]) -> None:
         stats = self.stats
@@ -230,9 +250,14 @@ class _Step:
             with stats.time("refine"):
                 output = self._refine(np.asarray(output))
         with stats.time("postprocess"):
-            images = self.codec.decode(output, geometry)
+            try:
+                images = self.codec.decode(output, geometry)
+            except NonFiniteOutputError:
+                images = self._decode_finite(frames, np.asarray(output), geometry)
         with stats.time("write"):
-            for frame, image in zip(frames, images):  # zip drops the padding
+            for i, (frame, image) in enumerate(zip(frames, images)):  # zip drops the padding
+                if image is None:  # NaN/Inf with on_nonfinite="stop": the frames before it are written
+                    self._stop_nonfinite(frame, np.asarray(output)[i])
                 self.sink.write(image, frame.name, source=frame.image)
         now = time.perf_counter()
         for frame in frames:
@@ -240,6 +265,35 @@ class _Step:
         stats.count_frame(len(frames))
         if self.on_frames is not None:
             self.on_frames(len(frames))
+
+    def _decode_finite(self, frames: list[Frame], output: np.ndarray, geometry: Geometry) -> list[np.ndarray | None]:
+        """Decode frame by frame: a frame whose output holds NaN/Inf becomes its input (``pass``) or None."""
+        images: list[np.ndarray | None] = []
+        for i, frame in enumerate(frames):
+            if np.isfinite(output[i]).all():
+                images.append(self.codec.decode(output[i : i + 1], geometry)[0])
+            elif self.on_nonfinite == "pass":
+                self.stats.count(NONFINITE_COUNTER)
+                images.append(frame.image)
+            else:
+                images.append(None)
+        return images
+
+    def _stop_nonfinite(self, frame: Frame, output: np.ndarray) -> None:
+        """Stop the run at a frame whose output holds NaN/Inf, saying where and what was kept."""
+        bad = int(output.size - np.count_nonzero(np.isfinite(output)))
+        name = f"frame {frame.index}" + (f" ({frame.name})" if frame.name else "")
+        written = self.sink.frames_written
+        kept = (
+            f"; stopped with the {written} frames before it written to {self.sink.path}"
+            if written and self.sink.path
+            else ""
+        )
+        raise I2IError(
+            f"{name}: the output of {self.backend.path} holds {bad} NaN/Inf values out of {output.size}: "
+            f"the model or engine is numerically broken (an fp16 overflow? try an fp32 export or engine){kept}; "
+            "--on-nonfinite pass writes such frames unchanged and goes on"
+        )
 
     def _refine(self, output: np.ndarray) -> np.ndarray:
         assert self.refiner is not None

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import cv2
@@ -233,10 +234,34 @@ class VideoSink(Sink):
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        if self.frames_written > 0 and self._partial.exists():
-            os.replace(self._partial, self._target)
-        else:
+        if self.frames_written == 0:
             self._partial.unlink(missing_ok=True)
+            return
+        # OpenCV's writer reports no I/O errors: a full disk or a vanished folder shows only as a
+        # file that does not decode. Check before it takes the final name.
+        problem = _unplayable(self._partial, self.frames_written)
+        if problem is not None:
+            self._partial.unlink(missing_ok=True)
+            raise I2IError(
+                f"cannot finish video {self.path}: {problem} (disk full, or the folder not writable?); nothing kept"
+            )
+        os.replace(self._partial, self._target)
+
+
+def _unplayable(path: Path, frames: int) -> str | None:
+    """Why the video at ``path`` is not a complete, decodable file of ``frames`` frames (None if it is)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return "the encoder wrote nothing"
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened() or not capture.read()[0]:
+            return "the file written does not decode"
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+    if 0 <= count < frames:
+        return f"it holds {count} of the {frames} frames written"
+    return None
 
 
 class FolderSink(Sink):
@@ -247,6 +272,7 @@ class FolderSink(Sink):
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
             raise I2IError(f"cannot write images to {folder}: it exists and is not a folder")
+        self._created = not folder.exists()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -264,11 +290,16 @@ class FolderSink(Sink):
             raise I2IError(f"cannot encode frame as PNG for {target}")
         partial = self._folder / f".{filename}.partial"
         try:
-            encoded.tofile(partial)
+            partial.write_bytes(encoded.tobytes())  # not ndarray.tofile: its errors carry no errno
             os.replace(partial, target)
         except OSError as error:
             partial.unlink(missing_ok=True)
             raise I2IError(f"cannot write {target}: {error.strerror}") from None
+
+    def _close(self) -> None:
+        # A run that failed before its first frame leaves no empty folder it made itself.
+        if self._created and self.frames_written == 0 and self._folder.is_dir() and not any(self._folder.iterdir()):
+            self._folder.rmdir()
 
 
 def _gui_backend() -> str:
@@ -327,12 +358,22 @@ class WindowSink(Sink):
             pass
 
 
-def open_sink(spec: str, fps: float | None = None, view: str | None = None, overlay: bool | None = None) -> Sink:
-    """Pick a sink from a command-line spec and configure its view (see ``Sink.configure``)."""
-    return _open_sink(spec, fps).configure(view=view, overlay=overlay)
+def open_sink(
+    spec: str,
+    fps: float | None = None,
+    view: str | None = None,
+    overlay: bool | None = None,
+    viewer: Mapping[str, Any] | None = None,
+) -> Sink:
+    """Pick a sink from a command-line spec and configure its view (see ``Sink.configure``).
+
+    ``viewer`` holds the browser viewer's access options (``token``, ``insecure_public``, ``max_clients``;
+    see ``WebSink``); other sinks ignore it.
+    """
+    return _open_sink(spec, fps, viewer or {}).configure(view=view, overlay=overlay)
 
 
-def _open_sink(spec: str, fps: float | None) -> Sink:
+def _open_sink(spec: str, fps: float | None, viewer: Mapping[str, Any]) -> Sink:
     """'null', 'window', an http:// viewer address, a video file, or a folder."""
     if spec == "null":
         return NullSink()
@@ -341,7 +382,7 @@ def _open_sink(spec: str, fps: float | None) -> Sink:
     if spec.lower().startswith(("http://", "https://")):
         from i2i.runtime.web import WebSink  # the server code loads only when asked for
 
-        return WebSink.from_url(spec)
+        return WebSink.from_url(spec, **viewer)
     path = Path(spec)
     suffix = path.suffix.lower()
     if path.is_dir():

@@ -9,6 +9,7 @@ pipeline thread.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -24,6 +25,7 @@ import click
 import cv2
 import numpy as np
 
+from i2i._cli import debug_enabled
 from i2i.errors import I2IError
 
 from .frames import to_bgr_uint8
@@ -40,6 +42,27 @@ _GLOB_CHARS = ("*", "?", "[")
 # Colour 3-channel, keeping 16-bit depth (rounded properly by to_bgr_uint8 rather than the
 # decoder's >> 8), and applying EXIF orientation (which IMREAD_UNCHANGED would ignore).
 _IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+
+# FFmpeg prints its own errors ("moov atom not found", "overread 8") straight to stderr, beside
+# the one-line error or warning i2i gives for the same problem; it reads this level once, when
+# OpenCV first opens a file with it. --debug (or a level the user set) keeps FFmpeg's lines.
+if not debug_enabled():
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log while probing a device (its warnings repeat our error, 12 lines long)."""
+    if debug_enabled():
+        yield
+        return
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
 
 
 @dataclass
@@ -167,10 +190,27 @@ class VideoSource(_CaptureSource):
         self.fps = self._native_fps()
         frames = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.count = frames if frames > 0 else None
+        self.decoded = 0
 
     @staticmethod
     def _make_capture(path_or_url: str) -> cv2.VideoCapture:
         return cv2.VideoCapture(path_or_url)
+
+    def _read(self) -> tuple[np.ndarray, str | None] | None:
+        item = super()._read()
+        if item is not None:
+            self.decoded += 1
+        elif self.count and not self._closed and self.decoded < self.count - max(1, self.count // 50):
+            # A file cut short (a copy in progress, a crashed recorder) decodes up to the damage and
+            # then reads as its end: every frame before it is processed, and the user is told why
+            # the output is shorter than the header promised. (The count is estimated for some
+            # containers, hence the small tolerance.)
+            click.echo(
+                f"warning: video {self.name} ended after {self.decoded} of {self.count} frames; "
+                "the rest could not be decoded (the file is truncated or damaged)",
+                err=True,
+            )
+        return item
 
 
 class StreamSource(VideoSource):
@@ -239,7 +279,9 @@ class CameraSource(_CaptureSource):
     """A local camera by index. ``size`` is (width, height); the driver may pick the nearest mode."""
 
     def __init__(self, index: int, size: tuple[int, int] | None = None, fps: float | None = None) -> None:
-        super().__init__(cv2.VideoCapture(index), name=f"camera {index}")
+        with _quiet_opencv():
+            capture = cv2.VideoCapture(index)
+        super().__init__(capture, name=f"camera {index}")
         self.live = True
         if size is not None:
             self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])

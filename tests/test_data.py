@@ -346,12 +346,18 @@ def test_dataset_missing_root_and_empty_folder(tmp_path: Path) -> None:
 
 
 def test_unreadable_image_in_dataset(tmp_path: Path) -> None:
-    _paired(tmp_path, ["good"])
+    _paired(tmp_path, ["good", "cut"])
     (tmp_path / "train" / "A" / "junk.png").write_bytes(b"\x89PNG not really" * 20)
     (tmp_path / "train" / "B" / "junk.png").write_bytes(b"\x89PNG not really" * 20)
+    with pytest.raises(I2IError, match="cannot read image: .*junk.png"):  # not an image: before training starts
+        PairedFolderDataset(tmp_path, load_size=8, crop_size=8)
+    (tmp_path / "train" / "A" / "junk.png").unlink()
+    (tmp_path / "train" / "B" / "junk.png").unlink()
+    cut = tmp_path / "train" / "A" / "cut.png"
+    cut.write_bytes(cut.read_bytes()[:100])  # a valid header, damaged further in: fails when decoded
     dataset = PairedFolderDataset(tmp_path, load_size=8, crop_size=8)
-    with pytest.raises(I2IError, match="cannot read image: .*junk.png"):
-        dataset[dataset.names.index("junk")]
+    with pytest.raises(I2IError, match="cannot read image: .*cut.png"):
+        dataset[dataset.names.index("cut")]
 
 
 def _unpaired(root: Path, n_a: int, n_b: int) -> None:

@@ -6,17 +6,20 @@ Every method is a subcommand whose options come from two frozen dataclasses: the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from i2i._cli import Group, debug_option
+from i2i.errors import I2IError
 
 FIELD_HELP = {
     "data": "Dataset root (paired: train/A + train/B; unpaired: trainA + trainB).",
@@ -57,6 +60,7 @@ FIELD_HELP = {
     "teacher": "Teacher generator (model.pt) whose translations the student learns.",
     "arch": "Student architecture (a registered network, e.g. fast).",
     "lambda_gan": "Weight of the adversarial term (0 = pure regression).",
+    "lambda_perceptual": "Weight of the VGG16 feature (perceptual) term; needs --vgg-weights (0 = off).",
     # CUT / FastCUT / SN-DCR
     "antialias": "Anti-aliased (blur-pool) downsampling in G and D; off = strided convs (CUT --no_antialias).",
     "antialias_up": "Fixed-kernel anti-aliased upsampling in G; off = transposed convs (CUT --no_antialias_up).",
@@ -102,6 +106,49 @@ FIELD_HELP = {
 }
 
 
+# The smallest valid value of numeric options, by field name (a name means the same in every
+# config): a value below it is a usage error, exit code 2, before anything loads.
+FIELD_MIN: dict[str, int] = {
+    "batch_size": 1,
+    "load_size": 1,
+    "crop_size": 1,
+    "max_steps": 0,
+    "workers": 0,
+    "log_every": 1,
+    "sample_every": 1,
+    "save_every": 1,
+    "keep_last": 0,
+    "eval_every": -1,
+    "eval_images": 0,
+    "epochs": 0,
+    "epochs_decay": 0,
+    "ngf": 1,
+    "ndf": 1,
+    "n_blocks": 0,
+    "n_layers_d": 1,
+    "num_downs": 1,
+    "num_patches": 1,
+    "nce_channels": 1,
+    "pool_size": 0,
+    "qs_attn_deepest": 0,
+    "size": 1,
+    "sigma": 0,
+    "style_size": 0,
+}
+POSITIVE_FLOATS = ("lr", "nce_temperature")
+
+
+def _option_type(name: str, kind: Any) -> Any:
+    """The click type of a config field: ranges for the numeric fields that have one."""
+    if kind is int and name in FIELD_MIN:
+        return click.IntRange(min=FIELD_MIN[name])
+    if kind is float and name in POSITIVE_FLOATS:
+        return click.FloatRange(min=0, min_open=True)
+    if kind is float and (name.startswith("lambda_") or name.endswith("_weight")):
+        return click.FloatRange(min=0)  # loss weights: 0 switches a term off, below 0 is a mistake
+    return kind
+
+
 def _options_from(config_cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Turn a dataclass's fields into click options (``--field-name``; bools as --x/--no-x)."""
     hints = typing.get_type_hints(config_cls)
@@ -118,7 +165,9 @@ def _options_from(config_cls: type, skip: tuple[str, ...] = ()) -> Callable[[Cal
                     f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True, help=help_text
                 )(func)
             else:
-                func = click.option(flag, f.name, type=kind, default=f.default, show_default=True, help=help_text)(func)
+                func = click.option(
+                    flag, f.name, type=_option_type(f.name, kind), default=f.default, show_default=True, help=help_text
+                )(func)
         return func
 
     return deco
@@ -196,7 +245,12 @@ def import_weights(weights: Path, arch: str | None, output: Path | None, directi
 
     if arch is not None and arch not in REFERENCE_ARCHS:
         raise click.BadParameter(f"{arch!r}; valid: {', '.join(REFERENCE_ARCHS)}", param_hint="--arch")
-    result = import_reference(weights, output, arch=arch, direction=direction)
+    try:
+        result = import_reference(weights, output, arch=arch, direction=direction)
+    except I2IError as exc:  # say which file, also where the check that failed only saw its tensors
+        if str(weights) not in exc.message:
+            exc.message = f"{weights}: {exc.message}"
+        raise
     click.echo(f"imported {weights.name} as {result.reference} → {result.arch} {result.arch_kwargs}")
     if result.dropped:
         click.echo(f"  dropped {len(result.dropped)} legacy InstanceNorm statistics")
@@ -237,7 +291,8 @@ def _method_command(name: str) -> click.Command:
         train_kwargs = {k: v for k, v in kwargs.items() if k not in method_fields}
         train_kwargs["out"] = train_kwargs["out"] or f"runs/{name}"
         train_kwargs.setdefault("data", "")  # methods without --data
-        result = train(name, method_config, TrainConfig(**train_kwargs))
+        with _run_folder(Path(train_kwargs["out"])):
+            result = train(name, method_config, TrainConfig(**train_kwargs))
         if result.state is None:  # not rank 0 of a distributed run: rank 0 reports
             return
         click.echo(f"trained {name}: {result.steps} steps in {result.seconds:.1f} s")
@@ -260,6 +315,34 @@ def _method_command(name: str) -> click.Command:
     return click.command(name, cls=main.command_class, context_settings={"help_option_names": ["-h", "--help"]})(
         command
     )
+
+
+# errno values that mean "this folder cannot take the run's files" (and not a bad input file).
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+@contextlib.contextmanager
+def _run_folder(out: Path) -> Iterator[None]:
+    """A failed run leaves no empty run folder behind, and a write error is one line naming the folder.
+
+    Checkpoints are written atomically (``atomic_save``), so what a failure leaves in ``out`` is
+    whole: the config and the log of the steps done, never a partial model.pt.
+    """
+    if out.exists() and not out.is_dir():
+        raise I2IError(f"--out {out} exists and is not a folder; give a folder for the run")
+    created = not out.exists()
+    try:
+        yield
+    except OSError as exc:
+        where = Path(exc.filename).resolve() if isinstance(exc.filename, str) else None
+        if where is not None and out.resolve() not in (where, *where.parents):
+            raise I2IError(f"cannot access {exc.filename}: {exc.strerror or exc}") from None
+        if exc.errno in _WRITE_ERRNOS:
+            raise I2IError(f"cannot write the run folder {out}: {exc.strerror or exc}") from None
+        raise
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
 
 
 def _relaunch_under_torchrun(method: str, nproc: int) -> None:

@@ -63,6 +63,12 @@ def list_images(folder: str | Path) -> list[Path]:
     )
     if not images:
         raise I2IError(f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}); add some images there")
+    for path in images:
+        # The file's signature only (a few bytes): an empty or non-image file fails here, before
+        # training starts, rather than at the step that first draws it. A file damaged further in
+        # fails when it is decoded, with the same message (load_image_rgb).
+        if not cv2.haveImageReader(str(path)):
+            raise I2IError(f"cannot read image: {path}; it is empty, corrupt or not an image, remove or replace it")
     return images
 
 

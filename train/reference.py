@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -92,7 +93,9 @@ def load_weights_file(path: str | Path) -> Any:
     if not path.is_file():
         raise I2IError(f"weights file not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols of junk files: the error says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "GLOBAL" in str(exc):  # a class or function the safe unpickler will not import
             raise I2IError(f"refusing to load {path}: it holds objects other than tensors") from None

@@ -123,4 +123,4 @@ def open_auto(
         if engine.is_file() and candidate.backend != "trt":
             why += f" (a native TensorRT engine exists: pass {engine} to use it)"
         return backend, why
-    raise I2IError("no backend can run this model here: " + "; ".join(skipped))
+    raise I2IError(f"no backend can run {model} here: " + "; ".join(skipped))

@@ -213,7 +213,7 @@ def open_backend(
     cls = get_backend(name)
     ok, why = cls.available()
     if not ok:
-        raise I2IError(f"backend {name!r} is not available: {why}")
+        raise I2IError(f"cannot open {path}: backend {name!r} is not available: {why}")
     if precision is not None:
         opts["precision"] = precision
     return cls.open(path, device=device, **opts)

@@ -29,6 +29,7 @@ Nothing is downloaded; :func:`resolve_inception_weights` says which file to supp
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -247,9 +248,13 @@ def _optional(key: str) -> bool:
 
 def _read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise I2IError(f"refusing to load {path}: it holds objects other than tensors") from None
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols of junk files: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" in str(exc):  # a class or function the safe unpickler will not import: never run
+            raise I2IError(f"refusing to load {path}: it holds objects other than tensors") from None
+        raise I2IError(f"cannot read Inception weights {path}: truncated or not a torch file") from None
     except Exception as exc:  # noqa: BLE001 - truncated zip, junk bytes (KeyError, EOFError, ...): all one message
         reason = " ".join(str(exc).split())[:120] or exc.__class__.__name__
         raise I2IError(f"cannot read Inception weights {path}: truncated or not a torch file ({reason})") from None
