@@ -26,7 +26,7 @@ import dataclasses
 import importlib
 import io
 import json
-import os
+import logging
 import platform
 import tempfile
 import warnings
@@ -42,6 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from i2i import __version__
+from i2i._files import write_bytes, write_text
 from i2i.errors import I2IError, MissingDependencyError
 from i2i.export.frame import FRAME_INPUT, FRAME_OUTPUT, wrap_frame_io
 from i2i.export.parity import (
@@ -55,7 +56,7 @@ from i2i.export.parity import (
 )
 from i2i.export.precision import PRECISIONS, emulate_fp16, get_precision, to_fp16
 from i2i.export.quantize import calibration_batches, to_int8
-from i2i.train.checkpoint import atomic_write, build_generator, file_sha256, load_checkpoint
+from i2i.train.checkpoint import build_generator, file_sha256, load_checkpoint
 
 CARD_KEY = "i2i"
 CARD_FORMAT = "i2i-card/1"
@@ -148,12 +149,28 @@ def _example_input(size_multiple: int, batch: int | None, shape: tuple[int, int]
     return torch.randn(batch if batch is not None else 2, 3, h, w)
 
 
+# Loggers whose records reach stderr past ``redirect_stderr`` (torch's handler holds the stream it
+# was given at import): the exporter's registry logs "torchvision is not installed. Skipping
+# torchvision::nms" and three more lines on the first export in a process; i2i has no such ops.
+_QUIET_LOGGERS = ("torch.onnx._internal.exporter._registration",)
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[io.StringIO]:
+    """Exporter chatter (prints, warnings, the loggers above) kept out of the terminal; prints and
+    warnings go to the returned buffer, whose last line a failure quotes."""
     log = io.StringIO()
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
     with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         warnings.simplefilter("ignore")
-        yield log
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield log
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
 
 def _export_graph(
@@ -186,6 +203,8 @@ def _export_graph(
                     external_data=False,
                     verbose=False,
                 )
+            except OSError:  # writing the graph failed (disk full, file size limit): the caller names the file
+                raise
             except Exception as exc:
                 lines = log.getvalue().strip().splitlines()
                 raise I2IError(
@@ -211,11 +230,22 @@ _TRACE_CACHE_SIZE = 8
 
 
 def trace(
-    module: torch.nn.Module, key: tuple[Any, ...], size_multiple: int, opset: int, batch: int | None, shape: Any
+    module: torch.nn.Module,
+    key: tuple[Any, ...],
+    size_multiple: int,
+    opset: int,
+    batch: int | None,
+    shape: Any,
+    workdir: Path | None = None,
 ) -> onnx.ModelProto:
-    """Trace ``module`` to an fp32 tensor graph, or return the cached graph for the same ``key``."""
+    """Trace ``module`` to an fp32 tensor graph, or return the cached graph for the same ``key``.
+
+    The exporter writes the graph to a file: a hidden temp folder in ``workdir`` (the output's
+    folder, so a full disk there is the one reported; default: the system temp folder), removed
+    on any exception, Ctrl-C and SIGTERM included. A failed write is the OSError itself.
+    """
     if key not in _TRACE_CACHE:
-        with tempfile.TemporaryDirectory(prefix="i2i-trace-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=".i2i-trace-", dir=workdir) as tmp:
             path = Path(tmp) / "traced.onnx"
             _export_graph(module, size_multiple, path, opset, batch, shape)
             _TRACE_CACHE[key] = path.read_bytes()
@@ -445,17 +475,15 @@ def _config_json(config: ExportConfig) -> dict[str, Any]:
     return out
 
 
-def _finalise(tmp_path: Path, card: dict[str, Any], out_path: Path, model: onnx.ModelProto | None = None) -> None:
-    """Embed the card, run the checker and shape inference, then move into place atomically."""
-    model = model if model is not None else onnx.load(str(tmp_path))
+def _finalise(card: dict[str, Any], out_path: Path, model: onnx.ModelProto) -> None:
+    """Embed the card, run the checker and shape inference, then write atomically (``write_bytes``)."""
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = CARD_KEY, json.dumps(json_safe(card), sort_keys=True)
     model.producer_name, model.producer_version = "i2i", __version__
     model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(tmp_path))
-    os.replace(tmp_path, out_path)
+    write_bytes(out_path, model.SerializeToString(), "ONNX model")  # what onnx.save writes, whole or not at all
 
 
 def _fail(parity: dict[str, Any], report_path: Path) -> I2IError:
@@ -502,11 +530,9 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
     n_steps = 4 + (config.precision != "fp32") + (config.io == "frame")
     steps = tqdm(total=n_steps, desc="export", unit="step", disable=not config.progress, dynamic_ncols=True)
     report_path = out_path.with_suffix(".parity.json")
-    tmp_path: Path | None = None  # created inside the try, so Ctrl-C or SIGTERM at any point removes it
+    # Nothing is written under the final names before the end: the trace goes to a temp folder that
+    # any exception (Ctrl-C and SIGTERM included) removes, the report and model to atomic writes.
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp.onnx", dir=out_path.parent)
-        os.close(fd)
-        tmp_path = Path(tmp_name)
         steps.set_postfix_str(f"trace (opset {config.opset})")
         key = (
             file_sha256(checkpoint_path),
@@ -516,7 +542,10 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
             shape,
             torch.__version__,
         )
-        model = trace(module, key, multiple, config.opset, config.batch, shape)
+        try:
+            model = trace(module, key, multiple, config.opset, config.batch, shape, workdir=out_path.parent)
+        except OSError as exc:
+            raise I2IError(f"cannot write {out_path}: {exc.strerror or exc} (while tracing the graph)") from None
         steps.update(1)
         if config.slim:
             steps.set_postfix_str("slim")
@@ -550,18 +579,18 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
             parity["passed"] = parity["passed"] and parity["frame"]["passed"]
             model = framed
             steps.update(1)
-        atomic_write(report_path, json.dumps(json_safe(parity), indent=2))
+        report = json.dumps(json_safe(parity), indent=2)
         if not parity["passed"]:
+            write_text(report_path, report, "parity report")
             raise _fail(parity, report_path)
         steps.set_postfix_str("card + checker")
         flops = flops_entry(module, multiple, shape)
         card = make_card(ckpt, checkpoint_path, config.opset, parity, config, fp32_ops, refine_info, flops)
-        _finalise(tmp_path, card, out_path, model)
+        _finalise(card, out_path, model)  # the model first: a report never describes a model not written
+        write_text(report_path, report, "parity report")
         steps.update(1)
     finally:
         steps.close()
-        if tmp_path is not None:
-            tmp_path.unlink(missing_ok=True)
     return ExportResult(onnx=out_path, parity_report=report_path, parity=parity, card=card)
 
 

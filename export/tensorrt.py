@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from i2i import __version__
+from i2i._files import atomic_file
 from i2i.errors import I2IError
 from i2i.runtime.backends.tensorrt import (
     SIDECAR_FORMAT,
@@ -409,20 +409,10 @@ class PhaseBars:
 
 # -- files ----------------------------------------------------------------------------------------
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temp file beside ``path``, fsync, rename: never a half-written engine or cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp: str | None = None
-    try:  # the temp file goes on any exception, Ctrl-C and SIGTERM included
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
+    """Temp file beside ``path``, fsync, rename (``i2i._files.atomic_file``): never a half-written
+    engine or cache; the temp file goes on any exception, Ctrl-C and SIGTERM included."""
+    with atomic_file(path) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
 
 
 def rebuild_command(config: EngineConfig, precision: str, profile: Profile, card: dict[str, Any]) -> str:

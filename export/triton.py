@@ -17,7 +17,9 @@ written yet (the refinement can be baked into the graph with ``--refine``).
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,14 +286,41 @@ def write_repository(model_file: Path, card: dict[str, Any], config: TritonConfi
     parsed = tritonclient_parse(text)
     check_config(parsed if parsed is not None else parse_pbtxt(text), card)
     model_dir = Path(config.repository) / data["name"]
-    version_dir = model_dir / str(config.version)
-    version_dir.mkdir(parents=True, exist_ok=True)
-    target = version_dir / PLATFORMS[model_file.suffix][1]
-    shutil.copyfile(model_file, target)
-    if model_file.suffix == ".engine":
-        from i2i.runtime.backends.tensorrt import sidecar_path
+    version = str(config.version)
+    # Staged in a hidden folder beside the model folder, then renamed into place: an interrupted or
+    # failed write (full disk, Ctrl-C, SIGTERM) leaves the repository as it was, never a model
+    # folder without its config or a half-copied model that Triton would try to load.
+    staging = model_dir.with_name(f".{model_dir.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        (staging / version).mkdir(parents=True)  # not tempfile.mkdtemp: Triton may run as another user
+        shutil.copyfile(model_file, staging / version / PLATFORMS[model_file.suffix][1])
+        if model_file.suffix == ".engine":
+            from i2i.runtime.backends.tensorrt import sidecar_path
 
-        if sidecar_path(model_file).is_file():
-            shutil.copyfile(sidecar_path(model_file), version_dir / "model.plan.json")
-    (model_dir / "config.pbtxt").write_text(text)
+            if sidecar_path(model_file).is_file():
+                shutil.copyfile(sidecar_path(model_file), staging / version / "model.plan.json")
+        (staging / "config.pbtxt").write_text(text)
+        if model_dir.is_dir():  # other versions stay: replace this version, then the config
+            _replace_folder(staging / version, model_dir / version, aside=staging / "replaced")
+            os.replace(staging / "config.pbtxt", model_dir / "config.pbtxt")
+        else:
+            os.replace(staging, model_dir)
+    except OSError as exc:
+        raise I2IError(f"cannot write Triton repository {model_dir}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return model_dir / "config.pbtxt"
+
+
+def _replace_folder(new: Path, target: Path, aside: Path) -> None:
+    """Rename ``new`` onto ``target``; an old ``target`` is moved to ``aside`` first and put back
+    if the rename fails or is interrupted (the caller deletes ``aside``)."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    os.replace(target, aside)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise

@@ -68,8 +68,8 @@ def _sigterm_raises() -> Iterator[None]:
 
     Installed by the outermost command only, in the main thread only (``signal.signal`` works
     nowhere else), and only over the default action: a handler installed by whoever embeds the
-    command, or SIG_IGN from a parent, is left alone. ``os.execv`` (``--nproc`` becoming torchrun)
-    resets it to the default, as it does every handler.
+    command, or SIG_IGN from a parent, is left alone. ``i2i-train --nproc N`` runs torch's elastic
+    launcher, which installs its own handler while the ranks run (it forwards the signal to them).
     """
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import click
 from click.core import ParameterSource
 
 from i2i._cli import Command, debug_option
-from i2i.errors import EXIT_INTERRUPTED, I2IError
+from i2i.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, I2IError, Terminated
 from i2i.runtime.backends.base import BACKEND_MODULES
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -266,6 +265,7 @@ def main(
     opts = _parse_options(backend_options)
     precision_arg = None if precision == "auto" else precision
     stats = StageStats()
+    terminated = False  # SIGTERM (Terminated) rather than Ctrl-C: the word and the exit code follow it
     with contextlib.ExitStack() as stack:
         src = stack.enter_context(open_source(source, camera_size=size, camera_fps=camera_fps, reconnect=reconnect))
         run_mode = mode or ("realtime" if src.live else "every-frame")
@@ -309,22 +309,22 @@ def main(
                     handle_sigint=True,
                     on_nonfinite=on_nonfinite,
                 )
-        except KeyboardInterrupt:  # the second Ctrl-C: stop at once (the sink still closes below)
+        except KeyboardInterrupt as stop:  # a second Ctrl-C, or SIGTERM: stop now (the sink still closes below)
             stats.interrupted = True
+            terminated = isinstance(stop, Terminated)
             stats.stop()
         finally:
             bar.close()
     # Everything is closed here: the video file is finalised before anyone is told about it.
     if stats_path is not None:
-        from i2i._files import write_text
-
-        write_text(stats_path, json.dumps(stats.summary(), indent=2) + "\n", "stats")
+        stats.write_json(stats_path)
     if stats.interrupted:
-        message = f"Interrupted: {out.frames_written} frames written to {out.path or sink}"
+        word = "Terminated" if terminated else "Interrupted"
+        message = f"{word}: {out.frames_written} frames written to {out.path or sink}"
         if isinstance(out, (VideoSink, FolderSink)):
             message += " (the output is complete and valid)"
         click.echo(message + ".", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     click.echo(stats.format_table())
     passed = stats.counters.get(NONFINITE_COUNTER, 0)
     if passed:

@@ -289,12 +289,16 @@ class FolderSink(Sink):
         if not ok:
             raise I2IError(f"cannot encode frame as PNG for {target}")
         partial = self._folder / f".{filename}.partial"
+        # Not i2i._files.atomic_file: an fsync per frame would throttle the pipeline; a frame is
+        # whole under its name, and the partial file goes on any exception, Ctrl-C and SIGTERM included.
         try:
             partial.write_bytes(encoded.tobytes())  # not ndarray.tofile: its errors carry no errno
             os.replace(partial, target)
-        except OSError as error:
+        except BaseException as error:
             partial.unlink(missing_ok=True)
-            raise I2IError(f"cannot write {target}: {error.strerror}") from None
+            if isinstance(error, OSError):
+                raise I2IError(f"cannot write {target}: {error.strerror}") from None
+            raise
 
     def _close(self) -> None:
         # A run that failed before its first frame leaves no empty folder it made itself.

@@ -20,10 +20,11 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from i2i._files import write_text
 
 E2E = "e2e"  # end-to-end latency: capture -> sink, per frame
 
@@ -181,7 +182,6 @@ class StageStats:
         return "\n".join(lines)
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
-        """Write ``summary()`` as JSON (creating the parent folder)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(self.summary(), indent=2) + "\n")
+        """Write ``summary()`` as JSON, atomically (creating the parent folder); a failure is one
+        I2IError naming the file."""
+        write_text(path, json.dumps(self.summary(), indent=2) + "\n", "stats")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -93,6 +94,26 @@ def test_pickle_with_code_is_refused_not_executed(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+class _ExecPayload:
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (exec, ("raise SystemExit('executed')",))
+
+
+@pytest.mark.parametrize(
+    ("payload", "name"), [(_ExecPayload(), "exec"), (_Exploit(), f"{os.system.__module__}.system")]
+)
+def test_refusal_names_the_global_without_torch_advice(tmp_path: Path, payload: object, name: str) -> None:
+    # torch's message goes on to suggest add_safe_globals([exec]): never pass that advice on.
+    path = tmp_path / "model.pt"
+    torch.save({"format": FORMAT, "payload": payload}, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert f"(unsupported global {name})" in message
+    assert "add_safe_globals" not in message and "weights_only" not in message
+    assert "\n" not in message
+
+
 def test_bare_state_dict_is_not_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "latest_net_G.pth"
     torch.save(build_net("resnet", ngf=8, n_blocks=1).state_dict(), path)
@@ -105,3 +126,17 @@ def test_weights_that_do_not_fit_the_arch(checkpoint: Path) -> None:
     ckpt["arch_kwargs"]["ngf"] = 16
     with pytest.raises(CheckpointError, match="weights do not fit arch 'resnet'"):
         build_generator(ckpt)
+
+
+def test_write_failure_names_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed write (disk full) is an OSError naming model.pt, not the temp file or nothing."""
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "model.pt"
+    with pytest.raises(OSError, match="No space left") as caught:
+        atomic_save({"weights": torch.zeros(4)}, target)
+    assert caught.value.filename == str(target) and caught.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []

@@ -174,6 +174,32 @@ def test_demo_is_deterministic_reused_and_rebuilt(demo: tuple[Path, dict[str, An
     assert (tmp_path / "manifest.json").exists()
 
 
+@pytest.mark.parametrize("interrupt_in", ["video", "manifest"])
+def test_interrupted_demo_build_leaves_no_partial_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt_in: str
+) -> None:
+    import os
+
+    from i2i.train import data
+
+    def interrupted(*args: object, **kwargs: object) -> None:  # Ctrl-C or SIGTERM
+        raise KeyboardInterrupt
+
+    if interrupt_in == "video":  # after the first frame is encoded
+        monkeypatch.setattr(data.cv2.VideoWriter, "write", interrupted)
+    else:  # the manifest's temp file is complete, then the rename is interrupted
+        monkeypatch.setattr(os, "fsync", interrupted)
+    params = dict(SMALL_DEMO, crops_per_photo=1, test_crops_per_photo=1, video_seconds=0.5)
+    with pytest.raises(KeyboardInterrupt):
+        build_demo_dataset(tmp_path, **params)
+    hidden = [p for p in tmp_path.rglob(".*") if p.name != data._DEMO_MARKER]  # the marker says "ours"
+    leftovers = [p.name for p in (*tmp_path.rglob("*partial*"), *hidden)]
+    assert leftovers == [] and not (tmp_path / "manifest.json").exists()
+    assert (tmp_path / "video.mp4").exists() == (interrupt_in == "manifest")
+    monkeypatch.undo()
+    assert build_demo_dataset(tmp_path, **params)["counts"]["train/A"] == len(DEMO_TRAIN_PHOTOS)  # then rebuilt
+
+
 def test_demo_refuses_folder_it_did_not_make(tmp_path: Path) -> None:
     _write_folder(tmp_path / "train" / "A", ["mine.png"], np.random.default_rng(0))
     with pytest.raises(I2IError, match="not made by the demo builder"):

@@ -13,8 +13,17 @@ from i2i.train.methods.distill import DistillConfig
 
 
 def _config(data: Path, out: Path, steps: int = 6) -> TrainConfig:
-    return TrainConfig(data=str(data), out=str(out), load_size=72, crop_size=64, batch_size=2, max_steps=steps,
-                       workers=0, progress=False, log_every=1)
+    return TrainConfig(
+        data=str(data),
+        out=str(out),
+        load_size=72,
+        crop_size=64,
+        batch_size=2,
+        max_steps=steps,
+        workers=0,
+        progress=False,
+        log_every=1,
+    )
 
 
 def test_distill_trains_student_on_cached_teacher_outputs(tiny_run: Path, demo_data: Path, tmp_path: Path) -> None:
@@ -38,8 +47,9 @@ def test_distill_trains_student_on_cached_teacher_outputs(tiny_run: Path, demo_d
 
     from i2i.export.onnx import ExportConfig, export_checkpoint
 
-    exported = export_checkpoint(ExportConfig(checkpoint=str(ckpt_path), output=str(tmp_path / "student.onnx"),
-                                              progress=False))
+    exported = export_checkpoint(
+        ExportConfig(checkpoint=str(ckpt_path), output=str(tmp_path / "student.onnx"), progress=False)
+    )
     assert exported.parity["passed"]
 
 
@@ -71,3 +81,30 @@ def test_distill_perceptual_term_needs_vgg_weights_and_trains_with_them(
     train("distill", method_config, _config(demo_data, tmp_path / "b", steps=4))
     logged = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert len(logged) == 4 and all(entry["perceptual"] > 0 for entry in logged)
+
+
+def test_teacher_cache_manifest_is_written_last_and_whole(
+    tiny_run: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import torch
+
+    from i2i.train.methods.distill import cache_teacher_outputs
+
+    images = sorted((demo_data / "train" / "A").iterdir())[:2]
+    teacher, cache = tiny_run / "model.pt", tmp_path / "teacher"
+
+    def interrupted(fd: int) -> None:  # Ctrl-C or SIGTERM as the manifest is written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cache_teacher_outputs(teacher, images, cache, 64, torch.device("cpu"), progress=False)
+    assert sorted(p.name for p in cache.iterdir()) == ["train"]  # no manifest, no temp file: redone next time
+    monkeypatch.undo()
+
+    (cache / "manifest.json").write_text('{"key": ')  # damaged by hand: rebuilt, not a crash
+    cache_teacher_outputs(teacher, images, cache, 64, torch.device("cpu"), progress=False)
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert manifest["count"] == 2 and len(list((cache / "train" / "B").iterdir())) == 2

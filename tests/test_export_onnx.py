@@ -4,6 +4,7 @@ frame I/O, static shapes, and the errors for unsupported combinations."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -234,3 +235,38 @@ def test_cli_build_and_inspect(tmp_path: Path) -> None:
     # ONNX options on an ONNX source are refused, not ignored
     result = invoke(main, [tmp_path / "m.onnx", "--fp16", "--engine", "trt"])
     assert result.exit_code == 1 and "apply to model.pt" in result.output
+
+
+def test_export_keeps_torch_logs_off_stderr(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's exporter logs "torchvision is not installed. Skipping torchvision::nms" each time it
+    builds its registry, through a handler holding the stderr of import time (past redirect_stderr,
+    and past capfd under pytest): record what any stream handler would print, and fd 1/2."""
+    import logging
+
+    from i2i.export import onnx as onnx_export
+
+    printed: list[str] = []
+    monkeypatch.setattr(logging.StreamHandler, "emit", lambda self, record: printed.append(record.getMessage()))
+    checkpoint = tiny_checkpoint("resnet", tmp_path)
+    onnx_export._TRACE_CACHE.clear()  # a cached graph would skip the exporter, and the test with it
+    export(checkpoint, "quiet", slim=False, size=(32, 32), batch=1)  # static: the quickest trace
+    captured = capfd.readouterr()
+    assert not [line for line in printed if "torchvision" in line], printed
+    assert "torchvision" not in captured.err and "torchvision" not in captured.out
+
+
+def test_write_failure_while_tracing_names_the_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    def file_too_large(*args: object, **kwargs: object) -> None:  # the exporter writing its graph file
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+    checkpoint = tiny_checkpoint("resnet", tmp_path)
+    monkeypatch.setattr(torch.onnx, "export", file_too_large)
+    out = checkpoint.parent / "model.onnx"
+    with pytest.raises(I2IError, match=rf"^cannot write {re.escape(str(out))}: File too large"):
+        export_checkpoint(ExportConfig(checkpoint=str(checkpoint), output=str(out), progress=False, opset=19))
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["model.pt"]  # no temp folder, no model

@@ -93,3 +93,35 @@ def test_repository_errors(tiny_onnx: Path, tmp_path: Path) -> None:
         write_repository(tmp_path / "model.pt", card, TritonConfig(repository=str(tmp_path)))
     with pytest.raises(I2IError, match="within 1..8"):
         write_repository(tiny_onnx, card, TritonConfig(repository=str(tmp_path), preferred_batch_sizes=(16,)))
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, OSError])
+def test_interrupted_repository_write_leaves_the_repository_as_it_was(
+    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: type[BaseException]
+) -> None:
+    card = read_card(tiny_onnx)
+    repo = tmp_path / "repo"
+    write_repository(tiny_onnx, card, TritonConfig(repository=str(repo), name="m", version=2))
+    before = sorted(str(p.relative_to(repo)) for p in repo.rglob("*"))
+
+    def fail(self: Path, *args: object, **kwargs: object) -> int:  # the config is the last file staged
+        raise raised(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", fail)
+    expected, match = (I2IError, "cannot write Triton repository .*No space") if raised is OSError else (raised, None)
+    for name in ("m", "new"):  # into an existing model folder, and a new one
+        with pytest.raises(expected, match=match):
+            write_repository(tiny_onnx, card, TritonConfig(repository=str(repo), name=name, version=1))
+    assert sorted(str(p.relative_to(repo)) for p in repo.rglob("*")) == before  # no temp folder, no half model
+
+
+def test_rewriting_a_version_keeps_the_others(tiny_onnx: Path, tmp_path: Path) -> None:
+    card = read_card(tiny_onnx)
+    repo = tmp_path / "repo"
+    for version in (1, 2):
+        write_repository(tiny_onnx, card, TritonConfig(repository=str(repo), name="m", version=version))
+    (repo / "m" / "1" / "stale.txt").write_text("from the previous export")
+    write_repository(tiny_onnx, card, TritonConfig(repository=str(repo), name="m", version=1, instances=2))
+    assert sorted(p.name for p in (repo / "m").iterdir()) == ["1", "2", "config.pbtxt"]
+    assert sorted(p.name for p in (repo / "m" / "1").iterdir()) == ["model.onnx"]  # the version is replaced whole
+    assert parse_pbtxt((repo / "m" / "config.pbtxt").read_text())["instance_group"][0]["count"] == 2

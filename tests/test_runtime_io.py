@@ -342,6 +342,21 @@ def test_folder_sink_names_files(tmp_path: Path) -> None:
     assert sink.frames_written == 3 and sink.path == str(out)
 
 
+def test_folder_sink_interrupted_mid_frame_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "frames"
+
+    def interrupted(src: object, dst: object) -> None:  # Ctrl-C / SIGTERM between the write and the rename
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), FolderSink(out) as sink:
+        sink.write(random_frame(5, 6))
+        monkeypatch.setattr(sinks.os, "replace", interrupted)
+        sink.write(random_frame(5, 6))
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000000.png"]
+
+
 def test_folder_sink_rejects_a_file(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("x")
     with pytest.raises(I2IError, match="taken: it exists and is not a folder"):

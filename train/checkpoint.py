@@ -15,60 +15,36 @@ pickled code::
     i2i_version   version of i2i that wrote it
 
 Training state (optimisers, discriminators, step, RNG) lives in a separate ``state.pt``.
-Files are written atomically: temp file in the same folder, fsync, rename.
+Files are written atomically through ``i2i._files.atomic_file``: temp file in the same folder,
+fsync, rename.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import pickle
-import secrets
+import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 from torch import nn
 
 from i2i import __version__
+from i2i._files import atomic_file  # the one atomic-write primitive; imported from here too
 from i2i.errors import I2IError
 from i2i.train.nets import build_net
 
 FORMAT = "i2i-checkpoint/1"
 REQUIRED_KEYS = ("format", "arch", "arch_kwargs", "state_dict", "io")
+# torch words it two ways: "Unsupported global: GLOBAL exec was not an allowed global ..." and
+# "Trying to load unsupported GLOBAL posix.system whose module posix is blocked."
+_UNSUPPORTED_GLOBAL = re.compile(r"unsupported (?:global: )?GLOBAL ([\w.]+)", re.IGNORECASE)
 
 
 class CheckpointError(I2IError):
     pass
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
-    """A binary file that appears at ``path`` complete or not at all.
-
-    Written as a hidden temp file beside ``path``, fsynced, then renamed onto it. On any exception,
-    Ctrl-C and SIGTERM included, the temp file is deleted and ``path`` keeps its old content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp: Path | None = None
-    try:
-        # Not tempfile.mkstemp: its files are 0600; this one gets the umask's mode, like open() gives.
-        name = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        tmp = name
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
@@ -79,7 +55,8 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
-    """Bytes (or UTF-8 text) through ``atomic_file``: never a half-written file."""
+    """Bytes (or UTF-8 text) through ``atomic_file``: never a half-written file. A write failure is
+    the OSError itself (naming ``path``), for callers that tell "disk full" from other errors."""
     with atomic_file(path) as f:
         f.write(data.encode() if isinstance(data, str) else data)
     return Path(path)
@@ -132,8 +109,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses pickles that carry code or unknown classes: they are never executed.
-        lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln]
-        detail = lines[0][:160] if lines else "unsupported pickle content"
+        # Only the global's name is kept: torch's advice that follows it (add_safe_globals, or
+        # weights_only=False) would tell the user to allow-list exactly what we refuse.
+        found = _UNSUPPORTED_GLOBAL.search(str(exc))
+        detail = f"unsupported global {found.group(1)}" if found else "unsupported pickle content"
         raise CheckpointError(f"refusing to load {path}: it holds objects other than tensors ({detail})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         reason = " ".join(str(exc).split())[:160] or exc.__class__.__name__

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import logging
 import os
 import sys
 import typing
@@ -279,13 +280,14 @@ def _method_command(name: str) -> click.Command:
         default=1,
         show_default=True,
         type=click.IntRange(1),
-        help="Data-parallel processes (one per GPU; gloo on CPU): relaunches itself under torchrun.",
+        help="Data-parallel processes (one per GPU; gloo on CPU), launched as torchrun does.",
     )
     def command(nproc: int, **kwargs: Any) -> None:
         from i2i.train.loop import train
 
         if nproc > 1 and "WORLD_SIZE" not in os.environ:
-            _relaunch_under_torchrun(name, nproc)
+            _run_ranks(name, nproc)
+            return
         method_fields = {f.name for f in dataclasses.fields(config_cls)}
         method_config = config_cls(**{k: v for k, v in kwargs.items() if k in method_fields})
         train_kwargs = {k: v for k, v in kwargs.items() if k not in method_fields}
@@ -345,8 +347,8 @@ def _run_folder(out: Path) -> Iterator[None]:
             out.rmdir()
 
 
-def _relaunch_under_torchrun(method: str, nproc: int) -> None:
-    """Re-run this exact command as ``torchrun --nproc-per-node N -m i2i.train METHOD ...``."""
+def _rank_args() -> list[str]:
+    """This command's options as a command line, without --nproc (what each rank runs)."""
     ctx = click.get_current_context()
     args: list[str] = []
     for param in ctx.command.params:
@@ -357,19 +359,60 @@ def _relaunch_under_torchrun(method: str, nproc: int) -> None:
             args.append(param.opts[0] if value else param.secondary_opts[0])
         elif value is not None:
             args += [param.opts[0], str(value)]
-    argv = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        "-m",
-        "i2i.train",
-        method,
-        *args,
-    ]
-    click.echo("launching: " + " ".join(argv[1:]), err=True)
-    os.execv(sys.executable, argv)
+    return args
+
+
+# The launcher's own lines about a signal it forwards ("Received 15 death signal, shutting down
+# workers", "Sending process 123 closing signal SIGTERM") and a rank that failed ("failed
+# (exitcode: 1) local_rank: 0 ..."): the ranks say what they saved or why they failed.
+_LAUNCHER_LOGGERS = ("torch.distributed.elastic.agent.server.api", "torch.distributed.elastic.multiprocessing.api")
+_LAUNCHER_LINES_DROPPED = ("death signal, shutting down workers", "closing signal", "failed (exitcode: ")
+_LAUNCHER_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")  # torch's agent installs handlers for these
+
+
+class _DropLauncherLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(text in record.getMessage() for text in _LAUNCHER_LINES_DROPPED)
+
+
+def _run_ranks(method: str, nproc: int) -> None:
+    """Run this exact command as ``torchrun --standalone --nproc-per-node N -m i2i.train METHOD ...``,
+    with torchrun's launcher (torch.distributed.run) in this process rather than exec'd.
+
+    On SIGTERM or Ctrl-C the launcher forwards the signal to the ranks, which save and report as a
+    single process does; it then raises SignalException, which ends this command with 143 or 130
+    and no traceback. A rank that fails has said why on stderr: its exit code is this command's.
+    """
+    import signal
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    argv = ["--standalone", f"--nproc-per-node={nproc}", "-m", "i2i.train", method, *_rank_args()]
+    click.echo("launching: torchrun " + " ".join(argv), err=True)
+    handlers = {name: signal.getsignal(getattr(signal, name)) for name in _LAUNCHER_SIGNALS if hasattr(signal, name)}
+    quiet = _DropLauncherLines()
+    loggers = [logging.getLogger(name) for name in _LAUNCHER_LOGGERS]
+    for logger in loggers:  # a logger's filters see the records logged through it
+        logger.addFilter(quiet)
+    try:
+        run(parse_args(argv))
+    except SignalException as exc:
+        # The ranks have saved and rank 0 has said so; raising Terminated or KeyboardInterrupt here
+        # would add a second line ("Terminated."). 143 for SIGTERM, 130 for Ctrl-C, as a shell says.
+        sys.exit(128 + int(exc.sigval))
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        if failure.exitcode > 0:
+            sys.exit(failure.exitcode)  # the rank printed its one-line error
+        raise I2IError(f"rank {rank} of {nproc} died ({failure.signal_name()}); see its output above") from None
+    finally:
+        for name, handler in handlers.items():  # the agent's handlers would outlive the run
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(getattr(signal, name), handler)
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 def _register_methods() -> None:

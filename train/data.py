@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from i2i._files import write_text
 from i2i.errors import I2IError, MissingDependencyError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -415,8 +416,10 @@ def _write_video(
     partial = path.with_name("video.partial.mp4")  # OpenCV picks the container from the extension
     writer = cv2.VideoWriter(str(partial), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
+        writer.release()
+        partial.unlink(missing_ok=True)
         raise I2IError(f"cannot write video {partial}: OpenCV has no 'mp4v' encoder; reinstall opencv-python")
-    try:
+    try:  # the partial video goes on any exception, Ctrl-C and SIGTERM included
         for f in range(n_frames):
             t = f / fps
             frame = np.zeros((height, width, 3), np.float32)
@@ -430,9 +433,12 @@ def _write_video(
                     frame += weight * shot.render(u, width, height)
             writer.write(cv2.cvtColor(np.clip(frame + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
             bar.update()
-    finally:
         writer.release()
-    os.replace(partial, path)
+        os.replace(partial, path)
+    except BaseException:
+        writer.release()
+        partial.unlink(missing_ok=True)
+        raise
     return n_frames
 
 
@@ -543,7 +549,5 @@ def build_demo_dataset(
         "opencv_version": cv2.__version__,
         "build_seconds": round(time.perf_counter() - started, 2),
     }
-    partial = out / f"{_MANIFEST_NAME}.partial"
-    partial.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(partial, out / _MANIFEST_NAME)
+    write_text(out / _MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n", "demo manifest")  # last, atomically
     return manifest

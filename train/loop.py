@@ -13,10 +13,11 @@ import json
 import os
 import random
 import shutil
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 import cv2
@@ -25,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from i2i._files import write_bytes
 from i2i.errors import I2IError, Interrupted
 from i2i.train import distributed
 from i2i.train.checkpoint import atomic_file, atomic_save, atomic_write, make_checkpoint
@@ -159,16 +161,72 @@ class EpochBatches(Sampler[list[int]]):
 
 
 def save_grid(rows: list[torch.Tensor], path: Path, max_images: int = 4) -> Path:
-    """Rows of (B, 3, H, W) images in [-1, 1] → one PNG, a row per tensor."""
+    """Rows of (B, 3, H, W) images in [-1, 1] → one PNG, a row per tensor, written atomically;
+    a failure (disk full) is one I2IError naming the file."""
     lines = []
     for row in rows:
         images = row[:max_images].detach().float().cpu().clamp(-1, 1)
         pixels = ((images + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
         lines.append(np.concatenate(list(pixels), axis=1))
     grid = np.concatenate(lines, axis=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    return path
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise I2IError(f"cannot encode sample grid {path} as PNG")
+    return write_bytes(path, encoded.tobytes(), "sample grid")
+
+
+class SampleGrids:
+    """The run's sample grids. One that cannot be written (disk full) must not end a run of hours:
+    the first failure is a warning naming the file, later ones are skipped quietly, training goes on."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.written: list[Path] = []
+        self.warned = False
+
+    def write(self, method: Method, batch: Any, step: int) -> None:
+        method.train(False)
+        try:
+            self.written.append(save_grid(method.sample_rows(batch), self.folder / f"step_{step:06d}.png"))
+        except I2IError as exc:
+            if not self.warned:
+                click.echo(f"warning: {exc.format_message()}; training goes on, without this and later grids", err=True)
+                self.warned = True
+        finally:
+            method.train(True)
+
+
+def _worker_error(error: I2IError, note: str = "") -> I2IError:
+    """``error`` as one line, plus ``note``. A DataLoader worker's I2IError reaches the main process
+    with the worker's traceback as its message ("Caught I2IError in DataLoader worker process 0.
+    Original Traceback ..."): its own line, the one that names the image, is kept."""
+    prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
+    lines = error.message.splitlines()
+    original = [line[len(prefix) :] for line in lines if line.startswith(prefix)]
+    if len(lines) > 1 and original:
+        error.message = original[-1]
+    error.message += note
+    return error
+
+
+class _RankInterrupted(Interrupted):
+    """Ctrl-C or SIGTERM on a rank other than 0: rank 0 saves and says so, this rank leaves quietly
+    (exit code 130 or 143 all the same), so a distributed run reports its interruption once."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        pass
+
+
+def _worker_leaves_on_sigterm(worker_id: int) -> None:
+    """A DataLoader worker treats SIGTERM as Ctrl-C: it exits quietly, as torch's workers do on
+    SIGINT, and its process's main thread saves. Killed by the signal instead (the default), it
+    would make torch raise "DataLoader worker is killed by signal" in the main thread mid-save
+    when SIGTERM reaches the whole process group (torchrun's launcher, ``kill -- -PGID``)."""
+
+    def leave(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, leave)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -321,6 +379,7 @@ def _train(
     sample_batch = next(iter(DataLoader(samples, batch_size=min(4, len(samples)), shuffle=False)))
     if config.resume:
         step = _resume(method, schedulers, out)
+    saved_step = step  # the step model.pt and state.pt hold (or nothing yet, at 0)
     if main:
         atomic_write(
             out / "config.json",
@@ -342,9 +401,12 @@ def _train(
         num_workers=config.workers,
         pin_memory=device.type == "cuda",
         persistent_workers=config.workers > 0,
+        worker_init_fn=_worker_leaves_on_sigterm,
     )
 
     result = RunResult(out=out, steps=step, log=out / "log.jsonl", method=method)
+    grids = SampleGrids(out / "samples")
+    result.samples = grids.written
     start = time.perf_counter()
     seen_images, window_start = 0, time.perf_counter()
     method.train(True)
@@ -363,7 +425,15 @@ def _train(
             stack.enter_context(distributed.synced_gradients(env))
             batches = iter(loader)
             while step < total_steps:
-                batch = next(batches)
+                try:
+                    batch = next(batches)
+                except I2IError as error:  # an image damaged past its header, read for the first time
+                    bar.close()
+                    if main and step > saved_step:  # keep the steps done, as Ctrl-C does
+                        save_run(method, config, method_config, step, schedulers, out, result.metrics)
+                        saved = f"; checkpoint and state of step {step} saved in {out} (continue with --resume)"
+                        raise _worker_error(error, saved) from None
+                    raise _worker_error(error) from None
                 distributed.broadcast_state(method.networks(), env, parameters=False)
                 with autocast:
                     losses = method.train_step(batch)
@@ -396,18 +466,17 @@ def _train(
                                 board.add_scalar(key, value, step)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:3]}, refresh=False)
                 if main and (step % config.sample_every == 0 or step == total_steps):
-                    method.train(False)
-                    grid = save_grid(method.sample_rows(sample_batch), out / "samples" / f"step_{step:06d}.png")
-                    result.samples.append(grid)
-                    method.train(True)
+                    grids.write(method, sample_batch, step)
                 if evaluator is not None and evaluator.due(step, total_steps):
                     result.metrics = evaluator.run(method, step, board)
                 if main and step % config.save_every == 0 and step < total_steps:
                     save_run(method, config, method_config, step, schedulers, out, result.metrics)
+                    saved_step = step
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated) from the CLI's handler
         bar.close()
-        if main:
-            save_run(method, config, method_config, step, schedulers, out, result.metrics)
+        if not main:
+            raise _RankInterrupted(f"rank {env.rank} stopped at step {step}; rank 0 saves", cause=stop) from None
+        save_run(method, config, method_config, step, schedulers, out, result.metrics)
         raise Interrupted(
             f"checkpoint and state of step {step} saved in {out} (continue with --resume)", cause=stop
         ) from None

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from i2i._files import write_text
 from i2i.errors import I2IError
 from i2i.train.checkpoint import file_sha256, load_checkpoint, load_generator
 from i2i.train.data import PairedFolderDataset, list_images, load_image_rgb
@@ -92,8 +93,9 @@ def cache_teacher_outputs(
         ).encode()
     ).hexdigest()
     manifest = out / "manifest.json"
-    if manifest.exists() and json.loads(manifest.read_text()).get("key") == key:
+    if _cached_key(manifest) == key:
         return out
+    manifest.unlink(missing_ok=True)  # first: an interrupted refill is never taken for a complete cache
     teacher, ckpt = load_generator(teacher_path)
     teacher.to(device)
     m = int(ckpt["io"]["size_multiple"])
@@ -104,10 +106,23 @@ def cache_teacher_outputs(
         rgb = cv2.resize(load_image_rgb(path), (side, side), interpolation=cv2.INTER_AREA)
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)  # (1, 3, H, W)
         y = teacher(x)[0].clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-        cv2.imwrite(str(out / "train/A" / f"{path.stem}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(out / "train/B" / f"{path.stem}.png"), cv2.cvtColor(np.ascontiguousarray(y), cv2.COLOR_RGB2BGR))
-    manifest.write_text(json.dumps({"key": key, "teacher": str(teacher_path), "count": len(images), "size": side}))
+        for sub, image in (("train/A", rgb), ("train/B", np.ascontiguousarray(y))):
+            target = out / sub / f"{path.stem}.png"
+            if not cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+                raise I2IError(f"cannot write teacher cache image {target} (disk full, or the folder not writable?)")
+    # Written last and atomically: a cache whose manifest is there is complete.
+    record = {"key": key, "teacher": str(teacher_path), "count": len(images), "size": side}
+    write_text(manifest, json.dumps(record), "teacher cache manifest")
     return out
+
+
+def _cached_key(manifest: Path) -> str | None:
+    """The key of an existing teacher cache; None if there is none or its manifest is unreadable."""
+    try:
+        record = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return None
+    return record.get("key") if isinstance(record, dict) else None
 
 
 @register_method("distill")
