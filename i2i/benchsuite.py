@@ -131,7 +131,10 @@ def demo_profile(work: Path) -> Path:
     for side in ("A", "B"):
         acc = SpectrumStats()
         for file in sorted((photos / "test" / side).iterdir()):
-            rgb = cv2.cvtColor(cv2.imread(str(file), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise I2IError(f"cannot read image {file}")
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             acc.add(rgb.transpose(2, 0, 1).astype(np.float64) / 255.0)
         stats[side] = acc
     estimate_profile(stats["B"], stats["A"], provenance={"source": "i2i-bench demo photos"}).save(path)
