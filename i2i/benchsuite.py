@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from i2i._files import write_bytes, write_text
 from i2i.errors import I2IError
 
 
@@ -573,7 +574,10 @@ def draw_chart(result: dict[str, Any], path: Path) -> Path:
             cv2.LINE_AA,
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), image)
+    ok, png = cv2.imencode(".png", image)
+    if not ok:
+        raise I2IError(f"cannot encode the chart {path}")
+    write_bytes(path, png.tobytes(), "chart")
     return path
 
 
@@ -588,8 +592,6 @@ def write_results(result: dict[str, Any], root: Path) -> list[Path]:
     stem = folder / result["suite"]
     from i2i.export.parity import json_safe
 
-    json_path = stem.with_suffix(".json")
-    json_path.write_text(json.dumps(json_safe(result), indent=2, default=str))
-    md_path = stem.with_suffix(".md")
-    md_path.write_text(format_markdown(result))
+    json_path = write_text(stem.with_suffix(".json"), json.dumps(json_safe(result), indent=2, default=str), "results")
+    md_path = write_text(stem.with_suffix(".md"), format_markdown(result), "results")
     return [json_path, md_path, draw_chart(result, stem.with_suffix(".png"))]

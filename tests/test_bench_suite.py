@@ -78,6 +78,7 @@ def test_suite_runs_and_writes_results(tmp_path: Path) -> None:
     assert soak["frames"] == 40 and len(soak["p99_ms_per_window"]) == 4
     assert soak["rss_end_mb"] > 0 and math.isfinite(soak["rss_growth_mb"])
     paths = write_results(result, tmp_path / "results")
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == ["tiny.json", "tiny.md", "tiny.png"]  # no temp files
     saved = json.loads(paths[0].read_text())
     assert saved["machine"]["cores"] >= 1 and len(saved["rows"]) == 7
     assert "Soak" in paths[1].read_text() and "Refine stage" in paths[1].read_text()
