@@ -543,38 +543,28 @@ def _calibrator(kind: str, feeder: CalibrationFeeder, store: CalibrationCache) -
     import tensorrt as trt
 
     # TensorRT's docs: read_calibration_cache returns None when there is no cache (the stubs say
-    # Buffer only), and get_batch returns an empty list when the data is exhausted.
-    class Entropy(trt.IInt8EntropyCalibrator2):
+    # Buffer only), and get_batch returns an empty list when the data is exhausted. The methods are
+    # shared through a mixin: TensorRT looks them up on the instance, whichever calibrator it is.
+    class Feed:
+        def get_batch_size(self) -> int:
+            return feeder.batch_size
+
+        def get_batch(self, names: list[str]) -> list[int]:
+            return feeder.next(names) or []
+
+        def read_calibration_cache(self) -> bytes | None:
+            return store.read()
+
+        def write_calibration_cache(self, cache: Any) -> None:
+            store.write(bytes(memoryview(cache)))
+
+    class Entropy(Feed, trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
 
-        def get_batch_size(self) -> int:
-            return feeder.batch_size
-
-        def get_batch(self, names: list[str]) -> list[int]:
-            return feeder.next(names) or []
-
-        def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]
-            return store.read()
-
-        def write_calibration_cache(self, cache: Any) -> None:
-            store.write(bytes(memoryview(cache)))
-
-    class MinMax(trt.IInt8MinMaxCalibrator):
+    class MinMax(Feed, trt.IInt8MinMaxCalibrator):
         def __init__(self) -> None:
             trt.IInt8MinMaxCalibrator.__init__(self)
-
-        def get_batch_size(self) -> int:
-            return feeder.batch_size
-
-        def get_batch(self, names: list[str]) -> list[int]:
-            return feeder.next(names) or []
-
-        def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]
-            return store.read()
-
-        def write_calibration_cache(self, cache: Any) -> None:
-            store.write(bytes(memoryview(cache)))
 
     calibrator: trt.IInt8Calibrator = Entropy() if kind == "entropy" else MinMax()
     return calibrator
