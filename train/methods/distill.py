@@ -39,8 +39,7 @@ from i2i.train.nets.vgg import (
     RELU3_3,
     frozen_vgg16,
     imagenet_input,
-    missing_weights_message,
-    resolve_vgg16_weights,
+    require_vgg16_weights,
 )
 
 if TYPE_CHECKING:
@@ -136,9 +135,9 @@ class Distill(Method):
         if not method_config.teacher:
             raise I2IError("distill needs --teacher model.pt (the generator to distil)")
         if method_config.lambda_perceptual > 0:  # before the teacher pass: say what file is missing first
-            weights = resolve_vgg16_weights(method_config.vgg_weights)
-            if weights is None and not method_config.allow_random_vgg:
-                raise I2IError(missing_weights_message("distill --lambda-perceptual"))
+            require_vgg16_weights(
+                method_config.vgg_weights, method_config.allow_random_vgg, "distill --lambda-perceptual"
+            )
         teacher_path = Path(method_config.teacher)
         direction = load_checkpoint(teacher_path).get("direction", "AtoB")
         images = _source_images(Path(config.data), direction)

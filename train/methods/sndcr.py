@@ -40,7 +40,6 @@ training with the file name and URL to get, unless ``--allow-random-vgg`` (tests
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -53,10 +52,11 @@ from i2i.train.methods.cut import CUT, CUTConfig
 from i2i.train.nets.vgg import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    RELU1_2,
+    RELU2_2,
+    RELU3_3,
     VGG16Features,
-    load_vgg16_features,
-    missing_weights_message,
-    resolve_vgg16_weights,
+    frozen_vgg16,
 )
 
 
@@ -78,14 +78,7 @@ class SNDCRConfig(CUTConfig):
 
 def load_vgg(config: SNDCRConfig) -> VGG16Features:
     """The frozen VGG16 (relu1_2, relu2_2, relu3_3) from the configured weights; one-line error if none."""
-    net = VGG16Features()
-    path = resolve_vgg16_weights(config.vgg_weights)
-    if path is not None:
-        return load_vgg16_features(path, net)
-    if not config.allow_random_vgg:
-        raise I2IError(missing_weights_message("sndcr"))
-    warnings.warn("sndcr: training with a RANDOM VGG16 (--allow-random-vgg): DCR is meaningless", stacklevel=2)
-    return net
+    return frozen_vgg16(config.vgg_weights, config.allow_random_vgg, "sndcr", RELU3_3 + 1, (RELU1_2, RELU2_2, RELU3_3))
 
 
 @register_method("sndcr")

@@ -43,8 +43,7 @@ from i2i.train.nets.vgg import (
     VGG16Features,
     frozen_vgg16,
     imagenet_input,
-    missing_weights_message,
-    resolve_vgg16_weights,
+    require_vgg16_weights,
 )
 
 if TYPE_CHECKING:
@@ -146,8 +145,7 @@ class Style(Method):
     def make_dataset(cls, config: TrainConfig, method_config: StyleConfig) -> ContentImages:
         # The loop calls this first: check the style image and the VGG weights before any work.
         load_style_image(method_config.style_image, 8)
-        if resolve_vgg16_weights(method_config.vgg_weights) is None and not method_config.allow_random_vgg:
-            raise I2IError(missing_weights_message("style"))
+        require_vgg16_weights(method_config.vgg_weights, method_config.allow_random_vgg, "style")
         if config.crop_size > config.load_size:
             raise I2IError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}")
         transform = ResizeCropFlip(config.load_size, config.crop_size, config.flip, train=True)

@@ -176,6 +176,15 @@ def missing_weights_message(method: str) -> str:
     )
 
 
+def require_vgg16_weights(weights: str | Path | None, allow_random: bool, method: str) -> Path | None:
+    """The weight file to load; None only when ``allow_random``. Otherwise a one-line error naming the
+    file to supply: methods call this before any work, so a run never stops late for want of it."""
+    path = resolve_vgg16_weights(weights)
+    if path is None and not allow_random:
+        raise I2IError(missing_weights_message(method))
+    return path
+
+
 def frozen_vgg16(
     weights: str | Path | None, allow_random: bool, method: str, depth: int, taps: Sequence[int]
 ) -> VGG16Features:
@@ -184,11 +193,9 @@ def frozen_vgg16(
     Without weights it is a one-line error naming the file to supply, unless ``allow_random``
     (tests only: the perceptual terms are then meaningless, and a warning says so)."""
     net = VGG16Features(depth=depth, taps=taps)
-    path = resolve_vgg16_weights(weights)
+    path = require_vgg16_weights(weights, allow_random, method)
     if path is not None:
         return load_vgg16_features(path, net)
-    if not allow_random:
-        raise I2IError(missing_weights_message(method))
     warnings.warn(
         f"{method}: training with a RANDOM VGG16 (--allow-random-vgg): the VGG losses are meaningless", stacklevel=3
     )
