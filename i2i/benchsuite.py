@@ -78,6 +78,12 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, int(match.group(2) or h)
 
 
+def fitted_size(size: str, multiple: int) -> tuple[int, int]:
+    """``size`` rounded up to the model's size multiple: the shape a cell actually runs."""
+    h, w = (multiple * max(1, math.ceil(s / multiple)) for s in parse_size(size))
+    return h, w
+
+
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     try:
@@ -204,8 +210,7 @@ def trt_engine(onnx_path: Path, precision: str, batch: int, size: str) -> Path:
     from i2i.export.onnx import read_card
     from i2i.export.tensorrt import EngineConfig, build_engine
 
-    m = int(read_card(onnx_path)["io"]["size_multiple"])
-    h, w = (m * max(1, math.ceil(s / m)) for s in parse_size(size))
+    h, w = fitted_size(size, int(read_card(onnx_path)["io"]["size_multiple"]))
     engine = onnx_path.with_name(f"{onnx_path.stem}.{precision}.b{batch}.{h}x{w}.engine")
     if not engine.exists() or engine.stat().st_mtime < onnx_path.stat().st_mtime:
         shape = (batch, h, w)
@@ -379,8 +384,7 @@ def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]
             row["skipped"] = exc.format_message()
             continue
         with backend:
-            m = backend.size_multiple
-            h, w = (m * max(1, math.ceil(s / m)) for s in parse_size(size))
+            h, w = fitted_size(size, backend.size_multiple)
             row.update(height=h, width=w)
             if cell.mode == "pipeline":
                 refiner = None
