@@ -79,3 +79,99 @@ def test_unet_reference_parameter_names() -> None:
 def test_unknown_net_lists_valid_names() -> None:
     with pytest.raises(I2IError, match="unknown network .nope.; valid: .*patchgan, resnet.*unet"):
         build_net("nope")
+
+
+# --------------------------------------------------------------------------- --norm none
+
+
+class _Residual(torch.nn.Module):
+    conv_block: torch.nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+def _ref_resnet_none(ngf: int, n_blocks: int) -> torch.nn.Module:
+    """The reference ResnetGenerator's layout with ``--norm none``: its norm layer is ``lambda x:
+    Identity()``, not a partial of InstanceNorm2d, so ``use_bias`` is False for every hidden conv."""
+    from torch import nn
+
+    use_bias = False
+    model: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7, bias=use_bias), nn.Identity(), nn.ReLU()]
+    for mult in (1, 2):
+        model += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, 2, 1, bias=use_bias), nn.Identity(), nn.ReLU()]
+    for _ in range(n_blocks):
+        block = _Residual()
+        block.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(ngf * 4, ngf * 4, 3, bias=use_bias),
+            nn.Identity(),
+            nn.ReLU(),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(ngf * 4, ngf * 4, 3, bias=use_bias),
+            nn.Identity(),
+        )
+        model.append(block)
+    for mult in (4, 2):
+        model += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, 2, 1, 1, bias=use_bias), nn.Identity(), nn.ReLU()]
+    model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]  # the last conv keeps its bias
+    ref = nn.Module()
+    ref.model = nn.Sequential(*model)
+    return ref
+
+
+def _ref_unet_none_keys(num_downs: int, ngf: int) -> dict[str, tuple[int, ...]]:
+    """Parameter names and shapes of the reference UnetGenerator with ``--norm none`` (no norm keys,
+    no conv biases but the outermost up-conv's), written from its UnetSkipConnectionBlock."""
+    from torch import nn
+
+    def block(outer: int, inner: int, sub: nn.Module | None, input_nc: int | None = None, outermost: bool = False):  # type: ignore[no-untyped-def]
+        down = nn.Conv2d(input_nc or outer, inner, 4, 2, 1, bias=False)
+        if outermost:
+            layers = [down, sub, nn.ReLU(), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
+        elif sub is None:  # innermost
+            layers = [nn.LeakyReLU(0.2), down, nn.ReLU(), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=False)]
+            layers.append(nn.Identity())
+        else:
+            up = nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=False)
+            layers = [nn.LeakyReLU(0.2), down, nn.Identity(), sub, nn.ReLU(), up, nn.Identity()]
+        m = nn.Module()
+        m.model = nn.Sequential(*layers)
+        return m
+
+    b = block(ngf * 8, ngf * 8, None)
+    for _ in range(num_downs - 5):
+        b = block(ngf * 8, ngf * 8, b)
+    for mult in (4, 2, 1):
+        b = block(ngf * mult, ngf * mult * 2, b)
+    ref = nn.Module()
+    ref.model = block(3, ngf, b, input_nc=3, outermost=True)
+    return {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+
+
+def test_norm_none_drops_conv_biases_as_the_reference_does() -> None:
+    ref = _ref_resnet_none(ngf=4, n_blocks=2)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_(0, 0.1)
+    net = build_net("resnet", ngf=4, n_blocks=2, norm="none")
+    net.load_state_dict(ref.state_dict(), strict=True)  # a reference file saved with --norm none loads
+    assert "model.1.bias" not in net.state_dict() and "model.19.bias" in net.state_dict()  # 19: the last conv
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(net(x), ref.model(x))
+
+    unet = build_net("unet", ngf=4, num_downs=5, norm="none")
+    assert {k: tuple(v.shape) for k, v in unet.state_dict().items()} == _ref_unet_none_keys(5, 4)
+
+
+@pytest.mark.parametrize("name", ["resnet", "cut_resnet", "sn_resnet", "patchgan", "unet"])
+def test_only_instance_norm_keeps_hidden_conv_biases(name: str) -> None:
+    def conv_biases(norm: str) -> set[str]:
+        net = build_net(name, **TINY[name], norm=norm)
+        convs = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+        return {f"{n}.bias" for n, m in net.named_modules() if isinstance(m, convs) and m.bias is not None}
+
+    # With instance norm every conv has a bias; with batch or none only the convs no norm follows.
+    assert conv_biases("none") == conv_biases("batch")
+    assert conv_biases("none") < conv_biases("instance")

@@ -20,14 +20,14 @@ import torch
 from torch import nn
 
 from i2i.train.nets import register_net
-from i2i.train.nets.norm import conv_bias, norm_layer
+from i2i.train.nets.norm import bias_unless_batch, norm_layer
 
 
 def _separable(in_ch: int, out_ch: int, norm: str) -> list[nn.Module]:
     """Depthwise 3×3 (per channel) then pointwise 1×1 (mixes channels), norm, ReLU."""
     return [
         nn.Conv2d(in_ch, in_ch, kernel_size=3, padding=1, padding_mode="reflect", groups=in_ch, bias=False),
-        nn.Conv2d(in_ch, out_ch, kernel_size=1, bias=conv_bias(norm)),
+        nn.Conv2d(in_ch, out_ch, kernel_size=1, bias=bias_unless_batch(norm)),
         norm_layer(norm)(out_ch),
         nn.ReLU(inplace=True),
     ]
@@ -49,7 +49,7 @@ class FastGenerator(nn.Module):
         self, input_nc: int = 3, output_nc: int = 3, ngf: int = 16, n_blocks: int = 6, norm: str = "batch"
     ) -> None:
         super().__init__()
-        bias = conv_bias(norm)
+        bias = bias_unless_batch(norm)
         make_norm = norm_layer(norm)
         layers: list[nn.Module] = [
             nn.Conv2d(input_nc, ngf, kernel_size=3, padding=1, padding_mode="reflect", bias=bias),

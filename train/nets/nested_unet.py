@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i.train.nets import register_net
-from i2i.train.nets.norm import conv_bias, norm_layer
+from i2i.train.nets.norm import bias_unless_batch, norm_layer
 
 UPSAMPLE_MODES = ("bicubic", "bilinear", "nearest")
 
@@ -28,7 +28,7 @@ UPSAMPLE_MODES = ("bicubic", "bilinear", "nearest")
 class VGGBlock(nn.Module):
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int, norm: str) -> None:
         super().__init__()
-        bias = conv_bias(norm)
+        bias = bias_unless_batch(norm)
         make_norm = norm_layer(norm)
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, mid_channels, 3, padding=1, bias=bias),

@@ -2,7 +2,10 @@
 
 InstanceNorm has no affine parameters and no running statistics (affine=False,
 track_running_stats=False), so checkpoints of the reference code load key for key.
-Convolutions before an InstanceNorm keep their bias, convolutions before a BatchNorm drop it.
+Convolutions keep their bias only before an InstanceNorm: before a BatchNorm (which has its own
+shift) and with ``norm="none"`` they have none. The second is the reference's ``use_bias`` rule
+(``norm_layer.func == nn.InstanceNorm2d``; its "none" layer is a lambda, so the test is false),
+which files saved with ``--norm none`` by the reference code rely on.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ def norm_layer(kind: str) -> Callable[[int], nn.Module]:
 
 
 def conv_bias(kind: str) -> bool:
-    """BatchNorm has its own shift, so the preceding conv needs no bias (reference behaviour)."""
+    """Whether a conv before a ``kind`` norm has a bias in the reference networks: instance norm only
+    (its ``use_bias``). The reference-layout nets (unet, resnet, patchgan, cut_resnet, sn_resnet) use it."""
+    return kind == "instance"
+
+
+def bias_unless_batch(kind: str) -> bool:
+    """A bias wherever no BatchNorm follows: the rule of i2i's own nets (fast, nested_unet), which
+    have no reference counterpart whose files must load, so their checkpoints stay as they were."""
     return kind != "batch"
 
 
