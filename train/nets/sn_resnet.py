@@ -66,10 +66,12 @@ class SNConv2d(nn.Conv2d):
         w = self.weight.flatten(1)  # (C_out, C_in·k·k)
         if not self.training:
             return (_l2n(self.u) @ w).norm()
-        # fp32 even under --amp: a bf16 estimate of σ would rescale the weight by up to ~1 %.
+        # At least fp32, even under --amp (a bf16 estimate of σ would rescale the weight by up to
+        # ~1 %), and float64 for a float64 module; ``u`` is brought to the same dtype as ``w``.
+        dtype = torch.promote_types(w.dtype, torch.float32)
         with torch.autocast(w.device.type, enabled=False):
-            w = w.float()
-            v = _l2n(self.u @ w)  # (1, C_in·k·k)
+            w = w.to(dtype)
+            v = _l2n(self.u.to(dtype) @ w)  # (1, C_in·k·k)
             u = _l2n(v @ w.t())  # (1, C_out)
             self.u.copy_(u)
             return ((u @ w) * v).sum()
