@@ -9,14 +9,14 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import click
 
-from i2i.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, Terminated
+from i2i.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, I2IError, Interrupted, Terminated
 
 DEBUG_ENV = "I2I_DEBUG"
 
@@ -152,3 +152,26 @@ def debug_option(func: Any) -> Any:
         callback=_set,
         help="Show full tracebacks on errors.",
     )(func)
+
+
+def hw_option(
+    *param_decls: str, square: bool = True, check: Callable[[tuple[int, int]], None] | None = None, **kwargs: Any
+) -> Any:
+    """A size option written ``HxW`` (height first, as everywhere in i2i), parsed by ``i2i.common.parse_hw``
+    into (H, W) or None; a bad value is click's usage error (exit 2) naming the option. ``check`` may
+    reject a parsed size with an I2IError (e.g. a value that looks like the other order)."""
+    from i2i.common import parse_hw
+
+    def _parse(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+        if value is None or value == "":
+            return None
+        try:
+            size = parse_hw(value, what=param.opts[0], square=square)
+            if check is not None:
+                check(size)
+        except I2IError as exc:
+            raise click.BadParameter(exc.message) from None
+        return size
+
+    kwargs.setdefault("metavar", "HxW")
+    return click.option(*param_decls, callback=_parse, **kwargs)

@@ -26,24 +26,20 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from i2i.errors import I2IError
-from i2i.runtime.card import ModelIO
-from i2i.runtime.frames import FrameCodec, NonFiniteOutputError, postprocess, preprocess, to_bgr_uint8
-from i2i.runtime.spectral import (
-    ProfileRefiner,
-    SpectralProfile,
+from i2i.analysis import (
     SpectrumStats,
-    centred_spectrum,
     estimate_profile,
     lfd,
     log_magnitude,
     normalised_log_magnitude,
-    open_refiner,
     radial_index,
     radial_profile,
     ring_radius,
-    stig_refine,
 )
+from i2i.errors import I2IError
+from i2i.runtime.card import ModelIO
+from i2i.runtime.frames import FrameCodec, NonFiniteOutputError, postprocess, preprocess, to_bgr_uint8
+from i2i.runtime.spectral import ProfileRefiner, SpectralProfile, centred_spectrum, open_refiner, stig_refine
 
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, suppress_health_check=_SLOW)

@@ -13,19 +13,17 @@ import numpy as np
 import pytest
 from conftest import invoke, run_script
 
-from i2i.errors import I2IError
-from i2i.runtime.spectral import (
-    ProfileRefiner,
-    SpectralProfile,
+from i2i.analysis import (
+    ProfileConfig,
     SpectrumStats,
-    centred_spectrum,
     estimate_profile,
     lfd,
-    open_refiner,
     radial_index,
     radial_profile,
     ring_radius,
 )
+from i2i.errors import I2IError
+from i2i.runtime.spectral import ProfileRefiner, SpectralProfile, centred_spectrum, open_refiner
 
 
 def pink_noise(n: int, size: int, seed: int) -> np.ndarray:
@@ -66,7 +64,7 @@ def test_runtime_spectral_and_eval_do_not_import_torch(tmp_path: Path) -> None:
     code = (
         "import sys, numpy as np, cv2\n"
         "from pathlib import Path\n"
-        "import i2i.runtime.spectral as s, i2i.eval as e\n"
+        "import i2i.runtime.spectral as s, i2i.eval, i2i.analysis as e\n"
         "root = Path(sys.argv[1])\n"
         "rng = np.random.default_rng(0)\n"
         "for d in ('real', 'fake'):\n"
@@ -75,7 +73,7 @@ def test_runtime_spectral_and_eval_do_not_import_torch(tmp_path: Path) -> None:
         "        cv2.imwrite(str(root / d / f'{i}.png'), rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))\n"
         "r = e.spectrum_report(root / 'real', root / 'fake', root / 'plots')\n"
         "args = ['profile', str(root / 'real'), str(root / 'fake'), '-o', str(root / 'p.npz')]\n"
-        "e.main(args, standalone_mode=False)\n"
+        "i2i.eval.main(args, standalone_mode=False)\n"
         "with s.open_refiner(root / 'p.npz') as ref:\n"
         "    ref(np.zeros((1, 3, 40, 24), np.float32))\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
@@ -131,7 +129,8 @@ def test_lfd_has_no_uint8_wraparound() -> None:
 def test_torch_mirror_agrees_with_numpy() -> None:
     import torch
 
-    from i2i.runtime.spectral import LFD_SCALE, stig_refine
+    from i2i.analysis import LFD_SCALE
+    from i2i.runtime.spectral import stig_refine
     from i2i.train import spectral
 
     real, fake = pink_noise(3, 32, seed=0), pink_noise(3, 32, seed=1)
@@ -169,12 +168,12 @@ def test_profile_keeps_the_psnr_bar() -> None:
     fake = cv2.GaussianBlur(fake.transpose(2, 3, 0, 1).reshape(64, 64, -1), (0, 0), 1.5)
     fake = fake.reshape(64, 64, 6, 3).transpose(2, 3, 0, 1)  # blurred: the radial curve wants big gains
     for bar in (30.0, 36.0):
-        profile = estimate_profile(stats_of(real), stats_of(fake), min_psnr=bar)
+        profile = estimate_profile(stats_of(real), stats_of(fake), ProfileConfig(min_psnr=bar))
         refined = ProfileRefiner(Path("p.npz"), profile)((fake * 2 - 1).astype(np.float32))
         mse = np.mean(((refined + 1) / 2 - fake) ** 2)
         assert 10 * np.log10(1 / mse) >= bar - 0.05  # Parseval: the set PSNR is what was asked
         assert profile.provenance["predicted_psnr_db"] == pytest.approx(bar, abs=0.05)
-    free = estimate_profile(stats_of(real), stats_of(fake), min_psnr=None)
+    free = estimate_profile(stats_of(real), stats_of(fake), ProfileConfig(min_psnr=None))
     assert np.abs(np.log(free.radial_gain)).mean() > np.abs(np.log(profile.radial_gain)).mean()
 
 

@@ -254,19 +254,16 @@ def folder_metric(
 
 def paired_ssim(reference_dir: Path, test_dir: Path) -> dict[str, float | int]:
     """Mean/min SSIM between images with the same file stem (8-bit values, data range 255)."""
-    from i2i.eval import _images_by_stem
+    from i2i.analysis import paired_stems
 
-    reference, test = _images_by_stem(reference_dir), _images_by_stem(test_dir)
-    common = sorted(set(reference) & set(test))
-    if not common:
-        raise I2IError(f"no file names in common between {reference_dir} and {test_dir}")
+    pairs = paired_stems(reference_dir, test_dir)
     values = []
-    for stem in common:
-        a, b = read_rgb01(reference[stem])[None], read_rgb01(test[stem])[None]
+    for reference, test in pairs:
+        a, b = read_rgb01(reference)[None], read_rgb01(test)[None]
         if a.shape != b.shape:  # as i2i-eval psnr: the test image is resized to the reference
             b = F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
         values.append(float(ssim((a * 255).round(), (b * 255).round(), data_range=255.0)[0]))
-    return {"pairs": len(common), "ssim_mean": float(np.mean(values)), "ssim_min": float(np.min(values))}
+    return {"pairs": len(pairs), "ssim_mean": float(np.mean(values)), "ssim_min": float(np.min(values))}
 
 
 # --------------------------------------------------------------------------- evaluation during training
