@@ -386,6 +386,9 @@ class StigRefiner(Refiner):
         self.backend.close()
 
 
+StigOnnxRefiner = StigRefiner  # its name from when it always ran on ONNX Runtime
+
+
 def open_refiner(path: str | Path, *, backend: str = "auto", device: str = "auto") -> Refiner:
     """Open a refinement for the runtime's refine stage: a profile ``.npz``, or a STIG refiner in any
     model format the backends run (``.onnx``, an engine, ...) on ``backend`` (``auto``: the fastest

@@ -236,7 +236,8 @@ def test_refiner_and_profile_errors(tmp_path: Path) -> None:
         stats_of(real).add(pink_noise(1, 16, seed=0))
 
 
-def test_open_refiner_rejects_an_onnx_that_is_not_a_stig_refiner(tmp_path: Path) -> None:
+def _identity_onnx(path: Path, card: dict[str, object]) -> Path:
+    """A one-node ONNX graph (output = input) carrying ``card``."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -249,10 +250,33 @@ def test_open_refiner_rejects_an_onnx_that_is_not_a_stig_refiner(tmp_path: Path)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     entry = model.metadata_props.add()
-    entry.key, entry.value = "i2i", json.dumps({"method": "pix2pix", "size_multiple": 1})
-    onnx.save(model, str(tmp_path / "model.onnx"))
+    entry.key, entry.value = "i2i", json.dumps(card)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_open_refiner_rejects_an_onnx_that_is_not_a_stig_refiner(tmp_path: Path) -> None:
+    model = _identity_onnx(tmp_path / "model.onnx", {"method": "pix2pix", "size_multiple": 1})
     with pytest.raises(I2IError, match="not a STIG refiner"):
-        open_refiner(tmp_path / "model.onnx")
+        open_refiner(model)
+
+
+@pytest.mark.parametrize("backend", ["auto", "ort"])
+def test_stig_refiner_opens_through_the_backend_registry(tmp_path: Path, backend: str) -> None:
+    """The card's typed refiner field (kind, spectrum size) drives the refine stage, on the backend
+    the registry opens: an identity spectrum network refines a frame of any size to itself."""
+    from i2i.runtime.card import CARD_FORMAT
+    from i2i.runtime.spectral import StigRefiner
+
+    card = {"format": CARD_FORMAT, "io": {"kind": "tensor"}, "size_multiple": 1}
+    model = _identity_onnx(tmp_path / "refiner.onnx", {**card, "refiner": {"kind": "stig", "spectrum_size": 16}})
+    batch = (pink_noise(2, 24, seed=3).astype(np.float32) * 2 - 1)[:, :, :, :20].copy()
+    with open_refiner(model, backend=backend, device="cpu") as refiner:
+        assert isinstance(refiner, StigRefiner) and refiner.spectrum_size == 16
+        assert refiner.backend.name in ("ort", "openvino") and "refiner.onnx on" in refiner.describe()
+        out = refiner(batch)
+    np.testing.assert_allclose(out, batch, atol=1e-4)
+    assert refiner.backend._closed  # closing the refiner closes its backend
 
 
 # --------------------------------------------------------------------------- i2i-eval
