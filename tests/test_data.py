@@ -1,4 +1,4 @@
-"""Tests for i2i.train.data: image loading, transforms, folder datasets and the offline demo dataset."""
+"""Tests for i2i.train.data (images, transforms, folder datasets) and i2i.train.demo (the demo dataset)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,14 @@ from torch.utils.data import DataLoader
 
 from i2i.errors import I2IError
 from i2i.train.data import (
-    DEMO_TEST_PHOTOS,
-    DEMO_TRAIN_PHOTOS,
     PairedFolderDataset,
     ResizeCropFlip,
     UnpairedFolderDataset,
-    build_demo_dataset,
     list_images,
     load_image_rgb,
-    pencil_sketch,
+    source_images_dir,
 )
+from i2i.train.demo import DEMO_TEST_PHOTOS, DEMO_TRAIN_PHOTOS, build_demo_dataset, pencil_sketch
 
 SMALL_DEMO: dict[str, Any] = {
     "crop": 64,
@@ -180,19 +178,19 @@ def test_interrupted_demo_build_leaves_no_partial_files(
 ) -> None:
     import os
 
-    from i2i.train import data
+    from i2i.train import demo
 
     def interrupted(*args: object, **kwargs: object) -> None:  # Ctrl-C or SIGTERM
         raise KeyboardInterrupt
 
     if interrupt_in == "video":  # after the first frame is encoded
-        monkeypatch.setattr(data.cv2.VideoWriter, "write", interrupted)
+        monkeypatch.setattr(demo.cv2.VideoWriter, "write", interrupted)
     else:  # the manifest's temp file is complete, then the rename is interrupted
         monkeypatch.setattr(os, "fsync", interrupted)
     params = dict(SMALL_DEMO, crops_per_photo=1, test_crops_per_photo=1, video_seconds=0.5)
     with pytest.raises(KeyboardInterrupt):
         build_demo_dataset(tmp_path, **params)
-    hidden = [p for p in tmp_path.rglob(".*") if p.name != data._DEMO_MARKER]  # the marker says "ours"
+    hidden = [p for p in tmp_path.rglob(".*") if p.name != demo._DEMO_MARKER]  # the marker says "ours"
     leftovers = [p.name for p in (*tmp_path.rglob("*partial*"), *hidden)]
     assert leftovers == [] and not (tmp_path / "manifest.json").exists()
     assert (tmp_path / "video.mp4").exists() == (interrupt_in == "manifest")
@@ -429,3 +427,85 @@ def test_unpaired_dataloader_with_workers_is_reproducible(tmp_path: Path) -> Non
     first = epoch(0)
     assert torch.equal(first, epoch(0))
     assert not torch.equal(first, epoch(1))
+
+
+# --------------------------------------------------------------------------- aligned layout, direction
+
+
+def _aligned(root: Path, n: int, size: tuple[int, int] = (24, 48), split: str = "train") -> list[np.ndarray]:
+    """The reference's aligned layout: each file is A|B side by side. A is noise, B is A inverted."""
+    rng = np.random.default_rng(3)
+    (root / split).mkdir(parents=True)
+    halves = []
+    for i in range(n):
+        a = _random_image(rng, size[0], size[1] // 2)
+        cv2.imwrite(str(root / split / f"{i}.png"), np.concatenate([a, 255 - a], axis=1))
+        halves.append(a)
+    return halves
+
+
+def test_aligned_dataset_splits_each_file_and_direction_picks_the_input(tmp_path: Path) -> None:
+    halves = _aligned(tmp_path, 3)
+    forward = PairedFolderDataset(tmp_path, load_size=24, crop_size=24, train=False)
+    backward = PairedFolderDataset(tmp_path, load_size=24, crop_size=24, train=False, direction="BtoA")
+    assert forward.aligned and len(forward) == 3 and forward.names == ["0", "1", "2"]
+    for i, a in enumerate(halves):
+        expected_a = ResizeCropFlip(24, 24, train=False)(cv2.cvtColor(a, cv2.COLOR_BGR2RGB))[0]
+        assert torch.equal(forward[i]["source"], expected_a)
+        assert torch.allclose(forward[i]["target"], -expected_a, atol=1e-6)  # B = 255 - A
+        assert torch.equal(backward[i]["source"], forward[i]["target"])
+        assert torch.equal(backward[i]["target"], forward[i]["source"])
+    torch.manual_seed(0)
+    sample = PairedFolderDataset(tmp_path, load_size=28, crop_size=24)[1]  # random crop and flip ...
+    assert torch.allclose(sample["target"], -sample["source"], atol=1e-6)  # ... the same for both halves
+
+
+def test_direction_swaps_separate_paired_and_unpaired_folders(tmp_path: Path) -> None:
+    _paired(tmp_path / "p", ["a", "b"], copy_b=False)
+    forward = PairedFolderDataset(tmp_path / "p", load_size=16, crop_size=16, train=False)
+    backward = PairedFolderDataset(tmp_path / "p", load_size=16, crop_size=16, train=False, direction="BtoA")
+    assert torch.equal(backward[0]["source"], forward[0]["target"])
+    assert torch.equal(backward[0]["target"], forward[0]["source"])
+    _unpaired(tmp_path / "u", 2, 3)
+    swapped = UnpairedFolderDataset(tmp_path / "u", load_size=16, crop_size=16, direction="BtoA")
+    assert len(swapped) == 3 and [swapped[i]["name"] for i in range(3)] == ["b0", "b1", "b2"]
+    with pytest.raises(I2IError, match="--direction 'sideways': choose AtoB or BtoA"):
+        PairedFolderDataset(tmp_path / "p", direction="sideways")
+
+
+@pytest.mark.parametrize(("size", "why"), [((24, 47), "width is odd"), ((24, 24), "not wider than tall")])
+def test_aligned_mismatch_is_one_line_naming_the_file(tmp_path: Path, size: tuple[int, int], why: str) -> None:
+    (tmp_path / "train").mkdir()
+    for name in ("0.png", "1.png"):  # single images where the A|B pairs belong
+        cv2.imwrite(str(tmp_path / "train" / name), _random_image(np.random.default_rng(0), *size))
+    with pytest.raises(I2IError, match=f"0.png is {size[1]}x{size[0]} \\(WxH\\), not an A\\|B pair.*{why}") as info:
+        PairedFolderDataset(tmp_path)
+    assert "\n" not in info.value.message
+
+
+def test_aligned_file_that_does_not_split_fails_when_drawn_naming_it(tmp_path: Path) -> None:
+    _aligned(tmp_path, 2)
+    cv2.imwrite(str(tmp_path / "train" / "1.png"), np.zeros((30, 30, 3), np.uint8))  # a single image among pairs
+    dataset = PairedFolderDataset(tmp_path, load_size=16, crop_size=16)
+    with pytest.raises(I2IError, match="1.png is 30x30"):
+        dataset[1]
+
+
+def test_unpaired_method_on_aligned_layout_says_so(tmp_path: Path) -> None:
+    _aligned(tmp_path, 1)
+    with pytest.raises(I2IError, match="expected subfolders trainA and trainB.*paired \\(pix2pix\\) layout"):
+        UnpairedFolderDataset(tmp_path)
+
+
+def test_source_images_dir_for_the_exporter(tmp_path: Path) -> None:
+    halves = _aligned(tmp_path / "aligned", 2, split="test")
+    scratch = tmp_path / "scratch"
+    folder = source_images_dir(tmp_path / "aligned", "test", "AtoB", scratch)
+    assert folder == scratch / "testA" and [p.name for p in list_images(folder)] == ["0.png", "1.png"]
+    assert np.array_equal(cv2.imread(str(folder / "0.png")), halves[0])  # lossless input half
+    folder_b = source_images_dir(tmp_path / "aligned", "test", "BtoA", scratch)
+    assert folder_b is not None and np.array_equal(cv2.imread(str(folder_b / "1.png")), 255 - halves[1])
+    _unpaired(tmp_path / "u", 1, 1)
+    assert source_images_dir(tmp_path / "u", "train", "BtoA", scratch) == tmp_path / "u" / "trainB"
+    assert source_images_dir(tmp_path / "u", "test", "AtoB", scratch) is None
+    assert not (tmp_path / "aligned" / "test" / "A").exists()  # the dataset itself is never written to

@@ -298,3 +298,59 @@ def test_cut_moves_the_demo_photos_toward_the_sketch_domain(demo_data: Path, tmp
     trained = distance(load_generator(tmp_path / "model.pt")[0])
     assert trained < 0.5 * untrained, (trained, untrained)
     assert trained < identity, (trained, identity)
+
+
+# --------------------------------------------------------------------------- aligned data, --direction
+
+
+def _aligned_dataset(root: Path, n: int = 2, half: int = 32) -> Path:
+    """The reference pix2pix layout as distributed: train/N.jpg = A|B side by side (2W x H)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    (root / "train").mkdir(parents=True)
+    for i in range(n):
+        a = cv2.GaussianBlur(rng.integers(0, 256, (half, half, 3), dtype=np.uint8), (5, 5), 0)
+        cv2.imwrite(str(root / "train" / f"{i}.jpg"), np.concatenate([a, 255 - a], axis=1))
+    return root
+
+
+def test_pix2pix_trains_on_the_aligned_layout_in_either_direction(tmp_path: Path) -> None:
+    from conftest import invoke
+
+    from i2i.train.cli import main as train_cli
+
+    data = _aligned_dataset(tmp_path / "facades")
+    tiny = ["--ngf", "8", "--ndf", "8", "--num-downs", "5", "--crop-size", "32", "--load-size", "32"]
+    for direction in ("AtoB", "BtoA"):
+        out = tmp_path / direction
+        args = ["pix2pix", "--data", str(data), "--out", str(out), "--max-steps", "1", "--workers", "0"]
+        result = invoke(train_cli, [*args, *tiny, "--no-progress", "--direction", direction])
+        assert result.exit_code == 0, result.output
+        ckpt = load_checkpoint(out / "model.pt")
+        assert ckpt["direction"] == direction and ckpt["train_config"]["train"]["direction"] == direction
+
+
+def test_direction_btoa_swaps_the_unpaired_domains_and_names_the_files(demo_data: Path, tmp_path: Path) -> None:
+    config = TrainConfig(
+        data=str(demo_data),
+        out=str(tmp_path),
+        load_size=32,
+        crop_size=32,
+        max_steps=1,
+        workers=0,
+        progress=False,
+        eval_every=-1,
+        direction="BtoA",
+    )
+    result = train("cyclegan", get_method("cyclegan").config_class(ngf=8, ndf=8, n_blocks=1), config)
+    assert sorted(p.name for p in result.checkpoints) == ["model.pt", "model_AtoB.pt"]
+    assert load_checkpoint(tmp_path / "model.pt")["direction"] == "BtoA"  # model.pt translates B to A
+    assert load_checkpoint(tmp_path / "model_AtoB.pt")["direction"] == "AtoB"
+    from i2i.train.loop import make_dataset
+
+    dataset = make_dataset(get_method("cyclegan"), get_method("cyclegan").config_class(), config)
+    assert all(p.parent.name == "trainB" for p in dataset.source_paths)  # type: ignore[attr-defined]
+    with pytest.raises(I2IError, match="--direction BtoA: style has no A/B dataset to swap"):
+        make_dataset(get_method("style"), get_method("style").config_class(), config)

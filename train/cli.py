@@ -23,7 +23,8 @@ from i2i._cli import Group, debug_option
 from i2i.errors import I2IError
 
 FIELD_HELP = {
-    "data": "Dataset root (paired: train/A + train/B; unpaired: trainA + trainB).",
+    "data": "Dataset root (paired: train/A + train/B, or A|B side by side in train/; unpaired: trainA + trainB).",
+    "direction": "AtoB or BtoA: which side of the data is the input (BtoA swaps A and B, both layouts).",
     "out": "Run folder for model.pt, state.pt, samples/ and log.jsonl [default: runs/METHOD].",
     "batch_size": "Images per step.",
     "load_size": "Resize images to this square size before cropping.",
@@ -215,7 +216,7 @@ def data_demo(out_dir: Path, crops_per_photo: int, crop: int, video_seconds: flo
     layouts, where B is a colour pencil sketch of A, plus video.mp4 (camera-like motion over
     held-out photos). A second call with the same options reuses what exists.
     """
-    from i2i.train.data import build_demo_dataset
+    from i2i.train.demo import build_demo_dataset
 
     manifest = build_demo_dataset(
         out_dir, crop=crop, crops_per_photo=crops_per_photo, video_seconds=video_seconds, seed=seed

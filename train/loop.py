@@ -30,7 +30,7 @@ from i2i._files import write_bytes
 from i2i.errors import I2IError, Interrupted
 from i2i.train import distributed
 from i2i.train.checkpoint import atomic_file, atomic_save, atomic_write, make_checkpoint
-from i2i.train.data import PairedFolderDataset, UnpairedFolderDataset
+from i2i.train.data import check_direction
 from i2i.train.methods import Method, MethodConfig, get_method
 from i2i.train.metrics import Evaluator
 
@@ -43,6 +43,7 @@ class TrainConfig:
     load_size: int = 286  # images are resized to load_size², then randomly cropped to crop_size²
     crop_size: int = 256
     flip: bool = True
+    direction: str = "AtoB"  # AtoB | BtoA: which side of the data is the input
     max_steps: int = 0  # 0: the method's full epoch schedule
     seed: int = 0
     workers: int = 1
@@ -84,16 +85,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_dataset(method_cls: type[Method], method_config: MethodConfig, config: TrainConfig) -> Dataset:
-    """The method's own dataset if it defines ``make_dataset``, else the folder layout it declares."""
-    custom = getattr(method_cls, "make_dataset", None)
-    if custom is not None:
-        return custom(config, method_config)
-    cls = PairedFolderDataset if method_cls.layout == "paired" else UnpairedFolderDataset
-    if config.crop_size > config.load_size:
-        raise I2IError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}")
-    return cls(
-        config.data, phase="train", load_size=config.load_size, crop_size=config.crop_size, flip=config.flip, train=True
-    )
+    """The method's dataset (``Method.make_dataset``: the folder layout it declares, or its own)."""
+    check_direction(config.direction)
+    if config.direction != "AtoB" and method_cls.layout not in ("paired", "unpaired"):
+        raise I2IError(f"--direction {config.direction}: {method_cls.name} has no A/B dataset to swap")
+    return method_cls.make_dataset(config, method_config)
 
 
 def lr_lambda(total_steps: int, constant_fraction: float):  # type: ignore[no-untyped-def]
@@ -361,6 +357,7 @@ def _train(
         raise I2IError(f"dataset {config.data} is empty")
     samples = SeededSamples(dataset, config.seed)
     method = method_cls(method_config, device)
+    method.direction = config.direction
     if config.amp == "fp16":
         method.scaler = torch.amp.GradScaler(device.type)
     distributed.broadcast_state(method.networks(), env)

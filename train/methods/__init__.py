@@ -9,12 +9,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from i2i.errors import I2IError
+
+if TYPE_CHECKING:
+    from i2i.train.loop import TrainConfig
+
+_SWAPPED = {"AtoB": "BtoA", "BtoA": "AtoB"}
 
 
 @dataclass(frozen=True)
@@ -41,13 +47,41 @@ class GeneratorSpec:
 class Method:
     name: ClassVar[str]
     config_class: ClassVar[type[MethodConfig]]
-    layout: ClassVar[str]  # "paired" (train/A, train/B) or "unpaired" (trainA, trainB)
+    layout: ClassVar[str]  # "paired" (train/A + train/B, or aligned A|B in train/) or "unpaired" (trainA, trainB)
     summary: ClassVar[str]
+    needs_data: ClassVar[bool] = True  # False: the method reads its own folders, and has no --data option
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         self.config = config
         self.device = device
         self.scaler: torch.amp.GradScaler | None = None  # set by the loop for --amp fp16
+        self.direction = "AtoB"  # the data's --direction, set by the loop: BtoA made B the source
+
+    @classmethod
+    def make_dataset(cls, config: TrainConfig, method_config: MethodConfig) -> Dataset[Any]:
+        """The training set: the folder layout ``layout`` names, read in ``config.direction``.
+        Methods with other data (style, distill, stig) override this."""
+        from i2i.train.data import PairedFolderDataset, UnpairedFolderDataset
+
+        if cls.layout not in ("paired", "unpaired"):
+            raise NotImplementedError(f"method {cls.name!r} (layout {cls.layout!r}) must define make_dataset")
+        if config.crop_size > config.load_size:
+            raise I2IError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}")
+        dataset = PairedFolderDataset if cls.layout == "paired" else UnpairedFolderDataset
+        return dataset(
+            config.data,
+            phase="train",
+            load_size=config.load_size,
+            crop_size=config.crop_size,
+            flip=config.flip,
+            train=True,
+            direction=config.direction,
+        )
+
+    def direction_of(self, trained: str) -> str:
+        """A generator's direction in the dataset's own A/B naming: ``trained`` (AtoB = source to
+        target) as is, swapped when ``--direction BtoA`` made B the source. What model.pt records."""
+        return trained if self.direction == "AtoB" else _SWAPPED[trained]
 
     def backward(self, loss: torch.Tensor) -> None:
         """loss.backward(), scaled when fp16 mixed precision is on (small gradients would underflow)."""

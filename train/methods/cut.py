@@ -232,7 +232,7 @@ class CUT(Method):
     # ------------------------------------------------------------------ loop interface
 
     def generators(self) -> list[GeneratorSpec]:
-        return [GeneratorSpec("model.pt", self.generator, self.arch, self.g_kwargs, "AtoB")]
+        return [GeneratorSpec("model.pt", self.generator, self.arch, self.g_kwargs, self.direction_of("AtoB"))]
 
     def networks(self) -> dict[str, torch.nn.Module]:
         # The head is listed even before it is built: loading a state.pt into it builds it.

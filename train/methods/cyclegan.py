@@ -131,9 +131,11 @@ class CycleGAN(Method):
         return 0.5 * (self.gan_loss(disc(real), True) + self.gan_loss(disc(fake.detach()), False))
 
     def generators(self) -> list[GeneratorSpec]:
+        reverse = self.direction_of("BtoA")
         return [
-            GeneratorSpec("model.pt", self.gen_ab, "resnet", self.g_kwargs, "AtoB"),
-            GeneratorSpec("model_BtoA.pt", self.gen_ba, "resnet", self.g_kwargs, "BtoA"),
+            GeneratorSpec("model.pt", self.gen_ab, "resnet", self.g_kwargs, self.direction_of("AtoB")),
+            # model_BtoA.pt, or model_AtoB.pt when --direction BtoA made B the source: named for what it does.
+            GeneratorSpec(f"model_{reverse}.pt", self.gen_ba, "resnet", self.g_kwargs, reverse),
         ]
 
     def networks(self) -> dict[str, torch.nn.Module]:

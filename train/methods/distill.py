@@ -26,9 +26,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from i2i._files import write_text
+from i2i.common import file_sha256, round_up
 from i2i.errors import I2IError
-from i2i.train.checkpoint import file_sha256, load_checkpoint, load_generator
-from i2i.train.data import PairedFolderDataset, list_images, load_image_rgb
+from i2i.train.checkpoint import load_checkpoint, load_generator
+from i2i.train.data import PairedFolderDataset, list_images, load_image_rgb, source_images_dir
 from i2i.train.losses.gan import GANLoss
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
@@ -65,8 +66,9 @@ class DistillConfig(MethodConfig):
     beta1: float = 0.9
 
 
-def _source_images(data: Path, direction: str) -> list[Path]:
-    """Unlabelled source images: DATA itself, or its train/A (trainA) split; B for a B→A teacher."""
+def _source_images(data: Path, direction: str, scratch: Path) -> list[Path]:
+    """Unlabelled source images: DATA itself, or its train/A (trainA) split; B for a B→A teacher.
+    An aligned A|B train/ split gives its input halves, written once to ``scratch``."""
     side = "A" if direction == "AtoB" else "B"
     for candidate in (data, data / "train" / side, data / f"train{side}"):
         if candidate.is_dir() and any(p.is_file() for p in candidate.iterdir()):
@@ -74,7 +76,12 @@ def _source_images(data: Path, direction: str) -> list[Path]:
                 return list_images(candidate)
             except I2IError:
                 continue
-    raise I2IError(f"no source images for distillation in {data} (looked in it, train/{side} and train{side})")
+    halves = source_images_dir(data, "train", direction, scratch, limit=0) if data.is_dir() else None
+    if halves is not None:
+        return list_images(halves)
+    raise I2IError(
+        f"no source images for distillation in {data} (looked in it, train/{side}, train{side} and aligned train/)"
+    )
 
 
 @torch.no_grad()
@@ -98,7 +105,7 @@ def cache_teacher_outputs(
     teacher, ckpt = load_generator(teacher_path)
     teacher.to(device)
     m = int(ckpt["io"]["size_multiple"])
-    side = m * max(1, -(-size // m))  # the teacher needs multiples of its size_multiple
+    side = round_up(size, m)  # the teacher needs multiples of its size_multiple
     for sub in ("train/A", "train/B"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     for path in tqdm(images, desc="teacher", unit="img", disable=not progress, dynamic_ncols=True):
@@ -140,7 +147,7 @@ class Distill(Method):
             )
         teacher_path = Path(method_config.teacher)
         direction = load_checkpoint(teacher_path).get("direction", "AtoB")
-        images = _source_images(Path(config.data), direction)
+        images = _source_images(Path(config.data), direction, Path(config.out) / "teacher" / "sources")
         from i2i.train.loop import resolve_device
 
         cache = cache_teacher_outputs(

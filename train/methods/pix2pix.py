@@ -84,7 +84,7 @@ class Pix2Pix(Method):
         return {"d": loss_d.item(), "g_gan": loss_g_gan.item(), "g_l1": loss_g_l1.item()}
 
     def generators(self) -> list[GeneratorSpec]:
-        return [GeneratorSpec("model.pt", self.generator, "unet", self.g_kwargs, "AtoB")]
+        return [GeneratorSpec("model.pt", self.generator, "unet", self.g_kwargs, self.direction_of("AtoB"))]
 
     def networks(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
