@@ -8,6 +8,7 @@ code rather than from i2i's networks, so a state dict they produce is what a rel
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 
@@ -126,7 +127,15 @@ class RefResnetGenerator(nn.Module):
 
 class RefUnetBlock(nn.Module):
     def __init__(
-        self, outer: int, inner: int, input_nc=None, sub=None, outermost=False, innermost=False, norm_layer=None
+        self,
+        outer: int,
+        inner: int,
+        input_nc=None,
+        sub=None,
+        outermost=False,
+        innermost=False,
+        norm_layer=None,
+        use_dropout=False,
     ):  # type: ignore[no-untyped-def]
         super().__init__()
         self.outermost = outermost
@@ -141,6 +150,7 @@ class RefUnetBlock(nn.Module):
         else:
             up = nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=use_bias)
             model = [nn.LeakyReLU(0.2, True), downconv, norm_layer(inner), sub, nn.ReLU(True), up, norm_layer(outer)]
+            model += [nn.Dropout(0.5)] if use_dropout else []
         self.model = nn.Sequential(*model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,12 +158,12 @@ class RefUnetBlock(nn.Module):
 
 
 class RefUnetGenerator(nn.Module):
-    def __init__(self, num_downs: int, ngf: int, norm: str = "batch") -> None:
+    def __init__(self, num_downs: int, ngf: int, norm: str = "batch", use_dropout: bool = True) -> None:
         super().__init__()
         nl = ref_norm(norm)
         block = RefUnetBlock(ngf * 8, ngf * 8, innermost=True, norm_layer=nl)
-        for _ in range(num_downs - 5):
-            block = RefUnetBlock(ngf * 8, ngf * 8, sub=block, norm_layer=nl)
+        for _ in range(num_downs - 5):  # pix2pix trains with dropout unless --no_dropout
+            block = RefUnetBlock(ngf * 8, ngf * 8, sub=block, norm_layer=nl, use_dropout=use_dropout)
         for mult in (4, 2, 1):
             block = RefUnetBlock(ngf * mult, ngf * mult * 2, sub=block, norm_layer=nl)
         self.model = RefUnetBlock(3, ngf, input_nc=3, sub=block, outermost=True, norm_layer=nl)
@@ -190,11 +200,24 @@ def import_and_compare(ref: nn.Module, tmp_path: Path, size: int, legacy: bool =
     torch.save(state, tmp_path / "latest_net_G.pth")
     result = import_reference(tmp_path / "latest_net_G.pth", tmp_path / "model.pt", **kw)  # type: ignore[arg-type]
     assert len(result.dropped) == added
-    net, ckpt = load_generator(result.output)  # strict load of the converted checkpoint
+    net, ckpt = load_generator(result.output, test_norm="running")  # strict load of the converted checkpoint
     x = torch.rand(2, 3, size, size) * 2 - 1
     with torch.no_grad():
-        assert torch.equal(net(x), ref(x))
+        assert torch.equal(net(x), ref(x))  # the reference with --eval
+        frame, _ = load_generator(result.output)  # the default: the reference test.py without --eval
+        per_frame = reference_test_mode(ref)
+        expected = torch.cat([per_frame(x[i : i + 1]) for i in range(len(x))])
+        assert torch.allclose(frame(x), expected, atol=1e-5)
     return result, ckpt
+
+
+def reference_test_mode(ref: nn.Module) -> nn.Module:
+    """The reference test.py without --eval: BatchNorm in train mode on one frame; dropout off (i2i's default)."""
+    net = copy.deepcopy(ref).eval()
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.train()
+    return net
 
 
 # --------------------------------------------------------------------------- tests
@@ -219,6 +242,7 @@ def test_pix2pix_unet128(tmp_path: Path) -> None:
     ref = randomise(RefUnetGenerator(num_downs=7, ngf=4))
     result, ckpt = import_and_compare(ref, tmp_path, 128)
     assert (result.reference, result.arch_kwargs["num_downs"]) == ("unet_128", 7)
+    assert result.arch_kwargs["use_dropout"]  # pix2pix's U-Net has dropout (it only acts with test_dropout)
     assert ckpt["io"]["size_multiple"] == 128
 
 

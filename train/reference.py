@@ -160,7 +160,9 @@ def _unet_candidates(state: Mapping[str, torch.Tensor]) -> Iterator[Candidate]:
         num_downs=num_downs,
         ngf=int(first.shape[0]),
         norm="batch" if "model.model.1.model.2.weight" in state else "instance",
-        use_dropout=False,  # inference only: dropout is inactive in eval() and has no weights
+        # Dropout has no weights, so the file cannot tell; pix2pix trains its U-Net with dropout unless
+        # --no_dropout. It acts only when the model runs with test_dropout=True.
+        use_dropout=True,
     )
     yield Candidate("unet", kwargs, f"unet_{2**num_downs}")
 
