@@ -4,28 +4,62 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from i2i._cli import Command, debug_option
+from i2i._cli import Command, debug_option, hw_option
 from i2i.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, I2IError, Terminated
 from i2i.runtime.backends.base import BACKEND_MODULES
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
+# Camera modes people write width first; given as --camera-size they are almost surely W×H.
+_LANDSCAPE_MODES = {
+    (320, 240), (424, 240), (640, 360), (640, 480), (800, 600), (848, 480), (960, 540), (1024, 768),
+    (1280, 720), (1280, 800), (1280, 960), (1280, 1024), (1600, 1200), (1920, 1080), (2560, 1440), (3840, 2160),
+}  # fmt: skip
 
-def _parse_wxh(value: str | None, option: str) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    parts = value.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise click.BadParameter(f"{value!r}: use WIDTHxHEIGHT, e.g. 1280x720", param_hint=option)
-    return int(parts[0]), int(parts[1])
+
+def _camera_size_check(size: tuple[int, int]) -> None:
+    """--camera-size is HxW like every size in i2i; a well-known camera mode written W×H (1280x720)
+    is refused with the value it most likely meant, never silently swapped."""
+    if size in _LANDSCAPE_MODES:
+        height, width = size[1], size[0]
+        raise I2IError(f"--camera-size is HxW (height first): did you mean {height}x{width}?")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One ``i2i-run``, parsed and checked: the command line as data (see ``main`` for each option)."""
+
+    model: Path
+    source: str
+    sink: str = "null"
+    backend: str = "auto"
+    device: str = "auto"
+    precision: str | None = None  # None: the model's own
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int = 1
+    mode: str | None = None  # None: realtime for live sources, every-frame otherwise
+    max_frames: int = 0
+    fps: float | None = None
+    camera_size: tuple[int, int] | None = None  # (H, W)
+    camera_fps: float | None = None
+    reconnect: int = 10
+    view: str = "output"
+    overlay: bool | None = None
+    refine: Path | None = None
+    stats_path: Path | None = None
+    on_nonfinite: str = "stop"
+    progress: bool = True
+    live: bool | None = None
+    viewer: Mapping[str, Any] = field(default_factory=dict)  # the browser viewer's access options
 
 
 def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
@@ -39,20 +73,37 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
     return opts
 
 
-def _open_refiner(path: Path, kind: str) -> Any:
+def open_model(config: RunConfig) -> tuple[Any, Any, str]:
+    """The backend for ``config.model`` and the refiner for ``config.refine`` (or None), opened as
+    ``--backend``/``--device``/``--precision``/``-O`` say; and why that backend was chosen."""
+    from i2i.runtime.backends import open_backend
+    from i2i.runtime.backends.auto import open_auto
+
+    opts = dict(config.backend_options)
+    if config.backend == "auto":
+        backend, why = open_auto(config.model, config.device, config.precision, opts)
+    else:
+        device = {"trt": "cuda"}.get(config.backend, "auto") if config.device == "auto" else config.device
+        backend = open_backend(config.backend, config.model, device=device, precision=config.precision, **opts)
+        why = "chosen with --backend"
+    try:
+        refiner = _open_refiner(config.refine, backend.io.kind, config.device) if config.refine else None
+    except BaseException:
+        backend.close()
+        raise
+    return backend, refiner, why
+
+
+def _open_refiner(path: Path, kind: str, device: str) -> Any:
     """The spectral refiner, imported only when --refine is given (numpy FFT code the run may not need)."""
     if kind == "frame":
         raise I2IError(
             "--refine needs a tensor-I/O model; this one takes uint8 frames (exported with --io frame): "
             "bake the refinement in at export instead"
         )
-    try:
-        spectral = importlib.import_module("i2i.runtime.spectral")
-    except ModuleNotFoundError as exc:
-        if exc.name == "i2i.runtime.spectral":
-            raise I2IError("--refine needs i2i.runtime.spectral, which this install does not have yet") from None
-        raise
-    return spectral.open_refiner(path)
+    from i2i.runtime.spectral import open_refiner
+
+    return open_refiner(path, device=device)
 
 
 def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_clients: int) -> dict[str, Any]:
@@ -158,7 +209,13 @@ def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_cli
     type=click.FloatRange(min=0, min_open=True),
     help="Frame rate of a video sink [default: the source's].",
 )
-@click.option("--camera-size", default=None, metavar="WxH", help="Camera capture size, e.g. 1280x720.")
+@hw_option(
+    "--camera-size",
+    square=False,
+    check=_camera_size_check,
+    default=None,
+    help="Camera capture size, HxW (height first, as every size in i2i), e.g. 720x1280.",
+)
 @click.option("--camera-fps", default=None, type=click.FloatRange(min=0, min_open=True), help="Camera frame rate.")
 @click.option(
     "--reconnect",
@@ -169,10 +226,10 @@ def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_cli
 )
 @click.option(
     "--view",
-    type=click.Choice(["output", "side-by-side"]),
+    type=click.Choice(["output", "side-by-side", "before-after"]),
     default="output",
     show_default=True,
-    help="Show the output alone, or input | output.",
+    help="Show the output alone, input | output, or (with --refine) unrefined | refined output.",
 )
 @click.option(
     "--overlay/--no-overlay",
@@ -208,32 +265,7 @@ def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_cli
     help="Live stats on the terminal (rich if installed) [default: on when stderr is a terminal].",
 )
 @debug_option
-def main(
-    model: Path,
-    source: str,
-    sink: str,
-    token: str | None,
-    insecure_public: bool,
-    max_clients: int,
-    backend_name: str,
-    device: str,
-    precision: str,
-    backend_options: tuple[str, ...],
-    batch_size: int,
-    mode: str | None,
-    max_frames: int,
-    fps: float | None,
-    camera_size: str | None,
-    camera_fps: float | None,
-    reconnect: int,
-    view: str,
-    overlay: bool | None,
-    refine_path: Path | None,
-    stats_path: Path | None,
-    on_nonfinite: str,
-    progress: bool,
-    live: bool | None,
-) -> None:
+def main(**options: Any) -> None:
     """Translate every frame of SOURCE with MODEL (an i2i ONNX export) and write them to SINK.
 
     \b
@@ -250,77 +282,110 @@ def main(
     fixed-size models get frames resized to their size and back. Ctrl-C stops cleanly: the output
     written so far is a valid file.
     """
-    from tqdm.auto import tqdm
+    run(_run_config(**options))
 
-    from i2i.runtime.backends import open_backend
-    from i2i.runtime.backends.auto import open_auto
-    from i2i.runtime.live import LiveDisplay, live_supported
-    from i2i.runtime.pipeline import NONFINITE_COUNTER, run_pipeline
-    from i2i.runtime.sinks import FolderSink, VideoSink, open_sink
+
+def _run_config(
+    token: str | None, insecure_public: bool, max_clients: int, backend_name: str, precision: str, **options: Any
+) -> RunConfig:
+    """The command line as a RunConfig; the viewer's access options are checked first, before any
+    model or camera opens."""
+    viewer = _viewer_options(options["sink"], token, insecure_public, max_clients)
+    return RunConfig(
+        backend=backend_name,
+        precision=None if precision == "auto" else precision,
+        backend_options=_parse_options(options.pop("backend_options")),
+        refine=options.pop("refine_path"),
+        viewer=viewer,
+        **options,
+    )
+
+
+def run(config: RunConfig) -> None:
+    """Open source, model (+ refiner) and sink, stream, then report; exits 130/143 when interrupted."""
+    from i2i.runtime.sinks import open_sink
     from i2i.runtime.sources import open_source
     from i2i.runtime.stats import StageStats
 
-    viewer = _viewer_options(sink, token, insecure_public, max_clients)  # before any model or camera opens
-    size = _parse_wxh(camera_size, "--camera-size")
-    opts = _parse_options(backend_options)
-    precision_arg = None if precision == "auto" else precision
+    if config.view == "before-after" and config.refine is None:
+        raise I2IError("--view before-after shows the output before and after --refine: give --refine too")
     stats = StageStats()
-    terminated = False  # SIGTERM (Terminated) rather than Ctrl-C: the word and the exit code follow it
     with contextlib.ExitStack() as stack:
-        src = stack.enter_context(open_source(source, camera_size=size, camera_fps=camera_fps, reconnect=reconnect))
-        run_mode = mode or ("realtime" if src.live else "every-frame")
-        if backend_name == "auto":
-            backend, why = open_auto(model, device, precision_arg, opts)
-        else:
-            backend_device = {"trt": "cuda"}.get(backend_name, "auto") if device == "auto" else device
-            backend = open_backend(backend_name, model, device=backend_device, precision=precision_arg, **opts)
-            why = "chosen with --backend"
+        src = stack.enter_context(
+            open_source(
+                config.source, camera_size=config.camera_size, camera_fps=config.camera_fps, reconnect=config.reconnect
+            )
+        )
+        backend, refiner, why = open_model(config)
         stack.enter_context(backend)
+        if hasattr(refiner, "__exit__"):  # the pipeline takes any callable; the runtime's refiners close
+            stack.enter_context(refiner)
         click.echo(f"backend: {backend.describe()} — {why}", err=True)
-        refiner = None
-        if refine_path is not None:
-            refiner = _open_refiner(refine_path, backend.io.kind)
-            if hasattr(refiner, "__exit__"):
-                stack.enter_context(refiner)
-        out = stack.enter_context(open_sink(sink, fps=fps or src.fps, view=view, overlay=overlay, viewer=viewer))
+        if hasattr(refiner, "describe"):
+            click.echo(f"refine: {refiner.describe()}", err=True)
+        viewer = dict(config.viewer)
+        out = stack.enter_context(
+            open_sink(config.sink, fps=config.fps or src.fps, view=config.view, overlay=config.overlay, viewer=viewer)
+        )
+        mode = config.mode or ("realtime" if src.live else "every-frame")
         stats.info = {
-            "model": str(model),
+            "model": str(config.model),
             "backend": backend.describe(),
             "source": src.name,
-            "sink": out.path or sink,
-            "mode": run_mode,
-            "batch": batch_size,
+            "sink": out.path or config.sink,
+            "mode": mode,
+            "batch": config.batch_size,
         }
-        total = src.count if not max_frames else min(max_frames, src.count or max_frames)
-        show_live = live_supported() if live is None else live
-        bar = tqdm(total=total, desc="frames", unit="frame", disable=not progress or show_live, dynamic_ncols=True)
-        try:
-            with LiveDisplay(stats, total, enabled=show_live):
-                run_pipeline(
-                    src,
-                    backend,
-                    out,
-                    batch_size=batch_size,
-                    mode=run_mode,
-                    max_frames=max_frames,
-                    stats=stats,
-                    on_frames=bar.update,
-                    refiner=refiner,
-                    handle_sigint=True,
-                    on_nonfinite=on_nonfinite,
-                )
-        except KeyboardInterrupt as stop:  # a second Ctrl-C, or SIGTERM: stop now (the sink still closes below)
-            stats.interrupted = True
-            terminated = isinstance(stop, Terminated)
-            stats.stop()
-        finally:
-            bar.close()
+        terminated = _stream(config, mode, src, backend, refiner, out, stats)
     # Everything is closed here: the video file is finalised before anyone is told about it.
-    if stats_path is not None:
-        stats.write_json(stats_path)
+    _report(config, stats, out, terminated)
+
+
+def _stream(config: RunConfig, mode: str, src: Any, backend: Any, refiner: Any, out: Any, stats: Any) -> bool:
+    """Run the pipeline with a progress bar or the live display; True if SIGTERM stopped it."""
+    from tqdm.auto import tqdm
+
+    from i2i.runtime.live import LiveDisplay, live_supported
+    from i2i.runtime.pipeline import run_pipeline
+
+    total = src.count if not config.max_frames else min(config.max_frames, src.count or config.max_frames)
+    show_live = live_supported() if config.live is None else config.live
+    disable = not config.progress or show_live
+    bar = tqdm(total=total, desc="frames", unit="frame", disable=disable, dynamic_ncols=True)
+    try:
+        with LiveDisplay(stats, total, enabled=show_live):
+            run_pipeline(
+                src,
+                backend,
+                out,
+                batch_size=config.batch_size,
+                mode=mode,
+                max_frames=config.max_frames,
+                stats=stats,
+                on_frames=bar.update,
+                refiner=refiner,
+                handle_sigint=True,
+                on_nonfinite=config.on_nonfinite,
+            )
+    except KeyboardInterrupt as stop:  # a second Ctrl-C, or SIGTERM: stop now (the sink still closes after)
+        stats.interrupted = True
+        stats.stop()
+        return isinstance(stop, Terminated)
+    finally:
+        bar.close()
+    return False
+
+
+def _report(config: RunConfig, stats: Any, out: Any, terminated: bool) -> None:
+    """Stats file, then the table and what was written; an interrupted run says so and exits 130/143."""
+    from i2i.runtime.pipeline import NONFINITE_COUNTER
+    from i2i.runtime.sinks import FolderSink, VideoSink
+
+    if config.stats_path is not None:
+        stats.write_json(config.stats_path)
     if stats.interrupted:
         word = "Terminated" if terminated else "Interrupted"
-        message = f"{word}: {out.frames_written} frames written to {out.path or sink}"
+        message = f"{word}: {out.frames_written} frames written to {out.path or config.sink}"
         if isinstance(out, (VideoSink, FolderSink)):
             message += " (the output is complete and valid)"
         click.echo(message + ".", err=True)
@@ -331,7 +396,7 @@ def main(
         click.echo(f"warning: {passed} frames had NaN/Inf model outputs and were passed through unchanged", err=True)
     if stats.dropped:
         click.echo(f"dropped frames (realtime mode): {stats.dropped}")
-    if stats_path is not None:
-        click.echo(f"stats: {stats_path}")
+    if config.stats_path is not None:
+        click.echo(f"stats: {config.stats_path}")
     if out.path:
         click.echo(f"output: {out.path} ({out.frames_written} frames)")

@@ -142,6 +142,28 @@ def run_pipeline(
     ``stop`` (an Event) ends the run from another thread, like Ctrl-C does with ``handle_sigint``;
     ``stats.interrupted`` tells the caller it happened. ``on_nonfinite``: see the module docstring.
     """
+    codec, fixed_batch = _check_run(backend, batch_size, mode, refiner, on_nonfinite)
+    stats = stats or StageStats()
+    sink.bind_stats(stats)
+    source.bind_stats(stats)
+    capture = _Capture(source, mode, depth=4 * batch_size, stats=stats, max_frames=max_frames)
+    step = _Step(codec, backend, refiner, sink, stats, on_frames, fixed_batch, on_nonfinite)
+    with _graceful_sigint(handle_sigint) as sigint:
+        capture.start()
+        try:
+            _drain(capture, step, batch_size, (sigint, stop or threading.Event()), stats)
+        finally:
+            capture.stop_event.set()
+            capture.join(timeout=5)
+            stats.stop()
+    return stats
+
+
+def _check_run(
+    backend: Backend, batch_size: int, mode: str, refiner: Refiner | None, on_nonfinite: str
+) -> tuple[FrameCodec, int]:
+    """Every combination the run cannot do, refused before a frame is read; the codec and the
+    model's fixed batch (0: dynamic)."""
     if mode not in MODES:
         raise I2IError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     if on_nonfinite not in ON_NONFINITE:
@@ -151,9 +173,9 @@ def run_pipeline(
     if mode == "realtime" and batch_size != 1:
         raise I2IError("--mode realtime processes the latest frame only; use --batch 1")
     io = getattr(backend, "io", None)
-    codec = FrameCodec(io) if io is not None else None
-    if codec is None:
+    if io is None:
         raise I2IError(f"{backend.name} backend has no I/O spec (card); it must derive from i2i Backend")
+    codec = FrameCodec(io)
     if refiner is not None and codec.io.kind == "frame":
         raise I2IError(
             "--refine needs a tensor-I/O model; this one takes uint8 frames (--io frame), so the "
@@ -165,53 +187,42 @@ def run_pipeline(
             f"this model was exported with a fixed batch of {fixed_batch}: use --batch {fixed_batch}"
             + (" and --mode every-frame" if mode == "realtime" else "")
         )
-    stats = stats or StageStats()
-    sink.bind_stats(stats)
-    source.bind_stats(stats)
-    capture = _Capture(source, mode, depth=4 * batch_size, stats=stats, max_frames=max_frames)
-    step = _Step(
-        codec,
-        backend,
-        refiner,
-        sink,
-        stats,
-        on_frames,
-        fixed_batch if isinstance(fixed_batch, int) else 0,
-        on_nonfinite,
-    )
+    return codec, fixed_batch if isinstance(fixed_batch, int) and fixed_batch > 0 else 0
+
+
+def _drain(
+    capture: _Capture,
+    step: _Step,
+    batch_size: int,
+    stops: tuple[threading.Event, threading.Event],
+    stats: StageStats,
+) -> None:
+    """Take frames off the capture queue into batches of ``batch_size`` (one frame size per batch)
+    until the source ends, the sink closes or a stop event (Ctrl-C, the caller's) is set."""
     pending: list[Frame] = []
-    with _graceful_sigint(handle_sigint) as sigint:
-        stop = stop or threading.Event()
-        capture.start()
+    while True:
+        if any(event.is_set() for event in stops):
+            stats.interrupted = True
+            break
         try:
-            while True:
-                if sigint.is_set() or stop.is_set():
-                    stats.interrupted = True
-                    break
-                try:
-                    item = capture.queue.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if isinstance(item, _Failure):
-                    raise item.error
-                end = item is _END
-                if not end and pending and item.image.shape != pending[0].image.shape:
-                    step(pending)  # frame size changed: flush
-                    pending = []
-                if not end:
-                    pending.append(item)
-                if pending and (end or len(pending) == batch_size):
-                    step(pending)
-                    pending = []
-                if end or sink.closed:
-                    break
-            if pending:  # stopped early: frames already captured still reach the output
-                step(pending)
-        finally:
-            capture.stop_event.set()
-            capture.join(timeout=5)
-            stats.stop()
-    return stats
+            item = capture.queue.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if isinstance(item, _Failure):
+            raise item.error
+        end = item is _END
+        if not end and pending and item.image.shape != pending[0].image.shape:
+            step(pending)  # frame size changed: flush
+            pending = []
+        if not end:
+            pending.append(item)
+        if pending and (end or len(pending) == batch_size):
+            step(pending)
+            pending = []
+        if end or step.sink.closed:
+            break
+    if pending:  # stopped early: frames already captured still reach the output
+        step(pending)
 
 
 class _Step:
@@ -236,6 +247,9 @@ class _Step:
         self.stats = stats
         self.on_frames = on_frames
         self.on_nonfinite = on_nonfinite
+        # The before-after view shows the unrefined output left of the refined one (with no refine
+        # stage, the output alone); every other view gets the input frame as its left image.
+        self.view = getattr(sink, "view", "output")
 
     def __call__(self, frames: list[Frame]) -> None:
         stats = self.stats
@@ -245,26 +259,40 @@ class _Step:
         with stats.time("preprocess"):
             batch, geometry = self.codec.encode(images)
         with stats.time("infer"):
-            output = self.backend(batch)
+            output = raw = np.asarray(self.backend(batch))
         if self.refiner is not None:
             with stats.time("refine"):
-                output = self._refine(np.asarray(output))
+                output = self._refine(output)
         with stats.time("postprocess"):
-            try:
-                images = self.codec.decode(output, geometry)
-            except NonFiniteOutputError:
-                images = self._decode_finite(frames, np.asarray(output), geometry)
+            outputs = self._decode(frames, output, geometry)
+            lefts = self._left_images(frames, images, raw, geometry)
         with stats.time("write"):
-            for i, (frame, image) in enumerate(zip(frames, images)):  # zip drops the padding
+            for i, (frame, image, left) in enumerate(zip(frames, outputs, lefts)):  # zip drops the padding
                 if image is None:  # NaN/Inf with on_nonfinite="stop": the frames before it are written
-                    self._stop_nonfinite(frame, np.asarray(output)[i])
-                self.sink.write(image, frame.name, source=frame.image)
+                    self._stop_nonfinite(frame, output[i])
+                self.sink.write(image, frame.name, source=left)
         now = time.perf_counter()
         for frame in frames:
             stats.add(E2E, now - frame.t_capture)
         stats.count_frame(len(frames))
         if self.on_frames is not None:
             self.on_frames(len(frames))
+
+    def _left_images(
+        self, frames: list[Frame], images: list[np.ndarray], raw: np.ndarray, geometry: Geometry
+    ) -> list[np.ndarray | None]:
+        """What a two-up view shows beside each output: the input, or the output before refinement."""
+        if self.view != "before-after":
+            return list(images)
+        if self.refiner is None:
+            return [None] * len(frames)
+        return self._decode(frames, raw, geometry)
+
+    def _decode(self, frames: list[Frame], output: np.ndarray, geometry: Geometry) -> list[np.ndarray | None]:
+        try:
+            return list(self.codec.decode(output, geometry))
+        except NonFiniteOutputError:
+            return self._decode_finite(frames, output, geometry)
 
     def _decode_finite(self, frames: list[Frame], output: np.ndarray, geometry: Geometry) -> list[np.ndarray | None]:
         """Decode frame by frame: a frame whose output holds NaN/Inf becomes its input (``pass``) or None."""

@@ -20,9 +20,8 @@ import click
 import cv2
 import numpy as np
 
+from i2i.common import is_image
 from i2i.errors import I2IError
-
-from .sources import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:
     from typing import Self
@@ -37,7 +36,10 @@ VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
 _OTHER_VIDEO_SUFFIXES = (".webm", ".gif", ".m4v", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".h264")
 
 
-VIEWS = ("output", "side-by-side")
+# "before-after": the unrefined output | the refined one (the pipeline hands the unrefined frame as
+# ``source`` when there is a refine stage), to see what spectral refinement changes.
+VIEWS = ("output", "side-by-side", "before-after")
+TWO_UP_VIEWS = ("side-by-side", "before-after")
 
 
 class Sink:
@@ -84,7 +86,8 @@ class Sink:
     def write(self, image: np.ndarray, name: str | None = None, source: np.ndarray | None = None) -> None:
         """Write one HxWx3 uint8 BGR frame; ignored once the user has closed the sink (window).
 
-        ``source`` is the input frame the image was translated from (for the side-by-side view).
+        ``source`` is the frame shown left of it in a two-up view: the input the image was translated
+        from (``side-by-side``) or the output before refinement (``before-after``).
         """
         if self._finalised:
             raise RuntimeError(f"write() on a closed {type(self).__name__}")
@@ -92,7 +95,7 @@ class Sink:
             return
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"sinks take HxWx3 uint8 BGR frames, got {image.shape} {image.dtype}")
-        if self.view == "side-by-side" and source is not None:
+        if self.view in TWO_UP_VIEWS and source is not None:
             image = side_by_side(source, image)
         if self.overlay and self.stats is not None:
             image = draw_overlay(image, overlay_text(self.stats))
@@ -393,7 +396,7 @@ def _open_sink(spec: str, fps: float | None, viewer: Mapping[str, Any]) -> Sink:
         return FolderSink(path)
     if suffix in VIDEO_CODECS or suffix in _OTHER_VIDEO_SUFFIXES:
         return VideoSink(path, fps or 30.0)
-    if suffix in IMAGE_EXTENSIONS:
+    if is_image(path):
         raise I2IError(
             f"cannot write frames to the image file {spec}: give a folder for image output, "
             f"e.g. --sink {path.with_suffix('')}/"

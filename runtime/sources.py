@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from i2i._cli import debug_enabled
+from i2i.common import IMAGE_EXTENSIONS, is_image
 from i2i.errors import I2IError
 
 from .frames import to_bgr_uint8
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from typing import Self
 
     from .stats import StageStats
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = ("*", "?", "[")
@@ -276,7 +275,7 @@ class StreamSource(VideoSource):
 
 
 class CameraSource(_CaptureSource):
-    """A local camera by index. ``size`` is (width, height); the driver may pick the nearest mode."""
+    """A local camera by index. ``size`` is (height, width); the driver may pick the nearest mode."""
 
     def __init__(self, index: int, size: tuple[int, int] | None = None, fps: float | None = None) -> None:
         with _quiet_opencv():
@@ -284,8 +283,8 @@ class CameraSource(_CaptureSource):
         super().__init__(capture, name=f"camera {index}")
         self.live = True
         if size is not None:
-            self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
-            self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+            self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[0])
+            self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[1])
         if fps is not None:
             self._capture.set(cv2.CAP_PROP_FPS, fps)
         if not self._read_first():
@@ -344,7 +343,7 @@ def _imread(path: Path) -> np.ndarray | None:
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    return is_image(path) and path.is_file()
 
 
 def _natural_key(path: Path) -> list[int | str]:
@@ -381,6 +380,8 @@ def open_source(
 ) -> Source:
     """Pick a source from a command-line spec: camera index, pattern:, URL, glob, folder, image or video file.
 
+    ``camera_size`` is (H, W), as every size in i2i.
+
     An existing path is taken literally before glob characters are considered, so a file named
     ``clip[1].mp4`` opens as a video rather than as a pattern that matches nothing.
     """
@@ -397,7 +398,7 @@ def open_source(
     if path.is_dir():
         return FolderSource(spec)
     if path.is_file():
-        return FolderSource(spec) if path.suffix.lower() in IMAGE_EXTENSIONS else VideoSource(spec)
+        return FolderSource(spec) if is_image(path) else VideoSource(spec)
     if any(ch in spec for ch in _GLOB_CHARS):
         return FolderSource(spec)
     raise I2IError(f"no such file or folder: {spec}")

@@ -475,6 +475,14 @@ BASE_ARGS = {
 for cli, options in BAD_OPTIONS.items():
     for option in options:
         CASES[f"option/{option}/{cli}"] = Case(cli, BASE_ARGS[cli] % option, 2, "Invalid value", (option.split()[0],))
+# Sizes are HxW everywhere: a camera mode written width first is refused, naming the order it meant.
+CASES["option/--camera-size 1280x720/i2i-run"] = Case(
+    "i2i-run",
+    BASE_ARGS["i2i-run"] % "--camera-size 1280x720",
+    2,
+    r"--camera-size is HxW \(height first\): did you mean 720x1280\?",
+    ("--camera-size",),
+)
 CASES["option/--subset-size 1/i2i-eval"] = Case(
     "i2i-eval", "kid {eval_ref} {eval_ref} --subset-size 1", 2, "Invalid value", ("--subset-size",)
 )

@@ -315,12 +315,12 @@ def test_open_source_dispatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     )
     monkeypatch.setattr(sources, "StreamSource", lambda spec, retries: opened.append(("stream", spec, retries)))
     open_source("2")
-    open_source("0", camera_size=(1280, 720), camera_fps=30.0)
+    open_source("0", camera_size=(720, 1280), camera_fps=30.0)
     open_source("rtsp://192.168.1.5:554/stream")
     open_source("https://example.com/v.mp4", reconnect=3)
     assert opened == [
         ("camera", 2, None, None),
-        ("camera", 0, (1280, 720), 30.0),
+        ("camera", 0, (720, 1280), 30.0),
         ("stream", "rtsp://192.168.1.5:554/stream", 10),
         ("stream", "https://example.com/v.mp4", 3),
     ]

@@ -270,26 +270,39 @@ def test_refine_is_its_own_stage_between_infer_and_postprocess() -> None:
         run_pipeline(ListSource([frame(8, 8)]), FakeBackend(), NullSink(), refiner=lambda b: b[:, :1])
 
 
+def test_before_after_view_shows_the_unrefined_output_left_of_the_refined_one() -> None:
+    source = frame(10, 12)
+    sink = ListSink().configure(view="before-after")
+    run_pipeline(ListSource([source]), FakeBackend(), sink, refiner=lambda batch: np.zeros_like(batch))
+    (image,) = sink.images
+    assert image.shape == (10, 24, 3)
+    np.testing.assert_array_equal(image[:, :12], 255 - source)  # the model (invert) alone
+    assert (image[:, 12:] == 128).all()  # after the refiner (mid-grey)
+    # Without a refine stage there is nothing to compare: the output alone.
+    plain = ListSink().configure(view="before-after")
+    run_pipeline(ListSource([source]), FakeBackend(), plain)
+    assert plain.images[0].shape == (10, 12, 3)
+
+
 def test_cli_refine_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from i2i.runtime.cli import main
 
     model = make_model(tmp_path / "m.onnx")
     args = [model, "--source", "pattern:32x24@0", "--max-frames", "3", "--backend", "ort", "--no-progress"]
-    monkeypatch.setitem(sys.modules, "i2i.runtime.spectral", None)  # the module not shipped yet
-    result = invoke(main, [*args, "--refine", tmp_path / "p.npz"])
-    assert result.exit_code == 1 and "needs i2i.runtime.spectral, which this install does not have" in result.output
+    result = invoke(main, [*args, "--view", "before-after"])
+    assert result.exit_code == 1 and "--view before-after" in result.output and "give --refine" in result.output
 
-    opened: list[Path] = []
+    opened: list[tuple[Path, str]] = []
 
-    def open_refiner(path: Path) -> Any:
-        opened.append(Path(path))
+    def open_refiner(path: Path, device: str) -> Any:
+        opened.append((Path(path), device))
         return lambda batch: batch * 0.0
 
     monkeypatch.setitem(sys.modules, "i2i.runtime.spectral", types.SimpleNamespace(open_refiner=open_refiner))
     stats = tmp_path / "stats.json"
     result = invoke(main, [*args, "--refine", tmp_path / "p.npz", "--stats", stats, "--sink", tmp_path / "out"])
     assert result.exit_code == 0, result.output
-    assert opened == [tmp_path / "p.npz"] and "refine" in json.loads(stats.read_text())["stages"]
+    assert opened == [(tmp_path / "p.npz", "auto")] and "refine" in json.loads(stats.read_text())["stages"]
     assert all((cv2.imread(str(p)) == 128).all() for p in (tmp_path / "out").glob("*.png"))
     frame_model = make_model(tmp_path / "f.onnx", kind="frame", dtype="uint8")
     result = invoke(main, [frame_model, *args[1:], "--refine", tmp_path / "p.npz"])
@@ -466,10 +479,15 @@ def test_cli_errors(tmp_path: Path) -> None:
     from i2i.runtime.cli import main
 
     model = make_model(tmp_path / "m.onnx")
-    result = invoke(main, [model, "--source", "pattern:", "--camera-size", "640x480"])
+    result = invoke(main, [model, "--source", "pattern:", "--camera-size", "480x640"])
     assert result.exit_code == 1 and "apply to camera sources" in result.output
     result = invoke(main, [model, "--source", "pattern:", "--camera-size", "big"])
-    assert result.exit_code == 2 and "WIDTHxHEIGHT" in result.output
+    assert result.exit_code == 2 and "HxW, e.g. 720x1280" in result.output
+    # Sizes are HxW everywhere: a camera mode written width first is refused with the value it meant.
+    result = invoke(main, [model, "--source", "0", "--camera-size", "1280x720"])
+    assert result.exit_code == 2 and "--camera-size is HxW (height first): did you mean 720x1280?" in result.output
+    result = invoke(main, [model, "--source", "0", "--camera-size", "720"])
+    assert result.exit_code == 2 and "HxW" in result.output  # a camera size is never a square shorthand
     result = invoke(main, [model, "--source", "pattern:", "-O", "threads"])
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
     result = invoke(main, [model, "--source", "pattern:@0", "--backend", "ort", "-O", "warp=9", "--max-frames", "1"])
