@@ -354,3 +354,57 @@ def test_direction_btoa_swaps_the_unpaired_domains_and_names_the_files(demo_data
     assert all(p.parent.name == "trainB" for p in dataset.source_paths)  # type: ignore[attr-defined]
     with pytest.raises(I2IError, match="--direction BtoA: style has no A/B dataset to swap"):
         make_dataset(get_method("style"), get_method("style").config_class(), config)
+
+
+# --------------------------------------------------------------------------- CUT's decay-epoch data
+
+
+def _unpaired_photos(root: Path, n: int = 2) -> Path:
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    for side in ("A", "B"):
+        (root / f"train{side}").mkdir(parents=True)
+        for i in range(n):
+            image = cv2.GaussianBlur(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8), (7, 7), 0)
+            cv2.imwrite(str(root / f"train{side}" / f"{i}.png"), image)
+    return root
+
+
+@pytest.mark.parametrize("name", ["cut", "fastcut", "sndcr"])
+def test_cut_family_decay_epochs_resize_to_the_crop_without_random_crops(name: str, tmp_path: Path) -> None:
+    """As the official loaders: resize 40 + random crop 32 while the LR is constant, then (epoch >
+    n_epochs) load size = crop size, i.e. a plain resize to 32. Checked on the loop's own samples."""
+    from i2i.train.data import _resize, load_image_rgb, to_tensor
+    from i2i.train.distributed import DistEnv
+    from i2i.train.loop import _setup
+
+    data = _unpaired_photos(tmp_path / "data")
+    config = TrainConfig(data=str(data), out=str(tmp_path / "run"), load_size=40, crop_size=32, flip=False)
+    kwargs = dict(TINY[name][0], epochs=2, epochs_decay=1)
+    run = _setup(get_method(name), get_method(name).config_class(**kwargs), config, DistEnv(), torch.device("cpu"))
+    samples = run.samples
+    assert samples is not None and run.steps_per_epoch == 2 and run.total_steps == 6
+    assert samples.late_from == 2  # epochs 0, 1 at the constant rate; epoch 2 (the reference's 3rd) decays
+    sources = [to_tensor(_resize(load_image_rgb(data / "trainA" / f"{i}.png"), 32, 32)) for i in range(2)]
+    for epoch in range(3):
+        for index in range(2):
+            sample = samples[epoch * 2 + index]["source"]
+            assert sample.shape == (3, 32, 32)
+            assert torch.equal(sample, sources[index]) == (epoch == 2)  # random 32-crop of a 40-resize before
+
+
+def test_compressed_runs_switch_at_the_first_epoch_of_the_decay_and_other_methods_never(tmp_path: Path) -> None:
+    from i2i.train.distributed import DistEnv
+    from i2i.train.loop import _setup
+
+    data = _unpaired_photos(tmp_path / "data")
+    config = TrainConfig(data=str(data), out=str(tmp_path / "run"), load_size=40, crop_size=32, max_steps=7)
+    cut = _setup(
+        get_method("cut"), CUTConfig(**CUT_TINY, epochs=1, epochs_decay=1), config, DistEnv(), torch.device("cpu")
+    )
+    assert cut.samples is not None and cut.samples.late_from == 2  # decay from step round(3.5) = 4: epoch 2
+    cyclegan_cfg = get_method("cyclegan").config_class(ngf=8, ndf=8, n_blocks=1)
+    cyclegan = _setup(get_method("cyclegan"), cyclegan_cfg, config, DistEnv(), torch.device("cpu"))
+    assert cyclegan.samples is not None and cyclegan.samples.late is None  # the CycleGAN loaders always crop

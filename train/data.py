@@ -23,6 +23,8 @@ The offline demo dataset is built by :mod:`i2i.train.demo`.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -324,6 +326,17 @@ class UnpairedFolderDataset(Dataset[Sample]):
         (source,) = self.transform(load_image_rgb(source_path))  # independent crop/flip per domain
         (target,) = self.transform(load_image_rgb(target_path))
         return {"source": source, "target": target, "name": source_path.stem}
+
+
+def without_resize_crop(dataset: Dataset[Sample]) -> Dataset[Sample]:
+    """A shallow copy of a folder dataset whose transform resizes straight to the crop size (no
+    random crop; flips as before): the reference loaders' ``load_size = crop_size`` of CUT's decay epochs."""
+    transform = getattr(dataset, "transform", None)
+    if not isinstance(transform, ResizeCropFlip):
+        raise I2IError(f"{type(dataset).__name__} has no resize-and-crop transform to turn off")
+    late = copy.copy(dataset)
+    late.transform = dataclasses.replace(transform, load_size=transform.crop_size)  # type: ignore[attr-defined]
+    return late
 
 
 # --------------------------------------------------------------------------- exporter's test images

@@ -30,7 +30,7 @@ from i2i._files import write_bytes
 from i2i.errors import I2IError, Interrupted
 from i2i.train import distributed
 from i2i.train.checkpoint import atomic_file, atomic_save, atomic_write, make_checkpoint
-from i2i.train.data import check_direction
+from i2i.train.data import check_direction, without_resize_crop
 from i2i.train.methods import Method, MethodConfig, get_method
 from i2i.train.metrics import Evaluator
 
@@ -113,24 +113,46 @@ class SeededSamples(Dataset):
     Keys are ``epoch * len + index``. The draws then depend neither on the worker count nor on
     what ran before, so a resumed run sees exactly the samples an uninterrupted run would have.
     The caller's torch RNG is saved and restored around each sample (matters with workers=0).
+    From epoch ``late_from`` on (0-based), samples come from ``late`` instead: the same images
+    with another transform (CUT's decay epochs); the epoch is in the key, so workers agree.
     """
 
-    def __init__(self, dataset: Dataset, seed: int) -> None:
+    def __init__(self, dataset: Dataset, seed: int, late: Dataset | None = None, late_from: int = 0) -> None:
         self.dataset = dataset
         self.seed = seed
         self.n = len(dataset)  # type: ignore[arg-type]
+        self.late, self.late_from = late, late_from
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, key: int) -> Any:
         epoch, index = divmod(int(key), self.n)
+        source = self.late if self.late is not None and epoch >= self.late_from else self.dataset
         state = torch.get_rng_state()
         torch.manual_seed(((self.seed * _MIX + epoch) * _MIX + index) % (2**63))
         try:
-            return self.dataset[index]
+            return source[index]
         finally:
             torch.set_rng_state(state)
+
+
+def decay_start(total_steps: int, method_config: MethodConfig) -> int:
+    """The step at which the learning rate starts to decay (``lr_lambda``'s constant part ends)."""
+    epochs_total = method_config.epochs + method_config.epochs_decay
+    return int(round(total_steps * method_config.epochs / max(1, epochs_total)))
+
+
+def training_samples(
+    dataset: Dataset, method_cls: type[Method], config: TrainConfig, steps_per_epoch: int, decay_from: int
+) -> SeededSamples:
+    """The seeded training samples; for a method with ``crop_free_decay`` (CUT, FastCUT, SN-DCR) the
+    epochs that start at or after the decay step resize to the crop size without a random crop,
+    as the official loaders do (load size = crop size once the epoch passes ``n_epochs``)."""
+    if not method_cls.crop_free_decay:
+        return SeededSamples(dataset, config.seed)
+    late = without_resize_crop(dataset)
+    return SeededSamples(dataset, config.seed, late, late_from=-(-decay_from // steps_per_epoch))
 
 
 class EpochBatches(Sampler[list[int]]):
@@ -334,6 +356,157 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
         distributed.teardown(env)
 
 
+def _seed_everything(config: TrainConfig) -> None:
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+class _Run:
+    """One run's moving parts: the method, its schedule and data, the step, and the files it writes
+    (checkpoints, log.jsonl, TensorBoard, sample grids); only rank 0 (``main``) writes files."""
+
+    def __init__(self, method: Method, config: TrainConfig, method_config: MethodConfig, env: distributed.DistEnv):
+        self.method, self.config, self.method_config, self.env = method, config, method_config, env
+        self.out, self.main = Path(config.out), env.is_main
+        self.step = self.saved_step = 0  # saved_step: the step model.pt and state.pt hold (0: none yet)
+        self.schedulers: dict[str, Any] = {}
+        self.total_steps = self.steps_per_epoch = 1
+        self.samples: SeededSamples | None = None
+        self.sample_batch: Any = None
+        self.result = RunResult(out=self.out, steps=0, log=self.out / "log.jsonl", method=method)
+        self.grids = SampleGrids(self.out / "samples")
+        self.result.samples = self.grids.written
+        self.log: IO[str] | None = None
+        self.board: Any = None
+        self.seen_images, self.window_start = 0, time.perf_counter()
+
+    def save(self) -> tuple[list[Path], Path]:
+        saved = save_run(
+            self.method, self.config, self.method_config, self.step, self.schedulers, self.out, self.result.metrics
+        )
+        self.saved_step = self.step
+        return saved
+
+    def loader(self) -> DataLoader:
+        """Batches from the current step on, sharded for this rank."""
+        assert self.samples is not None
+        env, config = self.env, self.config
+        sampler = EpochBatches(
+            len(self.samples),
+            config.batch_size,
+            config.seed,
+            start_step=self.step,
+            rank=env.rank,
+            world_size=env.world_size,
+        )
+        return DataLoader(
+            self.samples,
+            batch_sampler=sampler,
+            num_workers=config.workers,
+            pin_memory=self.method.device.type == "cuda",
+            persistent_workers=config.workers > 0,
+            worker_init_fn=_worker_leaves_on_sigterm,
+        )
+
+    def write_config(self) -> None:
+        record = {
+            "method": self.method.name,
+            "train": asdict(self.config),
+            "method_config": asdict(self.method_config),
+            "world_size": self.env.world_size,
+        }
+        atomic_write(self.out / "config.json", json.dumps(record, indent=2))
+
+    def next_batch(self, batches: Any, bar: tqdm) -> Any:
+        """The next batch; an image damaged past its header (read for the first time) saves the
+        steps done, as Ctrl-C does, then is one error naming the image."""
+        try:
+            return next(batches)
+        except I2IError as error:
+            bar.close()
+            if self.main and self.step > self.saved_step:
+                self.save()
+                note = f"; checkpoint and state of step {self.step} saved in {self.out} (continue with --resume)"
+                raise _worker_error(error, note) from None
+            raise _worker_error(error) from None
+
+    def record(self, losses: dict[str, float], images: int, bar: tqdm) -> None:
+        """One log.jsonl line (and TensorBoard scalars) every ``log_every`` steps and at the end."""
+        self.seen_images += images
+        if not all(np.isfinite(v) for v in losses.values()):
+            raise I2IError(f"loss became NaN/Inf at step {self.step}: {losses}; lower --lr or check the data")
+        if self.log is None or (self.step % self.config.log_every and self.step != self.total_steps):
+            return
+        now = time.perf_counter()
+        rate, self.seen_images, self.window_start = self.seen_images / max(now - self.window_start, 1e-9), 0, now
+        record = {
+            "step": self.step,
+            "epoch": self.step // self.steps_per_epoch,
+            "lr": next(iter(self.method.optimizers().values())).param_groups[0]["lr"],
+            "images_per_s": round(rate, 2),
+            **{k: round(v, 5) for k, v in losses.items()},
+        }
+        self.log.write(json.dumps(record) + "\n")
+        self.log.flush()
+        if self.board is not None:
+            for key, value in record.items():
+                if key not in ("step", "epoch"):
+                    self.board.add_scalar(key, value, self.step)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:3]}, refresh=False)
+
+    def checkpoint(self, evaluator: Evaluator | None) -> None:
+        """Sample grid, evaluation and intermediate save, each when due."""
+        step, last = self.step, self.step == self.total_steps
+        if self.main and (step % self.config.sample_every == 0 or last):
+            self.grids.write(self.method, self.sample_batch, step)
+        if evaluator is not None and evaluator.due(step, self.total_steps):
+            self.result.metrics = evaluator.run(self.method, step, self.board)
+        if self.main and step % self.config.save_every == 0 and not last:
+            self.save()
+
+
+def _setup(
+    method_cls: type[Method],
+    method_config: MethodConfig,
+    config: TrainConfig,
+    env: distributed.DistEnv,
+    device: torch.device,
+) -> _Run:
+    """Data, method, LR schedule and sample images; the state of --resume; config.json."""
+    dataset = make_dataset(method_cls, method_config, config)
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise I2IError(f"dataset {config.data} is empty")
+    method = method_cls(method_config, device)
+    method.direction = config.direction
+    if config.amp == "fp16":
+        method.scaler = torch.amp.GradScaler(device.type)
+    distributed.broadcast_state(method.networks(), env)
+    run = _Run(method, config, method_config, env)
+    run.steps_per_epoch = EpochBatches(
+        len(dataset), config.batch_size, config.seed, world_size=env.world_size
+    ).per_epoch  # type: ignore[arg-type]
+    epochs_total = method_config.epochs + method_config.epochs_decay
+    run.total_steps = config.max_steps or epochs_total * run.steps_per_epoch
+    factor = lr_lambda(run.total_steps, method_config.epochs / max(1, epochs_total))
+    run.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in method.optimizers().items()}
+    run.samples = training_samples(
+        dataset, method_cls, config, run.steps_per_epoch, decay_start(run.total_steps, method_config)
+    )
+    if run.main:
+        run.out.mkdir(parents=True, exist_ok=True)
+    # Fixed sample images for the grids, drawn before any RNG state is restored (seeded per sample).
+    run.sample_batch = next(iter(DataLoader(run.samples, batch_size=min(4, len(run.samples)), shuffle=False)))
+    if config.resume:
+        run.step = run.saved_step = _resume(method, run.schedulers, run.out)
+    if run.main:
+        run.write_config()
+    return run
+
+
 def _train(
     method_cls: type[Method],
     method_config: MethodConfig,
@@ -341,152 +514,51 @@ def _train(
     env: distributed.DistEnv,
     device: torch.device,
 ) -> RunResult:
-    method_name = method_cls.name
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    if config.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
+    _seed_everything(config)
     autocast = _autocast(device, config.amp)
     # Evaluation options and files (Inception weights) are checked before any work; rank 0 evaluates.
     evaluator = Evaluator.for_run(config, method_cls.layout, device, main=env.is_main)
-
-    dataset = make_dataset(method_cls, method_config, config)
-    if len(dataset) == 0:  # type: ignore[arg-type]
-        raise I2IError(f"dataset {config.data} is empty")
-    samples = SeededSamples(dataset, config.seed)
-    method = method_cls(method_config, device)
-    method.direction = config.direction
-    if config.amp == "fp16":
-        method.scaler = torch.amp.GradScaler(device.type)
-    distributed.broadcast_state(method.networks(), env)
-    steps_per_epoch = EpochBatches(len(samples), config.batch_size, config.seed, world_size=env.world_size).per_epoch
-    epochs_total = method_config.epochs + method_config.epochs_decay
-    total_steps = config.max_steps or epochs_total * steps_per_epoch
-    factor = lr_lambda(total_steps, method_config.epochs / max(1, epochs_total))
-    schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in method.optimizers().items()}
-
-    out = Path(config.out)
-    main = env.is_main  # only rank 0 writes files and shows progress
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-    step = 0
-    # Fixed sample images for the grids, drawn before any RNG state is restored (seeded per sample).
-    sample_batch = next(iter(DataLoader(samples, batch_size=min(4, len(samples)), shuffle=False)))
-    if config.resume:
-        step = _resume(method, schedulers, out)
-    saved_step = step  # the step model.pt and state.pt hold (or nothing yet, at 0)
-    if main:
-        atomic_write(
-            out / "config.json",
-            json.dumps(
-                {
-                    "method": method_name,
-                    "train": asdict(config),
-                    "method_config": asdict(method_config),
-                    "world_size": env.world_size,
-                },
-                indent=2,
-            ),
-        )
-    loader = DataLoader(
-        samples,
-        batch_sampler=EpochBatches(
-            len(samples), config.batch_size, config.seed, start_step=step, rank=env.rank, world_size=env.world_size
-        ),
-        num_workers=config.workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=config.workers > 0,
-        worker_init_fn=_worker_leaves_on_sigterm,
-    )
-
-    result = RunResult(out=out, steps=step, log=out / "log.jsonl", method=method)
-    grids = SampleGrids(out / "samples")
-    result.samples = grids.written
-    start = time.perf_counter()
-    seen_images, window_start = 0, time.perf_counter()
+    run = _setup(method_cls, method_config, config, env, device)
+    method, start = run.method, time.perf_counter()
+    loader = run.loader()
     method.train(True)
-    bar = tqdm(
-        total=total_steps,
-        initial=step,
-        desc=f"train {method_name}",
-        unit="step",
-        disable=not (config.progress and main),
-        dynamic_ncols=True,
-    )
-    board = _tensorboard(out) if main else None
+    shown = config.progress and run.main
+    bar = tqdm(total=run.total_steps, initial=run.step, desc=f"train {method.name}", unit="step", disable=not shown)
+    run.board = _tensorboard(run.out) if run.main else None
     try:
         with contextlib.ExitStack() as stack:
-            log = stack.enter_context(open(out / "log.jsonl", "a")) if main else None
+            run.log = stack.enter_context(open(run.out / "log.jsonl", "a")) if run.main else None
             stack.enter_context(distributed.synced_gradients(env))
             batches = iter(loader)
-            while step < total_steps:
-                try:
-                    batch = next(batches)
-                except I2IError as error:  # an image damaged past its header, read for the first time
-                    bar.close()
-                    if main and step > saved_step:  # keep the steps done, as Ctrl-C does
-                        save_run(method, config, method_config, step, schedulers, out, result.metrics)
-                        saved = f"; checkpoint and state of step {step} saved in {out} (continue with --resume)"
-                        raise _worker_error(error, saved) from None
-                    raise _worker_error(error) from None
+            while run.step < run.total_steps:
+                batch = run.next_batch(batches, bar)
                 distributed.broadcast_state(method.networks(), env, parameters=False)
                 with autocast:
                     losses = method.train_step(batch)
                 if method.scaler is not None:
                     method.scaler.update()
-                for sched in schedulers.values():
+                for sched in run.schedulers.values():
                     sched.step()
-                step += 1
-                seen_images += int(batch["source"].shape[0]) * env.world_size
+                run.step += 1
                 bar.update(1)
-                if not all(np.isfinite(v) for v in losses.values()):
-                    raise I2IError(f"loss became NaN/Inf at step {step}: {losses}; lower --lr or check the data")
-                if log is not None and (step % config.log_every == 0 or step == total_steps):
-                    now = time.perf_counter()
-                    rate = seen_images / max(now - window_start, 1e-9)
-                    seen_images, window_start = 0, now
-                    lr = next(iter(method.optimizers().values())).param_groups[0]["lr"]
-                    record = {
-                        "step": step,
-                        "epoch": step // steps_per_epoch,
-                        "lr": lr,
-                        "images_per_s": round(rate, 2),
-                        **{k: round(v, 5) for k, v in losses.items()},
-                    }
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                    if board is not None:
-                        for key, value in record.items():
-                            if key not in ("step", "epoch"):
-                                board.add_scalar(key, value, step)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:3]}, refresh=False)
-                if main and (step % config.sample_every == 0 or step == total_steps):
-                    grids.write(method, sample_batch, step)
-                if evaluator is not None and evaluator.due(step, total_steps):
-                    result.metrics = evaluator.run(method, step, board)
-                if main and step % config.save_every == 0 and step < total_steps:
-                    save_run(method, config, method_config, step, schedulers, out, result.metrics)
-                    saved_step = step
+                run.record(losses, int(batch["source"].shape[0]) * env.world_size, bar)
+                run.checkpoint(evaluator)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated) from the CLI's handler
         bar.close()
-        if not main:
-            raise _RankInterrupted(f"rank {env.rank} stopped at step {step}; rank 0 saves", cause=stop) from None
-        save_run(method, config, method_config, step, schedulers, out, result.metrics)
-        raise Interrupted(
-            f"checkpoint and state of step {step} saved in {out} (continue with --resume)", cause=stop
-        ) from None
+        if not run.main:
+            raise _RankInterrupted(f"rank {env.rank} stopped at step {run.step}; rank 0 saves", cause=stop) from None
+        run.save()
+        saved = f"checkpoint and state of step {run.step} saved in {run.out} (continue with --resume)"
+        raise Interrupted(saved, cause=stop) from None
     finally:
-        if board is not None:
-            board.close()
+        if run.board is not None:
+            run.board.close()
     bar.close()
-    if main:
-        metrics = result.metrics
-        result.checkpoints, result.state = save_run(method, config, method_config, step, schedulers, out, metrics)
+    result = run.result
+    if run.main:
+        result.checkpoints, result.state = run.save()
         result.eval_log = evaluator.log if evaluator is not None and evaluator.log.exists() else None
-    result.steps = step
-    result.seconds = time.perf_counter() - start
+    result.steps, result.seconds = run.step, time.perf_counter() - start
     return result
 
 

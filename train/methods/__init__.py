@@ -50,6 +50,8 @@ class Method:
     layout: ClassVar[str]  # "paired" (train/A + train/B, or aligned A|B in train/) or "unpaired" (trainA, trainB)
     summary: ClassVar[str]
     needs_data: ClassVar[bool] = True  # False: the method reads its own folders, and has no --data option
+    # True: the decay epochs resize to the crop size without random crops (the official CUT loaders).
+    crop_free_decay: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         self.config = config

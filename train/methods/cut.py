@@ -26,6 +26,11 @@ Shared: NCE layers 0,4,8,12,16 of the anti-aliased ResNet-9 generator (``cut_res
 patches, MLP head of width 256, τ = 0.07, negatives from the same image only, LSGAN, anti-aliased
 PatchGAN, Adam(2e-4, β = 0.5, 0.999) for G, D and the head, xavier-normal init (gain 0.02).
 
+Data: during the learning-rate decay epochs (epoch > ``n_epochs``) the official loaders set the load
+size to the crop size, so images are resized to the crop size with no random crop (flips stay);
+``crop_free_decay`` does the same here, switching at the first epoch that starts at or after the
+decay step (exactly epoch ``epochs`` on the full schedule).
+
 The head's MLPs get their widths from G's features, so they are made on the first batch (the
 reference's ``data_dependent_initialize``) together with their optimiser. That optimiser is not in
 the loop's LR schedulers (they exist before the first batch); its learning rate is copied from the
@@ -100,6 +105,7 @@ class CUT(Method):
     layout = "unpaired"
     summary = "unpaired, one generator: anti-aliased ResNet, PatchNCE + identity NCE, LSGAN (Park et al. 2020)"
     arch: ClassVar[str] = "cut_resnet"
+    crop_free_decay: ClassVar[bool] = True  # FastCUT and SN-DCR inherit it, as their loaders do
 
     def __init__(self, config: CUTConfig, device: torch.device) -> None:
         super().__init__(config, device)
