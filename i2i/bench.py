@@ -22,30 +22,98 @@ import numpy as np
 from i2i import __version__
 from i2i._cli import Command, debug_option
 from i2i._files import write_text
-from i2i.benchsuite import psnr_db
+from i2i.common import parse_hw, psnr_db, round_up
 from i2i.errors import I2IError
 
 
-def machine_info() -> dict[str, Any]:
+def _cpu_name() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import onnxruntime
+    return cpu
 
+
+def _nvidia_smi() -> dict[str, str]:
+    """GPU name and driver from nvidia-smi (part of every NVIDIA driver); {} without one."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return {}
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    first = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else ""
+    name, _, driver = first.partition(",")
+    return {"gpu": name.strip(), "gpu_driver": driver.strip()} if name.strip() else {}
+
+
+def _torch_cuda() -> dict[str, Any]:
+    """CUDA and cuDNN versions torch was built with, and its GPU, when torch is installed with CUDA."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return {}
+    import torch
+
+    info: dict[str, Any] = {"torch": torch.__version__}
+    if torch.cuda.is_available():
+        cudnn = torch.backends.cudnn.version()
+        info.update(
+            gpu=torch.cuda.get_device_name(0),
+            cuda=torch.version.cuda,
+            cudnn=".".join(str(cudnn // d % m) for d, m in ((10000, 100), (100, 100), (1, 100))) if cudnn else None,
+            compute_capability="{}.{}".format(*torch.cuda.get_device_capability(0)),
+            tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32),
+        )
+    return info
+
+
+def _runtimes() -> dict[str, Any]:
+    from i2i.runtime.backends.tensorrt import tensorrt_status
+
+    info: dict[str, Any] = {"onnxruntime": None, "onnxruntime_providers": [], "tensorrt": None}
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+        info["onnxruntime_providers"] = list(onnxruntime.get_available_providers())
+    except ImportError:
+        pass
+    ok, version = tensorrt_status()
+    info["tensorrt"] = version if ok else None
+    return info
+
+
+def machine_info(gpu: bool | None = None) -> dict[str, Any]:
+    """What the numbers were measured on. ``gpu=True`` (a GPU row ran) records the GPU name,
+    driver, CUDA, cuDNN, TensorRT and ONNX Runtime versions, and results are then filed under the
+    GPU's name; ``None`` records a GPU if one is present; ``False`` records none."""
     info: dict[str, Any] = {
-        "cpu": cpu,
+        "cpu": _cpu_name(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "os": platform.platform(),
         "i2i": __version__,
-        "onnxruntime": onnxruntime.__version__,
         "numpy": np.__version__,
+        **_runtimes(),
+        "gpu": None,
     }
+    if gpu is not False:
+        found = {**_nvidia_smi(), **(_torch_cuda() if gpu else {})}
+        if gpu and not found.get("gpu"):
+            found.update(_torch_cuda())
+        info.update(found)
     return info
 
 
@@ -62,10 +130,65 @@ def time_backend(backend: Any, batch: np.ndarray, warmup: int, iters: int) -> tu
     return samples, np.asarray(out)
 
 
-def find_checkpoint(model: Path, card: dict[str, Any]) -> Path | None:
-    name = card.get("source_checkpoint", {}).get("name")
+def find_checkpoint(model: Path, card: Any) -> Path | None:
+    source = (card.get("source") or card.get("source_checkpoint") if isinstance(card, dict) else card.source) or {}
+    name = source.get("name")
     candidate = model.parent / name if name else None
     return candidate if candidate is not None and candidate.is_file() else None
+
+
+def make_input(size: tuple[int, int], batch: int, multiple: int) -> np.ndarray:
+    """The bench input: a float NCHW RGB batch in [-1, 1], rounded up to the model's size multiple."""
+    h, w = (round_up(s, multiple) for s in size)
+    return np.random.default_rng(0).uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
+
+
+def to_model(tensor: np.ndarray, io: Any) -> np.ndarray:
+    """The bench input in the layout the model takes: uint8 NHWC BGR frames for frame I/O."""
+    if io.kind == "frame":
+        frames = np.rint((tensor + 1) * 127.5).clip(0, 255).astype(np.uint8)
+        return np.ascontiguousarray(frames.transpose(0, 2, 3, 1)[..., ::-1])
+    return tensor.astype(io.dtype)
+
+
+def from_model(output: np.ndarray, io: Any) -> np.ndarray:
+    """A model output as float NCHW RGB in [-1, 1], so every backend's output compares alike."""
+    if io.kind == "frame":
+        return output[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    return output.astype(np.float32)
+
+
+def _bench_one(backend: Any, tensor: np.ndarray, warmup: int, iters: int) -> tuple[dict[str, Any], np.ndarray]:
+    samples, out = time_backend(backend, to_model(tensor, backend.io), warmup, iters)
+    ms = np.asarray(samples) * 1e3
+    batch = tensor.shape[0]
+    row = {
+        "backend": backend.name,
+        "precision": backend.precision,
+        "device": backend.device,
+        "describe": backend.describe(),
+        "batch": batch,
+        "height": tensor.shape[2],
+        "width": tensor.shape[3],
+        "iters": iters,
+        "median_ms": float(np.median(ms)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "mean_ms": float(ms.mean()),
+        "min_ms": float(ms.min()),
+        "fps": float(batch * 1e3 / np.median(ms)),
+    }
+    return row, from_model(out, backend.io)
+
+
+def _relate_to_baseline(rows: list[dict[str, Any]], outputs: dict[str, np.ndarray]) -> None:
+    from i2i.runtime.backends.base import BASELINE
+
+    base = next((r for r in rows if r["backend"] == BASELINE), None)
+    ref = outputs.get(BASELINE)
+    for row in rows:
+        row["speedup_vs_torch"] = base["median_ms"] / row["median_ms"] if base else None
+        out = outputs[row["backend"]]
+        row["psnr_vs_torch_db"] = psnr_db(ref, out, 2.0) if ref is not None and ref.shape == out.shape else None
 
 
 def run_bench(
@@ -76,59 +199,35 @@ def run_bench(
     batch: int,
     warmup: int,
     iters: int,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    from i2i.runtime.backends import open_backend
+    """Time MODEL on each backend (a backend that opens checkpoints gets ``checkpoint``)."""
+    from i2i.runtime.backends import get_backend, open_backend
 
     if warmup < 0 or iters < 1:
         raise I2IError("--iters must be >= 1 and --warmup >= 0")
     rows: list[dict[str, Any]] = []
     outputs: dict[str, np.ndarray] = {}
-    batch_input: np.ndarray | None = None
-    card: dict[str, Any] = {}
+    tensor: np.ndarray | None = None
+    card: Any = None
     for name in backends:
-        path = model
-        if name == "torch":
-            if checkpoint is None:
-                click.echo("torch baseline skipped: no checkpoint (pass --checkpoint model.pt)", err=True)
-                continue
-            path = checkpoint
-        with open_backend(name, path) as backend:
-            card = card or backend.card
-            if batch_input is None:
-                m = backend.size_multiple
-                h, w = (m * max(1, math.ceil(s / m)) for s in size)
-                rng = np.random.default_rng(0)
-                batch_input = rng.uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
-            samples, out = time_backend(backend, batch_input, warmup, iters)
-            ms = np.asarray(samples) * 1e3
-            outputs[name] = out
-            rows.append(
-                {
-                    "backend": name,
-                    "precision": backend.precision,
-                    "device": backend.device,
-                    "batch": batch,
-                    "height": batch_input.shape[2],
-                    "width": batch_input.shape[3],
-                    "iters": iters,
-                    "median_ms": float(np.median(ms)),
-                    "p95_ms": float(np.percentile(ms, 95)),
-                    "mean_ms": float(ms.mean()),
-                    "min_ms": float(ms.min()),
-                    "fps": float(batch * 1e3 / np.median(ms)),
-                }
-            )
+        path = model if model.suffix.lower() in get_backend(name).suffixes else checkpoint
+        if path is None:
+            click.echo(f"{name} skipped: it runs checkpoints and there is none (pass --checkpoint model.pt)", err=True)
+            continue
+        with open_backend(name, path, device=device) as backend:
+            card = card if card is not None else backend.card
+            tensor = make_input(size, batch, backend.size_multiple) if tensor is None else tensor
+            row, outputs[name] = _bench_one(backend, tensor, warmup, iters)
+            rows.append(row)
     if not rows:
         raise I2IError("no backend ran")
-    base = next((r for r in rows if r["backend"] == "torch"), None)
-    for row in rows:
-        row["speedup_vs_torch"] = base["median_ms"] / row["median_ms"] if base else None
-        ref = outputs.get("torch")
-        row["psnr_vs_torch_db"] = psnr_db(ref, outputs[row["backend"]]) if ref is not None else None
+    _relate_to_baseline(rows, outputs)
+    arch = card.get("arch") if isinstance(card, dict) else getattr(card, "arch", None)
     return {
         "model": str(model),
-        "arch": card.get("arch"),
-        "machine": machine_info(),
+        "arch": arch,
+        "machine": machine_info(gpu=any(r["device"].startswith("cuda") for r in rows)),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "rows": rows,
     }
@@ -146,20 +245,9 @@ def format_table(result: dict[str, Any]) -> str:
             f"{r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['fps']:.1f} | {speed} | {psnr_s} |"
         )
     m = result["machine"]
-    lines.append(f"\n{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}")
+    gpu = f"{m['gpu']} (driver {m.get('gpu_driver') or '?'}, CUDA {m.get('cuda') or '?'}); " if m.get("gpu") else ""
+    lines.append(f"\n{gpu}{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}")
     return "\n".join(lines)
-
-
-def _parse_size(value: str) -> tuple[int, int]:
-    try:
-        parts = [int(p) for p in value.lower().replace("x", " ").split()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: use N or HxW, e.g. 256 or 720x1280", param_hint="--size") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise click.BadParameter(f"{value!r}: use N or HxW, e.g. 256 or 720x1280", param_hint="--size")
-    return parts[0], parts[1]
 
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
@@ -175,6 +263,9 @@ def _parse_size(value: str) -> tuple[int, int]:
     "--size", default="256", show_default=True, help="Input size, N or HxW (rounded up to the model's multiple)."
 )
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 1024))
+@click.option(
+    "--device", default="auto", show_default=True, help="cpu, cuda or cuda:N (auto: each backend's best device here)."
+)
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0))
 @click.option("--iters", default=20, show_default=True, type=click.IntRange(1))
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
@@ -205,6 +296,7 @@ def main(
     backends: str,
     size: str,
     batch: int,
+    device: str,
     warmup: int,
     iters: int,
     json_path: Path | None,
@@ -230,20 +322,22 @@ def main(
         for path in write_results(result, results_dir):
             click.echo(f"wrote {path}")
         return
-    from i2i.runtime.backends.base import BACKEND_MODULES
-    from i2i.runtime.backends.onnxruntime import OrtSession
+    from i2i.runtime.backends.base import BASELINE, backend_names, read_model_card
 
     names = [b.strip() for b in backends.split(",") if b.strip()]
-    unknown = [n for n in names if n not in BACKEND_MODULES]
+    unknown = [n for n in names if n not in backend_names()]
     if unknown or not names:
-        valid = ", ".join(BACKEND_MODULES)
+        valid = ", ".join(backend_names())
         raise click.BadParameter(
             f"{backends!r}: unknown backend(s) {', '.join(unknown)}; valid: {valid}", param_hint="--backends"
         )
-    if checkpoint is None and "torch" in names:
-        with OrtSession(model) as session:
-            checkpoint = find_checkpoint(model, session.card or {})
-    result = run_bench(model, checkpoint, names, _parse_size(size), batch, warmup, iters)
+    if checkpoint is None and BASELINE in names and model.is_file():
+        checkpoint = find_checkpoint(model, read_model_card(model))
+    try:
+        hw = parse_hw(size, "--size")
+    except I2IError as exc:
+        raise click.BadParameter(exc.message, param_hint="--size") from None
+    result = run_bench(model, checkpoint, names, hw, batch, warmup, iters, device=device)
     table = format_table(result)
     click.echo(table)
     if json_path:

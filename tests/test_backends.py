@@ -120,7 +120,7 @@ def test_torch_peers_precision_and_options(tiny_run: Path) -> None:
         reference, reduced = fp32(batch), bf16(batch)
     error = np.abs(reduced - reference)
     assert 0 < error.max() < 0.1  # bf16 keeps 8 mantissa bits: visibly different, never wildly off
-    with pytest.raises(I2IError, match="fp16 needs a CUDA device"):
+    with pytest.raises(I2IError, match="precision 'fp16' is not supported on cpu"):
         open_backend("torch", checkpoint, precision="fp16")
     with pytest.raises(I2IError, match="precision 'int8' is not supported"):
         open_backend("torch", checkpoint, precision="int8")
@@ -128,6 +128,41 @@ def test_torch_peers_precision_and_options(tiny_run: Path) -> None:
         open_backend("torch-compile", checkpoint, mode="fastest")
     with pytest.raises(I2IError, match="has no option mode"):
         open_backend("torch", checkpoint, mode="default")
+
+
+@pytest.mark.parametrize("name", sorted(BACKEND_MODULES))
+def test_every_backend_refuses_what_it_does_not_declare(name: str, tmp_path: Path) -> None:
+    """The base class owns open: unknown options, devices, precisions and suffixes are errors on
+    every backend, before any library or model is loaded (TensorRT's open used to ignore them)."""
+    cls = get_backend(name)
+    model = tmp_path / f"m{cls.suffixes[0]}"
+    with pytest.raises(I2IError, match=rf"backend '{name}' has no option bogus; valid options: "):
+        cls.open(model, bogus=1)
+    with pytest.raises(I2IError, match=rf"{name} backend: unknown device 'tpu'"):
+        cls.open(model, device="tpu")
+    with pytest.raises(I2IError, match=rf"{name} backend: precision 'int4' is not supported"):
+        cls.open(model, precision="int4")
+    with pytest.raises(I2IError, match=rf"{name} backend opens .* files, not m\.xyz"):
+        cls.open(tmp_path / "m.xyz")
+    with pytest.raises(I2IError, match="model not found"):
+        cls.open(model)
+    assert cls.resolve_device(None) == cls.default_device and cls.default_device.partition(":")[0] in cls.devices
+    assert set(cls.options) == set(cls.options) and all(isinstance(h, str) and h for h in cls.options.values())
+
+
+def test_open_reads_the_card_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = make_model(tmp_path / "m.onnx")
+    calls: list[Path] = []
+    real = backends_base.read_model_card
+
+    def counting(p: Path) -> Any:
+        calls.append(p)
+        return real(p)
+
+    monkeypatch.setattr(backends_base, "read_model_card", counting)
+    with open_backend("ort", path) as backend:
+        assert backend.io.size_multiple == 8
+    assert calls == [path]
 
 
 def test_trt_missing_or_unavailable_is_reported_not_raised() -> None:
@@ -334,12 +369,25 @@ def test_ort_io_binding_path_on_cpu(tmp_path: Path) -> None:
     with OrtSession(path) as session:
         runner = BoundRunner(session, "cpu", 0, fixed=True)
         np.testing.assert_array_equal(runner(batch), -batch)
-        first = runner._output
+        (first,) = runner._buffers.values()
         short = batch[:2] * 0.5
         np.testing.assert_array_equal(runner(short), -short)  # padded to 3, sliced back to 2
-        assert runner._output is first  # same buffer: the address a CUDA graph captured
+        assert list(runner._buffers.values()) == [first]  # same buffers: the addresses a CUDA graph captured
         with pytest.raises(I2IError, match="CUDA graph captured for batches of shape"):
             runner(sample_batch("tensor", "float32", n=4))
+
+
+def test_ort_io_binding_preallocates_buffers_per_shape(tmp_path: Path) -> None:
+    """Without CUDA graphs, each batch shape gets device buffers once, reused by later calls of that shape."""
+    path = make_model(tmp_path / "m.onnx")
+    with OrtSession(path) as session:
+        runner = BoundRunner(session, "cpu", 0, fixed=False)
+        a, b = sample_batch("tensor", "float32", n=2), sample_batch("tensor", "float32", n=1, h=8, w=8)
+        np.testing.assert_array_equal(runner(a), -a)
+        buffers = runner._buffers[a.shape]
+        np.testing.assert_array_equal(runner(b), -b)
+        np.testing.assert_array_equal(runner(a * 0.25), -a * 0.25)  # new values through the same buffers
+        assert runner._buffers[a.shape] is buffers and set(runner._buffers) == {a.shape, b.shape}
 
 
 # --- OpenVINO -----------------------------------------------------------------------------------
@@ -359,9 +407,9 @@ def test_openvino_precision_is_explicit(tmp_path: Path) -> None:
     if "BF16" not in capabilities:
         with pytest.raises(I2IError, match="no native bf16"):
             open_backend("openvino", path, precision="bf16")
-    with pytest.raises(I2IError, match="cpu only"):
+    with pytest.raises(I2IError, match="unknown device 'cuda'; valid: cpu"):
         open_backend("openvino", path, device="cuda")
-    with pytest.raises(I2IError, match="runs ONNX exports"):
+    with pytest.raises(I2IError, match=r"opens \.onnx files, not model\.pt"):
         open_backend("openvino", tmp_path / "model.pt")
 
 
@@ -372,21 +420,55 @@ def _status(unavailable: set[str]) -> Any:
     return lambda name: (name not in unavailable, f"{name} missing")
 
 
-def test_plan_auto_ranking() -> None:
-    everything = plan_auto("m.onnx", providers=ALL_PROVIDERS, status=_status(set()))
+def _providers(monkeypatch: pytest.MonkeyPatch, providers: list[str]) -> None:
+    from i2i.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "available_providers", staticmethod(lambda: list(providers)))
+
+
+def test_plan_auto_ranking(monkeypatch: pytest.MonkeyPatch) -> None:
+    _providers(monkeypatch, ALL_PROVIDERS)
+    everything = plan_auto("m.onnx", status=_status(set()))
     assert [c.label.split(" (")[0] for c in everything] == ["TensorRT", "ORT CUDA", "OpenVINO CPU", "ORT CPU"]
     assert all(c.skip is None for c in everything)
     assert everything[0].opts == {"provider": "tensorrt"}
-    bare = plan_auto("m.onnx", providers=CPU_ONLY, status=_status({"openvino"}))
-    assert [c.skip is None for c in bare] == [False, False, False, True]
-    assert "no TensorrtExecutionProvider" in (bare[0].skip or "") and bare[2].skip == "openvino missing"
-    cpu = plan_auto("m.onnx", "cpu", providers=ALL_PROVIDERS, status=_status(set()))
+    cpu = plan_auto("m.onnx", "cpu", status=_status(set()))
     assert cpu[0].skip == "--device cpu" and cpu[2].skip is None
-    gpu = plan_auto("m.onnx", "cuda:1", providers=ALL_PROVIDERS, status=_status(set()))
+    gpu = plan_auto("m.onnx", "cuda:1", status=_status(set()))
     assert gpu[0].device == "cuda:1" and gpu[3].skip == "--device cuda:1"
     assert plan_auto("m.pt", status=_status(set()))[0].backend == "torch"
     engine = plan_auto("m.engine", status=_status({"trt"}))
     assert engine[0].backend == "trt" and engine[0].skip == "trt missing"
+    _providers(monkeypatch, CPU_ONLY)
+    bare = plan_auto("m.onnx", status=_status({"openvino"}))
+    assert [c.skip is None for c in bare] == [False, False, False, True]
+    assert "no TensorrtExecutionProvider" in (bare[0].skip or "") and bare[2].skip == "openvino missing"
+    # The reason names the command that fixes it, for this environment (here: the CPU wheel is installed).
+    assert "pip uninstall -y onnxruntime && " in (bare[1].skip or "") and "install 'i2i[gpu]'" in (bare[1].skip or "")
+
+
+def test_auto_ranking_comes_from_the_backend_classes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new backend is its module plus one registry line: --backend auto reads its class attributes."""
+    from i2i.runtime.backends.base import AutoTier, Backend, register_backend
+
+    class Quick(Backend):
+        suffixes = (".onnx",)
+        auto_rank = (AutoTier(25, "Quick CPU", "cpu"),)
+
+        @classmethod
+        def available(cls) -> tuple[bool, str]:
+            return True, "quick 1.0"
+
+        def _infer(self, batch: np.ndarray) -> np.ndarray:
+            return batch
+
+    monkeypatch.setitem(backends_base.BACKEND_MODULES, "quick", "quick")
+    monkeypatch.setitem(backends_base.BACKENDS, "quick", register_backend("quick")(Quick))
+    _providers(monkeypatch, ALL_PROVIDERS)
+    labels = [c.label.split(" (")[0] for c in plan_auto("m.onnx", status=_status(set()))]
+    assert labels == ["TensorRT", "ORT CUDA", "Quick CPU", "OpenVINO CPU", "ORT CPU"]
+    assert "quick" in backends_base.backend_names() and "quick" not in backends_base.backends_for("m.engine")
+    backends_base.BACKENDS.pop("quick")
 
 
 def test_open_auto_falls_through_and_says_why(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """The backend interface and registry.
 
-A backend is one class: ``open`` loads a model file and reads its card, the base class's checked
-``__call__`` validates every batch against the card (layout, dtype, size) and hands it to
-``_infer``; backends are context managers. Backend modules import their heavy library
+A backend is one class that declares what it opens (``suffixes``, ``devices``, ``default_device``,
+``precisions``, ``options``, ``auto_rank``) and implements ``available``, ``_open`` and ``_infer``.
+The base class's ``open`` checks a request against those declarations, reads the card once and
+hands it to ``_open``; its checked ``__call__`` validates every batch against the card (layout,
+dtype, size) and hands it to ``_infer``; backends are context managers. Backend modules import their heavy library
 (onnxruntime, openvino, tensorrt, torch) inside ``available``/``open`` and are imported only when
 asked for by name, so the runtime never pays for (or needs) what it does not use — ``i2i-run``
 with ONNX Runtime never imports torch.
@@ -15,8 +17,8 @@ from __future__ import annotations
 
 import abc
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,13 +35,69 @@ class TensorSpec:
     dtype: str  # numpy dtype name: "float32", "float16", "uint8"
 
 
+@dataclass(frozen=True)
+class AutoTier:
+    """One way ``--backend auto`` may run a model on this backend (a backend can offer several)."""
+
+    rank: int  # lower is tried first: the fastest tier of all backends comes first
+    label: str  # what people read: "ORT CUDA"
+    device: str  # device kind: "cpu" or "cuda"
+    opts: Mapping[str, str] = field(default_factory=dict)
+
+
+# The card as backends receive it. A dict today; the typed ModelCard once the runtime has one: every
+# backend reads it through ``card_io`` / ``card_field``, so the switch is one change here.
+Card = Any
+
+
+def read_model_card(path: Path) -> Card:
+    """The card of ``path``, read once by ``Backend.open`` and handed to ``_open``."""
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from i2i.runtime.card import read_onnx_card, require_card
+
+        return require_card(read_onnx_card(path), path)
+    if suffix in (".engine", ".plan"):
+        from i2i.runtime.backends.tensorrt import read_sidecar
+
+        return read_sidecar(path)["card"]
+    return None  # a checkpoint: the torch backend derives the card from what it loads
+
+
+def card_io(card: Card, where: str) -> ModelIO:
+    io = getattr(card, "io", None)
+    return io if isinstance(io, ModelIO) else parse_io(card, where=where)
+
+
+def card_field(card: Card, name: str, default: Any = None) -> Any:
+    value = card.get(name, default) if isinstance(card, dict) else getattr(card, name, default)
+    return default if value is None else value
+
+
+def device_kind(device: str) -> str:
+    """'cuda:1' -> 'cuda'."""
+    return device.partition(":")[0]
+
+
 class Backend(abc.ABC):
+    """What a backend declares (class attributes) and what it implements (``available``, ``_open``,
+    ``_infer``). ``open`` belongs to this base: a backend never re-implements option, device or
+    precision checks, so every backend refuses the same mistakes with the same message."""
+
     name: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # for people: "ONNX Runtime"
+    suffixes: ClassVar[tuple[str, ...]] = (".onnx",)  # model files it opens
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)  # device kinds; "cuda" also accepts "cuda:N"
+    default_device: ClassVar[str] = "cpu"  # what device=None means
+    # precisions it runs: one tuple for every device, or device kind -> tuple
+    precisions: ClassVar[tuple[str, ...] | Mapping[str, tuple[str, ...]]] = ("fp32",)
+    options: ClassVar[Mapping[str, str]] = {}  # option name -> help (i2i-run -O name=value)
+    auto_rank: ClassVar[tuple[AutoTier, ...]] = ()  # how --backend auto may use it; () = only by name
 
     def __init__(
         self,
         path: Path,
-        card: dict[str, Any],
+        card: Card,
         inputs: list[TensorSpec],
         outputs: list[TensorSpec],
         device: str,
@@ -54,7 +112,7 @@ class Backend(abc.ABC):
         self._closed = False
         # A card that disagrees with the graph is an export bug; catching it here means a wrong
         # model fails at load time with a clear message, not as garbage frames at run time.
-        self.io: ModelIO = parse_io(card, where=str(path))
+        self.io: ModelIO = card_io(card, where=str(path))
         self._check_graph()
 
     # -- what subclasses implement -------------------------------------------------------------
@@ -64,15 +122,80 @@ class Backend(abc.ABC):
         """(True, version) when the backend's library imports, else (False, why not)."""
 
     @classmethod
-    @abc.abstractmethod
-    def open(cls, path: str | Path, device: str = "cpu", precision: str = "auto", **opts: Any) -> Backend:
-        """Load a model file and read its card. ``precision="auto"`` means the model's own."""
+    def _open(cls, path: Path, card: Card, device: str, precision: str, **opts: Any) -> Backend:
+        """Load ``path`` (its ``card`` already read, device/precision/options already checked)."""
+        raise NotImplementedError(f"{cls.__name__} implements no _open")
 
     @abc.abstractmethod
     def _infer(self, batch: np.ndarray) -> np.ndarray: ...
 
     def _close(self) -> None:  # noqa: B027 - optional hook, most backends have nothing to release
         pass
+
+    @classmethod
+    def auto_device(cls) -> str:
+        """What device='auto' means here (the default device unless a backend can probe better)."""
+        return cls.default_device
+
+    @classmethod
+    def tier_skip(cls, tier: AutoTier) -> str | None:
+        """Why ``tier`` cannot run here, from cheap probes (no model loaded); None if worth trying."""
+        return None
+
+    # -- opening, owned by the base ---------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, device: str | None = None, precision: str = "auto", **opts: Any) -> Backend:
+        """Check the request against what the class declares, read the card once, then ``_open``.
+
+        ``device=None`` is the backend's default device, ``"auto"`` its best one here;
+        ``precision="auto"`` means the model's own.
+        """
+        path = Path(path)
+        cls.check_suffix(path)
+        cls.check_options(opts)
+        device = cls.resolve_device(device)
+        cls.check_precision(precision, device)
+        if not path.exists():
+            raise I2IError(f"model not found: {path}")
+        return cls._open(path, read_model_card(path), device, precision, **opts)
+
+    @classmethod
+    def check_suffix(cls, path: Path) -> None:
+        if path.suffix.lower() not in cls.suffixes:
+            raise I2IError(f"{cls.name} backend opens {' / '.join(cls.suffixes)} files, not {path.name}")
+
+    @classmethod
+    def check_options(cls, opts: Mapping[str, Any]) -> None:
+        """An option a backend does not take is an error, never silently ignored."""
+        unknown = sorted(set(opts) - set(cls.options))
+        if unknown:
+            listed = ", ".join(cls.options) if cls.options else "none"
+            raise I2IError(f"backend {cls.name!r} has no option {', '.join(unknown)}; valid options: {listed}")
+
+    @classmethod
+    def resolve_device(cls, device: str | None) -> str:
+        device = cls.default_device if device is None else device
+        if device == "auto":
+            device = cls.auto_device()
+        kind, _, index = device.partition(":")
+        if kind not in cls.devices or (index and (kind == "cpu" or not index.isdigit())):
+            valid = ", ".join(d + (", cuda:N" if d == "cuda" else "") for d in cls.devices)
+            raise I2IError(f"{cls.name} backend: unknown device {device!r}; valid: {valid} (or auto)")
+        return device
+
+    @classmethod
+    def precisions_on(cls, device: str) -> tuple[str, ...]:
+        declared = cls.precisions
+        return tuple(declared.get(device_kind(device), ())) if isinstance(declared, Mapping) else tuple(declared)
+
+    @classmethod
+    def check_precision(cls, precision: str, device: str) -> None:
+        valid = cls.precisions_on(device)
+        if precision != "auto" and precision not in valid:
+            raise I2IError(
+                f"{cls.name} backend: precision {precision!r} is not supported on {device} "
+                f"(valid: auto, {', '.join(valid)})"
+            )
 
     # -- the checked public surface --------------------------------------------------------------
     @property
@@ -152,6 +275,8 @@ class Backend(abc.ABC):
 
 
 # name -> module under i2i.runtime.backends; imported on first use, the module registers its class.
+# A new backend is its module plus one line here: everything else (i2i-run's --backend choices,
+# --backend auto, the bench) reads the class attributes.
 BACKEND_MODULES: dict[str, str] = {
     "ort": "onnxruntime",
     "openvino": "openvino",
@@ -160,6 +285,8 @@ BACKEND_MODULES: dict[str, str] = {
     "torch-compile": "torch",
 }
 BACKENDS: dict[str, type[Backend]] = {}
+# The reference every benchmark compares against (torch eager on the checkpoint).
+BASELINE = "torch"
 
 
 def register_backend(name: str) -> Callable[[type[Backend]], type[Backend]]:
@@ -169,6 +296,11 @@ def register_backend(name: str) -> Callable[[type[Backend]], type[Backend]]:
         return cls
 
     return deco
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every registered backend name (installed or not), for choices and help texts."""
+    return tuple(BACKEND_MODULES)
 
 
 def get_backend(name: str) -> type[Backend]:
@@ -190,6 +322,20 @@ def get_backend(name: str) -> type[Backend]:
     return BACKENDS[name]
 
 
+def backends_for(path: str | Path) -> tuple[str, ...]:
+    """Names of the registered backends whose ``suffixes`` accept ``path`` (modules that load)."""
+    suffix = Path(path).suffix.lower()
+    names = []
+    for name in BACKEND_MODULES:
+        try:
+            cls = get_backend(name)
+        except I2IError:
+            continue
+        if suffix in cls.suffixes:
+            names.append(name)
+    return tuple(names)
+
+
 def backend_status(name: str) -> tuple[bool, str]:
     """(available, version or reason); never raises for a known name."""
     try:
@@ -207,21 +353,12 @@ def available_backends() -> dict[str, tuple[bool, str]]:
 
 
 def open_backend(
-    name: str, path: str | Path, device: str = "cpu", precision: str | None = None, **opts: Any
+    name: str, path: str | Path, device: str | None = None, precision: str | None = None, **opts: Any
 ) -> Backend:
-    """Open ``path`` on backend ``name``. ``precision=None`` leaves the backend's default (the model's own)."""
+    """Open ``path`` on backend ``name``. ``device=None`` is the backend's default device,
+    ``precision=None`` (or "auto") the model's own."""
     cls = get_backend(name)
     ok, why = cls.available()
     if not ok:
         raise I2IError(f"cannot open {path}: backend {name!r} is not available: {why}")
-    if precision is not None:
-        opts["precision"] = precision
-    return cls.open(path, device=device, **opts)
-
-
-def check_options(backend: str, opts: dict[str, Any], valid: tuple[str, ...]) -> None:
-    """Unknown backend options are errors (never silently ignored)."""
-    unknown = sorted(set(opts) - set(valid))
-    if unknown:
-        listed = ", ".join(valid) if valid else "none"
-        raise I2IError(f"backend {backend!r} has no option {', '.join(unknown)}; valid options: {listed}")
+    return cls.open(path, device=device, precision=precision or "auto", **opts)

@@ -1,29 +1,41 @@
 """ONNX Runtime backend: CPU, CUDA and TensorRT execution providers.
 
 Provider choice is explicit (``plan_providers``): a requested GPU provider that onnxruntime lacks
-is an error naming the ``i2i[gpu]`` extra, and a session that silently fell back to the CPU (ORT
-does that when a provider fails to initialise) is refused rather than run 50x slower unnoticed.
+is an error naming the exact command that installs it, and a GPU session never runs nodes on the
+CPU behind the user's back: GPU plans set ``session.disable_cpu_ep_fallback`` (ORT then refuses
+to create a session with CPU-placed nodes, which would also break CUDA graphs), and ORT's own
+warnings stay visible. With ``-O cpu_fallback=true`` the CPU may take nodes; where they went is
+then read from ORT's profile of the first run (``node_placement``), not from ``get_providers()``,
+which lists the providers registered, not where nodes were placed.
 
-On a GPU the batch goes through IO binding: ORT copies the host batch straight to the device and
-the output straight back (one copy each way, no intermediate host OrtValue). For models with a
-fixed input size (``static_size`` in the card) CUDA graphs are enabled: the whole network is
-replayed as one graph launch, which needs device buffers at fixed addresses, so the input and
-output are allocated once and updated in place; a last, short batch is padded to the captured
-batch size and the padding is sliced off the output.
+On a GPU the batch goes through IO binding into device buffers allocated once per batch shape and
+updated in place (one host-to-device copy in, one device-to-host copy out, no per-call device
+allocation). For models with a fixed input size (``static_size`` in the card) CUDA graphs are
+enabled and cuDNN searches its convolution algorithms exhaustively once: the whole network is
+replayed as one graph launch, which needs the buffers at fixed addresses; a last, short batch is
+padded to the captured batch size and the padding is sliced off the output. The TensorRT provider
+gets optimisation-profile shapes (so it does not rebuild its engine for every new resolution) and
+an engine cache folder.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import re
+import sys
+import tempfile
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from i2i.common import round_up
 from i2i.errors import I2IError
-from i2i.runtime.backends.base import Backend, TensorSpec, check_options, register_backend
-from i2i.runtime.card import CARD_KEY, require_card
+from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, card_field, card_io, register_backend
+from i2i.runtime.card import CARD_KEY, ModelIO
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
 PROVIDER_NAMES = {
@@ -31,16 +43,59 @@ PROVIDER_NAMES = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-OPTIONS = ("threads", "spin", "provider", "cuda_graph", "io_binding", "trt_cache")
-_GPU_HINT = "pip install 'i2i[gpu]' (onnxruntime-gpu) on a machine with an NVIDIA driver"
+OPTIONS = {
+    "threads": "intra-op threads (0: ORT's default)",
+    "spin": "let ORT's worker threads busy-wait between operators (default false)",
+    "provider": "cpu, cuda or tensorrt (default: the device's own)",
+    "cuda_graph": "true, false or auto (auto: on for static-size models on CUDA)",
+    "io_binding": "true, false or auto (auto: on for CUDA)",
+    "trt_cache": "folder for the TensorRT provider's engine and timing caches",
+    "cpu_fallback": "allow ORT to place nodes on the CPU in a GPU session (default false)",
+}
+TRT_CACHE = Path.home() / ".cache" / "i2i" / "ort-trt"
+# TensorRT-provider profile for dynamic models: from small crops to 1080p, optimised for 720p.
+PROFILE_MIN, PROFILE_OPT, PROFILE_MAX = (1, 64, 64), (1, 720, 1280), (8, 1080, 1920)
 
 
 def _import_ort() -> Any:
     try:
         import onnxruntime
-    except ImportError as exc:  # pragma: no cover - onnxruntime is a base dependency
-        raise I2IError(f"onnxruntime is not installed ({exc}); pip install i2i") from None
+    except ImportError as exc:
+        raise I2IError(f"onnxruntime is not installed ({exc}); {install_command('cpu')}") from None
     return onnxruntime
+
+
+# -- which onnxruntime is installed, and the command that gets the GPU one ------------------------
+def _installed(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def install_command(extra: str) -> str:
+    """The pip command that installs i2i's ``extra`` into this interpreter's environment."""
+    return f"{Path(sys.executable).name} -m pip install 'i2i[{extra}]'"
+
+
+def gpu_fix_command() -> str:
+    """The exact command that gives this environment onnxruntime's GPU providers.
+
+    ``onnxruntime`` and ``onnxruntime-gpu`` install the same ``onnxruntime/`` package, so the CPU
+    distribution must go before the GPU one is (re)installed, or its files win again.
+    """
+    pip = f"{Path(sys.executable).name} -m pip"
+    cpu, gpu = _installed("onnxruntime"), _installed("onnxruntime-gpu")
+    if cpu is None:
+        if gpu is None:
+            return f"{pip} install 'i2i[gpu]'"
+        return f"{pip} install --force-reinstall --no-deps 'onnxruntime-gpu=={gpu}'"
+    remove = "onnxruntime onnxruntime-gpu" if gpu else "onnxruntime"
+    return f"{pip} uninstall -y {remove} && {pip} install 'i2i[gpu]'"
+
+
+def _gpu_hint() -> str:
+    return f"run `{gpu_fix_command()}` on a machine with an NVIDIA driver"
 
 
 def parse_device(device: str) -> tuple[str, int]:
@@ -61,10 +116,15 @@ class ProviderPlan:
     providers: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     io_binding: bool = False
     cuda_graph: bool = False
+    session_config: dict[str, str] = field(default_factory=dict)  # SessionOptions config entries
 
     @property
     def device(self) -> str:
         return "cpu" if self.provider == "cpu" else f"cuda:{self.device_id}"
+
+    @property
+    def cpu_fallback(self) -> bool:
+        return self.provider != "cpu" and self.session_config.get("session.disable_cpu_ep_fallback") != "1"
 
 
 def _flag(value: Any, name: str) -> bool | None:
@@ -81,29 +141,12 @@ def _flag(value: Any, name: str) -> bool | None:
     raise I2IError(f"ort backend: option {name}={value!r} must be true, false or auto")
 
 
-def plan_providers(
-    device: str,
-    available: list[str],
-    *,
-    model_precision: str = "fp32",
-    precision: str = "auto",
-    static: bool = False,
-    provider: str | None = None,
-    cuda_graph: Any = "auto",
-    io_binding: Any = "auto",
-    trt_cache: str | Path | None = None,
-) -> ProviderPlan:
-    """Choose execution providers and their options; every impossible request is an I2IError.
-
-    ``device='auto'`` takes CUDA when this onnxruntime has it, else the CPU; ``provider`` picks
-    the TensorRT provider over plain CUDA on a GPU. Precision is the model's own except with the
-    TensorRT provider, which can build fp16 kernels from an fp32 graph.
-    """
+def _choose_provider(device: str, available: list[str], provider: str | None) -> tuple[str, str, int]:
+    """(provider, device kind, device id); a provider this onnxruntime lacks names the fix."""
     if device == "auto":
         device = "cuda" if PROVIDER_NAMES["cuda"] in available else "cpu"
     kind, device_id = parse_device(device)
-    if provider is None:
-        provider = kind
+    provider = kind if provider is None else provider
     if provider not in PROVIDER_NAMES:
         raise I2IError(f"ort backend: unknown provider {provider!r}; valid: {', '.join(PROVIDER_NAMES)}")
     if (provider == "cpu") != (kind == "cpu"):
@@ -111,8 +154,12 @@ def plan_providers(
     wanted = PROVIDER_NAMES[provider]
     if wanted not in available:
         have = ", ".join(available) or "none"
-        raise I2IError(f"ort backend: this onnxruntime has no {wanted} (it has {have}); {_GPU_HINT}")
+        raise I2IError(f"ort backend: this onnxruntime has no {wanted} (it has {have}); {_gpu_hint()}")
+    return provider, kind, device_id
 
+
+def _choose_precision(precision: str, model_precision: str, provider: str) -> str:
+    """Precision is the model's own, except that the TensorRT provider can build fp16 from fp32."""
     if precision == "auto":
         precision = model_precision
     if precision not in ("fp32", "fp16", "int8"):
@@ -122,7 +169,11 @@ def plan_providers(
             f"ort backend: the model was exported in {model_precision}; ORT runs it as exported "
             f"(export with --fp16 for fp16, or use the TensorRT provider, which can build fp16 from fp32)"
         )
+    return precision
 
+
+def _choose_graph(kind: str, static: bool, cuda_graph: Any, io_binding: Any) -> tuple[bool, bool]:
+    """(CUDA graph, IO binding): graphs need a CUDA device, a fixed input size and IO binding."""
     graph = _flag(cuda_graph, "cuda_graph")
     if graph and kind == "cpu":
         raise I2IError("ort backend: CUDA graphs need a CUDA device (--device cuda)")
@@ -134,41 +185,107 @@ def plan_providers(
     binding = _flag(io_binding, "io_binding")
     if binding is False and use_graph:
         raise I2IError("ort backend: CUDA graphs need IO binding; drop io_binding=false")
-    use_binding = (kind == "cuda") if binding is None else binding
+    return use_graph, (kind == "cuda") if binding is None else binding
 
-    cpu: tuple[str, dict[str, str]] = (PROVIDER_NAMES["cpu"], {})
-    providers: list[tuple[str, dict[str, str]]]
-    if provider == "cpu":
-        providers = [cpu]
-    else:
-        cuda_options = {
-            "device_id": str(device_id),
-            # Exhaustive cuDNN search is worth it once per shape; with dynamic shapes it would re-run
-            # for every new frame size, so fall back to heuristics there.
-            "cudnn_conv_algo_search": "EXHAUSTIVE" if static else "HEURISTIC",
-            "do_copy_in_default_stream": "1",
-        }
-        if provider == "cuda":
-            cuda_options["enable_cuda_graph"] = "1" if use_graph else "0"
-            providers = [(PROVIDER_NAMES["cuda"], cuda_options), cpu]
+
+def profile_shapes(io: ModelIO, input_name: str, static_batch: int | None = None) -> dict[str, str]:
+    """TensorRT-provider profile options: min/opt/max input shapes (the static shape when fixed)."""
+
+    def shape(n: int, h: int, w: int) -> str:
+        if io.static_size is not None:
+            h, w = io.static_size
         else:
-            cache = str(trt_cache or Path.home() / ".cache" / "i2i" / "ort-trt")
-            trt_options = {
-                "device_id": str(device_id),
-                "trt_fp16_enable": "1" if precision == "fp16" else "0",
-                # Engine building takes minutes; the cache makes it a one-time cost per model and shape.
-                "trt_engine_cache_enable": "1",
-                "trt_engine_cache_path": cache,
-                "trt_timing_cache_enable": "1",
-                "trt_timing_cache_path": cache,
-                "trt_cuda_graph_enable": "1" if use_graph else "0",
-            }
-            providers = [(PROVIDER_NAMES["tensorrt"], trt_options), (PROVIDER_NAMES["cuda"], cuda_options), cpu]
-    return ProviderPlan(provider, device_id, precision, providers, io_binding=use_binding, cuda_graph=use_graph)
+            h, w = round_up(h, io.size_multiple), round_up(w, io.size_multiple)
+        dims = io.batch_shape(static_batch or n, h, w)
+        return f"{input_name}:{'x'.join(str(d) for d in dims)}"
+
+    return {
+        "trt_profile_min_shapes": shape(*PROFILE_MIN),
+        "trt_profile_opt_shapes": shape(*PROFILE_OPT),
+        "trt_profile_max_shapes": shape(*PROFILE_MAX),
+    }
+
+
+def _gpu_providers(
+    provider: str, device_id: int, precision: str, static: bool, use_graph: bool, trt: dict[str, str]
+) -> list[tuple[str, dict[str, str]]]:
+    cpu: tuple[str, dict[str, str]] = (PROVIDER_NAMES["cpu"], {})
+    cuda_options = {
+        "device_id": str(device_id),
+        # Exhaustive cuDNN search is worth it once per shape; with dynamic shapes it would re-run
+        # for every new frame size, so fall back to heuristics there.
+        "cudnn_conv_algo_search": "EXHAUSTIVE" if static else "HEURISTIC",
+        "do_copy_in_default_stream": "1",
+    }
+    if provider == "cuda":
+        cuda_options["enable_cuda_graph"] = "1" if use_graph else "0"
+        return [(PROVIDER_NAMES["cuda"], cuda_options), cpu]
+    trt_options = {
+        "device_id": str(device_id),
+        "trt_fp16_enable": "1" if precision == "fp16" else "0",
+        # Engine building takes minutes; the cache makes it a one-time cost per model and profile.
+        "trt_engine_cache_enable": "1",
+        "trt_timing_cache_enable": "1",
+        "trt_cuda_graph_enable": "1" if use_graph else "0",
+        **trt,
+    }
+    return [(PROVIDER_NAMES["tensorrt"], trt_options), (PROVIDER_NAMES["cuda"], cuda_options), cpu]
+
+
+def plan_providers(
+    device: str,
+    available: list[str],
+    *,
+    model_precision: str = "fp32",
+    precision: str = "auto",
+    static: bool = False,
+    provider: str | None = None,
+    cuda_graph: Any = "auto",
+    io_binding: Any = "auto",
+    trt_cache: str | Path | None = None,
+    trt_profile: dict[str, str] | None = None,
+    cpu_fallback: Any = False,
+) -> ProviderPlan:
+    """Choose execution providers and their options; every impossible request is an I2IError.
+
+    ``device='auto'`` takes CUDA when this onnxruntime has it, else the CPU; ``provider`` picks
+    the TensorRT provider over plain CUDA on a GPU.
+    """
+    provider, kind, device_id = _choose_provider(device, available, provider)
+    precision = _choose_precision(precision, model_precision, provider)
+    use_graph, use_binding = _choose_graph(kind, static, cuda_graph, io_binding)
+    if provider == "cpu":
+        return ProviderPlan(provider, device_id, precision, [(PROVIDER_NAMES["cpu"], {})], use_binding, use_graph)
+    cache = str(trt_cache or TRT_CACHE)
+    trt = {"trt_engine_cache_path": cache, "trt_timing_cache_path": cache, **(trt_profile or {})}
+    providers = _gpu_providers(provider, device_id, precision, static, use_graph, trt)
+    config = {} if _flag(cpu_fallback, "cpu_fallback") else {"session.disable_cpu_ep_fallback": "1"}
+    return ProviderPlan(provider, device_id, precision, providers, use_binding, use_graph, config)
+
+
+def node_placement(profile: str | Path) -> Counter[str]:
+    """Execution provider -> number of graph nodes it ran, from an ORT profile (``enable_profiling``).
+
+    This is where nodes were actually placed; ``session.get_providers()`` only lists the
+    providers that were registered.
+    """
+    try:
+        events = json.loads(Path(profile).read_text())
+    except (OSError, ValueError) as exc:
+        raise I2IError(f"cannot read the ONNX Runtime profile {profile}: {exc}") from None
+    placed: Counter[str] = Counter()
+    seen: set[str] = set()
+    for event in events:
+        args = event.get("args") or {}
+        name, provider = event.get("name", ""), args.get("provider")
+        if event.get("cat") == "Node" and provider and name.endswith("_kernel_time") and name not in seen:
+            seen.add(name)
+            placed[provider] += 1
+    return placed
 
 
 class OrtSession:
-    """A thin InferenceSession wrapper that reads the i2i card and turns load errors into one line."""
+    """A thin InferenceSession wrapper that turns load errors into one line."""
 
     def __init__(
         self,
@@ -176,6 +293,8 @@ class OrtSession:
         providers: list[str] | list[tuple[str, dict[str, str]]] | None = None,
         threads: int = 0,
         spin: bool = False,
+        config: dict[str, str] | None = None,
+        profile_dir: str | None = None,
     ) -> None:
         ort = _import_ort()
         self.path = Path(path)
@@ -188,20 +307,26 @@ class OrtSession:
         # thread and pre/post-processing need the same cores, and on a shared or small CPU the
         # spinning starves them: measured 1.5-2x lower throughput on a loaded 2-core machine.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        options.log_severity_level = 3
+        for key, value in (config or {}).items():
+            options.add_session_config_entry(key, value)
+        if profile_dir is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(profile_dir) / "ort")
+        options.log_severity_level = 2  # warnings stay visible (a provider that falls back says so)
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
             )
         except Exception as exc:
-            detail = " ".join(str(exc).split())[:200]
+            detail = " ".join(str(exc).split())[:300]
             raise I2IError(f"cannot load ONNX model {self.path}: {detail}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
-        meta = self.session.get_modelmeta().custom_metadata_map
-        import json
 
-        self.card: dict[str, Any] | None = json.loads(meta[CARD_KEY]) if CARD_KEY in meta else None
+    @property
+    def card(self) -> dict[str, Any] | None:
+        meta = self.session.get_modelmeta().custom_metadata_map
+        return json.loads(meta[CARD_KEY]) if CARD_KEY in meta else None
 
     def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         def spec(arg: Any) -> TensorSpec:
@@ -223,12 +348,15 @@ class OrtSession:
 
 
 class BoundRunner:
-    """Runs a session through IO binding on ``device_type`` ('cuda' or 'cpu').
+    """Runs a session through IO binding into buffers on ``device_type`` ('cuda' or 'cpu').
 
-    ``fixed=True`` keeps input and output in buffers allocated on the first call and updated in
-    place afterwards: CUDA graphs replay kernels with the addresses they captured, so the buffers
-    must never move. The first call fixes the batch size; shorter batches are padded.
+    Input and output OrtValues are allocated once per batch shape and updated in place (the last
+    ``keep`` shapes are kept). ``fixed=True`` (CUDA graphs) allows one shape only: graphs replay
+    kernels with the addresses they captured, so the buffers must never move; the first call
+    fixes the batch size and shorter batches are padded.
     """
+
+    keep: ClassVar[int] = 4
 
     def __init__(self, session: OrtSession, device_type: str, device_id: int, fixed: bool) -> None:
         self.ort = _import_ort()
@@ -236,52 +364,64 @@ class BoundRunner:
         self.device_type = device_type
         self.device_id = device_id
         self.fixed = fixed
-        self.binding = session.session.io_binding()
-        self._input: Any = None  # OrtValue, fixed mode only
-        self._output: Any = None
+        out_type = session.session.get_outputs()[0].type
+        self._out_dtype = np.dtype(_ORT_TYPES.get(out_type, "float32"))
+        self._buffers: OrderedDict[tuple[int, ...], tuple[Any, Any, Any]] = OrderedDict()
+
+    def _bound(self, shape: tuple[int, ...], batch: np.ndarray) -> tuple[Any, Any, Any]:
+        """(binding, input, output) for ``shape``; new buffers are bound once, then reused."""
+        if shape in self._buffers:
+            self._buffers.move_to_end(shape)
+            return self._buffers[shape]
+        ort, where = self.ort, (self.device_type, self.device_id)
+        # Allocated, not ortvalue_from_numpy: on the CPU that would alias the caller's array, and
+        # update_inplace would then write later batches into it.
+        source = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), batch.dtype, *where)
+        # Image translation keeps the spatial size and the I/O layout, so the output has the
+        # input's shape; its dtype is the graph output's.
+        target = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), self._out_dtype, *where)
+        binding = self.session.session.io_binding()
+        binding.bind_ortvalue_input(self.session.input_name, source)
+        binding.bind_ortvalue_output(self.session.output_name, target)
+        self._buffers[shape] = (binding, source, target)
+        if len(self._buffers) > self.keep:
+            self._buffers.popitem(last=False)
+        return binding, source, target
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        if self.fixed:
-            return self._run_fixed(batch)
-        self.binding.bind_cpu_input(self.session.input_name, batch)  # one host -> device copy
-        self.binding.bind_output(self.session.output_name, self.device_type, self.device_id)
-        self.binding.synchronize_inputs()
-        self.session.session.run_with_iobinding(self.binding)
-        self.binding.synchronize_outputs()
-        return self.binding.copy_outputs_to_cpu()[0]  # one device -> host copy
-
-    def _run_fixed(self, batch: np.ndarray) -> np.ndarray:
         n = batch.shape[0]
-        if self._input is None:
-            ort, where = self.ort, (self.device_type, self.device_id)
-            self._input = ort.OrtValue.ortvalue_from_numpy(batch, *where)
-            # Image translation keeps the spatial size and the I/O layout, so the output has the
-            # input's shape; its dtype is the graph output's.
-            out_type = self.session.session.get_outputs()[0].type
-            out_dtype = np.dtype(_ORT_TYPES.get(out_type, "float32"))
-            self._output = ort.OrtValue.ortvalue_from_shape_and_type(list(batch.shape), out_dtype, *where)
-            self.binding.bind_ortvalue_input(self.session.input_name, self._input)
-            self.binding.bind_ortvalue_output(self.session.output_name, self._output)
-        else:
-            captured = tuple(self._input.shape())
+        if self.fixed and self._buffers:
+            captured = next(iter(self._buffers))
             if batch.shape[1:] != captured[1:] or n > captured[0]:
                 raise I2IError(
                     f"ort backend: CUDA graph captured for batches of shape {captured}; got {batch.shape} "
                     "(use a fixed --batch, or pass -O cuda_graph=false)"
                 )
             if n < captured[0]:  # last, short batch: repeat the last frame to the captured size
-                pad = np.repeat(batch[-1:], captured[0] - n, axis=0)
-                batch = np.concatenate([batch, pad])
-            self._input.update_inplace(batch)
-        self.session.session.run_with_iobinding(self.binding)
-        self.binding.synchronize_outputs()
-        return self._output.numpy()[:n]
+                batch = np.concatenate([batch, np.repeat(batch[-1:], captured[0] - n, axis=0)])
+        binding, source, target = self._bound(tuple(batch.shape), batch)
+        source.update_inplace(batch)  # one host -> device copy into the fixed buffer
+        self.session.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        return target.numpy()[:n]  # one device -> host copy
 
 
 @register_backend("ort")
 class OnnxRuntimeBackend(Backend):
+    label = "ONNX Runtime"
+    suffixes = (".onnx",)
+    devices = ("cpu", "cuda")
+    default_device = "cpu"
+    precisions = ("fp32", "fp16", "int8")  # plan_providers refines: ORT runs a graph as exported
+    options = OPTIONS
+    auto_rank = (
+        AutoTier(10, "TensorRT (ONNX Runtime's TensorRT provider)", "cuda", {"provider": "tensorrt"}),
+        AutoTier(20, "ORT CUDA", "cuda"),
+        AutoTier(40, "ORT CPU", "cpu"),
+    )
     _session: OrtSession
     _runner: BoundRunner | None
+    _profile_dir: tempfile.TemporaryDirectory[str] | None = None
     plan: ProviderPlan
 
     @classmethod
@@ -289,7 +429,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             import onnxruntime
         except ImportError as exc:
-            return False, f"onnxruntime does not import: {exc}"
+            return False, f"onnxruntime does not import ({exc}); {install_command('cpu')}"
         return True, f"onnxruntime {onnxruntime.__version__}"
 
     @staticmethod
@@ -297,38 +437,45 @@ class OnnxRuntimeBackend(Backend):
         return list(_import_ort().get_available_providers())
 
     @classmethod
-    def open(cls, path: str | Path, device: str = "auto", precision: str = "auto", **opts: Any) -> Backend:
-        from i2i.runtime.card import parse_io, read_onnx_card
+    def auto_device(cls) -> str:
+        return "cuda" if PROVIDER_NAMES["cuda"] in cls.available_providers() else "cpu"
 
-        check_options("ort", opts, OPTIONS)
-        # Read the card before building a session: provider options depend on it (static shapes).
-        card = require_card(read_onnx_card(path), path)
-        io = parse_io(card, where=str(path))
+    @classmethod
+    def tier_skip(cls, tier: AutoTier) -> str | None:
+        provider = PROVIDER_NAMES[tier.opts.get("provider", tier.device)]
+        if provider not in cls.available_providers():
+            return f"onnxruntime has no {provider} ({_gpu_hint()})"
+        return None
+
+    @classmethod
+    def _open(cls, path: Path, card: Card, device: str, precision: str, **opts: Any) -> Backend:
+        io = card_io(card, where=str(path))
+        trt_profile = (
+            profile_shapes(io, _input_name(path), card_field(card, "static_batch"))
+            if opts.get("provider") == "tensorrt"
+            else None
+        )
         plan = plan_providers(
             device,
             cls.available_providers(),
-            model_precision=str(card.get("precision", "fp32")),
+            model_precision=str(card_field(card, "precision", "fp32")),
             precision=precision,
             static=io.static_size is not None,
             provider=opts.get("provider"),
             cuda_graph=opts.get("cuda_graph", "auto"),
             io_binding=opts.get("io_binding", "auto"),
             trt_cache=opts.get("trt_cache"),
+            trt_profile=trt_profile,
+            cpu_fallback=opts.get("cpu_fallback", False),
         )
+        if plan.provider != "cpu":
+            _preload_gpu_libraries()
+        profile_dir = tempfile.TemporaryDirectory(prefix="i2i-ort-") if plan.cpu_fallback else None
         spin = bool(_flag(opts.get("spin", False), "spin"))
-        session = OrtSession(path, providers=plan.providers, threads=int(opts.get("threads", 0)), spin=spin)
-        active = session.session.get_providers()
-        wanted = PROVIDER_NAMES[plan.provider]
-        if not active or active[0] != wanted:
-            session.close()
-            raise I2IError(
-                f"ort backend: {wanted} failed to start (onnxruntime fell back to {', '.join(active)}); "
-                "check the CUDA/cuDNN/TensorRT libraries match this onnxruntime-gpu"
-            )
+        session = _start_session(path, plan, int(opts.get("threads", 0)), spin, profile_dir)
         inputs, outputs = session.specs()
-        backend = cls(Path(path), card, inputs, outputs, plan.device, plan.precision)
-        backend._session = session
-        backend.plan = plan
+        backend = cls(path, card, inputs, outputs, plan.device, plan.precision)
+        backend._session, backend.plan, backend._profile_dir = session, plan, profile_dir
         backend._runner = (
             BoundRunner(session, "cpu" if plan.provider == "cpu" else "cuda", plan.device_id, plan.cuda_graph)
             if plan.io_binding
@@ -337,16 +484,78 @@ class OnnxRuntimeBackend(Backend):
         return backend
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        if self._runner is not None:
-            return self._runner(batch)
-        return self._session.run(batch)
+        result = self._runner(batch) if self._runner is not None else self._session.run(batch)
+        if self._profile_dir is not None:
+            self._report_placement()
+        return result
+
+    def _report_placement(self) -> None:
+        """After the first run of a session allowed to fall back: say how many nodes the CPU ran."""
+        assert self._profile_dir is not None
+        placed = node_placement(self._session.session.end_profiling())
+        self._profile_dir.cleanup()
+        self._profile_dir = None
+        self.placement = placed
+        on_cpu = placed.get(PROVIDER_NAMES["cpu"], 0)
+        if on_cpu:
+            print(
+                f"ort backend: {on_cpu} of {sum(placed.values())} nodes run on the CPU (cpu_fallback=true): "
+                "expect copies between host and device on every frame",
+                file=sys.stderr,
+            )
 
     def _close(self) -> None:
         self._runner = None
         self._session.close()
+        if self._profile_dir is not None:
+            self._profile_dir.cleanup()
 
     def describe(self) -> str:
         plan: ProviderPlan = self.plan
         extras = [e for e, on in (("IO binding", plan.io_binding), ("CUDA graph", plan.cuda_graph)) if on]
         suffix = f", {', '.join(extras)}" if extras else ""
         return f"ort {PROVIDER_NAMES[plan.provider]} ({self.device}, {self.precision}{suffix})"
+
+
+def _input_name(path: Path) -> str:
+    """The graph's first input name, which the TensorRT provider's profile options are keyed by
+    (read through a CPU session without graph optimisation: a small cost beside an engine build)."""
+    ort = _import_ort()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise I2IError(f"cannot load ONNX model {path}: {' '.join(str(exc).split())[:200]}") from None
+    return str(session.get_inputs()[0].name)
+
+
+def _preload_gpu_libraries() -> None:
+    """Load pip-installed CUDA/cuDNN libraries before a CUDA session (onnxruntime >= 1.21);
+    without it they are found only if torch happened to be imported first."""
+    ort = _import_ort()
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        preload()
+
+
+def _start_session(
+    path: Path, plan: ProviderPlan, threads: int, spin: bool, profile: tempfile.TemporaryDirectory[str] | None
+) -> OrtSession:
+    try:
+        return OrtSession(
+            path,
+            providers=plan.providers,
+            threads=threads,
+            spin=spin,
+            config=plan.session_config,
+            profile_dir=profile.name if profile else None,
+        )
+    except I2IError as exc:
+        if plan.cpu_fallback or "fallback to CPU EP has been explicitly disabled" not in exc.message:
+            raise
+        raise I2IError(
+            f"ort backend: {PROVIDER_NAMES[plan.provider]} cannot run every node of {path.name} (or failed to "
+            "start: check the CUDA/cuDNN/TensorRT libraries match this onnxruntime-gpu); pass "
+            "-O cpu_fallback=true to let the CPU take the rest"
+        ) from None

@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 
 from i2i.errors import I2IError, MissingDependencyError
-from i2i.runtime.backends.base import Backend, TensorSpec, check_options, register_backend
-from i2i.runtime.card import parse_io, read_onnx_card, require_card
+from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, card_field, register_backend
 
-OPTIONS = ("threads", "specialise")
+OPTIONS = {
+    "threads": "inference threads (0: OpenVINO's default)",
+    "specialise": "compile a fixed-shape model after a shape was seen this many times (0: never; default 3)",
+}
 _KEEP_SPECIALISED = 4
 # i2i precision -> (OpenVINO hint, the CPU capability it needs, or None for always available)
 # int8: a QDQ-quantised export; the hint then only governs the ops left unquantised.
@@ -53,6 +55,13 @@ def _spec(port: Any) -> TensorSpec:
 
 @register_backend("openvino")
 class OpenVinoBackend(Backend):
+    label = "OpenVINO"
+    suffixes = (".onnx",)
+    devices = ("cpu",)
+    default_device = "cpu"
+    precisions = tuple(_PRECISIONS)
+    options = OPTIONS
+    auto_rank = (AutoTier(30, "OpenVINO CPU", "cpu"),)
     _request: Any
     _compiled: Any
     _model: Any
@@ -70,22 +79,13 @@ class OpenVinoBackend(Backend):
         return True, f"openvino {openvino.get_version()}"
 
     @classmethod
-    def open(cls, path: str | Path, device: str = "cpu", precision: str = "auto", **opts: Any) -> Backend:
-        check_options("openvino", opts, OPTIONS)
-        if device not in ("cpu", "auto"):
-            raise I2IError(f"openvino backend: device {device!r} is not supported (cpu only)")
-        if Path(path).suffix.lower() != ".onnx":
-            raise I2IError(f"openvino backend runs ONNX exports (model.onnx), not {Path(path).name}")
-        card = require_card(read_onnx_card(path), path)
-        parse_io(card, where=str(path))  # a bad card fails here, before a compile
-        quantised = card.get("precision") == "int8"
+    def _open(cls, path: Path, card: Card, device: str, precision: str, **opts: Any) -> Backend:
+        quantised = card_field(card, "precision") == "int8"
         precision = ("int8" if quantised else "fp32") if precision == "auto" else precision
         if (precision == "int8") != quantised:
             raise I2IError(
                 "openvino backend: int8 runs int8 exports (i2i-export --int8), and an int8 export runs as int8"
             )
-        if precision not in _PRECISIONS:
-            raise I2IError(f"openvino backend: precision {precision!r} is not one of {', '.join(_PRECISIONS)}")
         hint, capability = _PRECISIONS[precision]
 
         ov = _import_openvino()
@@ -120,7 +120,7 @@ class OpenVinoBackend(Backend):
         compiled = compile_model(model)
         inputs = [_spec(port) for port in compiled.inputs]
         outputs = [_spec(port) for port in compiled.outputs]
-        backend = cls(Path(path), card, inputs, outputs, "cpu", precision)
+        backend = cls(path, card, inputs, outputs, "cpu", precision)
         backend._model = model
         backend._compile = compile_model
         backend._compiled = compiled

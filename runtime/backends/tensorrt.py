@@ -16,18 +16,19 @@ every NVIDIA driver) by ctypes, so the ``trt`` extra needs nothing beyond ``tens
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import importlib.util
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from i2i.common import file_sha256
 from i2i.errors import I2IError, MissingDependencyError
-from i2i.runtime.backends.base import Backend, TensorSpec, register_backend
+from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -236,14 +237,6 @@ def check_compatible(sidecar: dict[str, Any], tensorrt_version: str, gpu: GpuIde
         )
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_engine_file(engine: Path, sidecar: dict[str, Any]) -> None:
     """The engine bytes must be the ones the sidecar describes (no engine swapped under a sidecar)."""
     expected = sidecar["engine"].get("sha256")
@@ -273,8 +266,38 @@ def _shape_in_profile(shape: tuple[int, ...], profile: dict[str, Any]) -> bool:
 
 
 # -- the backend ------------------------------------------------------------------------------------
+def engine_specs(engine: trt.ICudaEngine, profile: dict[str, Any]) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The engine's I/O tensors. An axis the engine reports as dynamic (-1) but whose profile has
+    min == max is fixed: an engine built from a dynamic ONNX with a fixed-batch profile runs that
+    batch only, so the pipeline must see it as fixed (and pad a last, short batch)."""
+    import tensorrt as trt
+
+    inputs: list[TensorSpec] = []
+    outputs: list[TensorSpec] = []
+    lo, hi = list(profile["min"]), list(profile["max"])
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        dims = _dims_tuple(engine.get_tensor_shape(name))
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        shape: list[int | None] = [None if d < 0 else d for d in dims]
+        if shape and shape[0] is None and lo and lo[0] == hi[0]:
+            shape[0] = int(lo[0])  # batch: the same for input and output of a translation model
+        if is_input and len(lo) == len(shape):
+            shape = [int(a) if d is None and a == b else d for d, a, b in zip(shape, lo, hi)]
+        spec = TensorSpec(name, tuple(shape), np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name)
+        (inputs if is_input else outputs).append(spec)
+    return inputs, outputs
+
+
 @register_backend("trt")
 class TensorRTBackend(Backend):
+    label = "TensorRT"
+    suffixes = (".engine", ".plan")
+    devices = ("cuda",)
+    default_device = "cuda"
+    precisions = ("fp32", "fp16", "bf16", "int8")  # an engine runs as built: _open checks the sidecar
+    options: ClassVar[Mapping[str, str]] = {}
+    auto_rank = (AutoTier(0, "TensorRT engine", "cuda"),)
     _driver: CudaDriver
     _engine: trt.ICudaEngine
     _context: trt.IExecutionContext
@@ -290,11 +313,14 @@ class TensorRTBackend(Backend):
         return (True, f"tensorrt {detail}") if ok else (False, f"{detail}; pip install 'i2i[trt]'")
 
     @classmethod
-    def open(cls, path: str | Path, device: str = "cuda", precision: str = "fp32", **opts: Any) -> Backend:
-        path = Path(path)
-        if not path.is_file():
-            raise I2IError(f"engine not found: {path}")
+    def _open(cls, path: Path, card: Card, device: str, precision: str, **opts: Any) -> Backend:
         sidecar = read_sidecar(path)
+        built = str(sidecar["precision"])
+        if precision not in ("auto", built):
+            raise I2IError(
+                f"trt backend: {path.name} was built for {built}; an engine runs at the precision it was built "
+                f"with: rebuild with `{sidecar['rebuild']}` and the precision you want"
+            )
         index = parse_device(device)
         version = require_tensorrt()
         driver = CudaDriver()
@@ -312,20 +338,10 @@ class TensorRTBackend(Backend):
         context = engine.create_execution_context()
         if context is None:
             raise I2IError(f"TensorRT could not create an execution context for {path.name} (out of GPU memory?)")
-        inputs: list[TensorSpec] = []
-        outputs: list[TensorSpec] = []
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
-            dims = _dims_tuple(engine.get_tensor_shape(name))
-            spec = TensorSpec(
-                name,
-                tuple(None if d < 0 else d for d in dims),
-                np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name,
-            )
-            (inputs if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs).append(spec)
+        inputs, outputs = engine_specs(engine, sidecar["profiles"][0])
         if len(inputs) != 1 or len(outputs) != 1:
             raise I2IError(f"{path.name}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
-        backend = cls(path, sidecar["card"], inputs, outputs, f"cuda:{index}", str(sidecar["precision"]))
+        backend = cls(path, card, inputs, outputs, f"cuda:{index}", built)
         backend._driver, backend._engine, backend._context = driver, engine, context
         backend._stream, backend._device_index, backend._buffers = driver.stream(), index, {}
         backend._sidecar = sidecar
