@@ -1,10 +1,21 @@
 """Post-training int8 quantisation of the ONNX graph with ONNX Runtime's static quantiser.
 
-Weights are quantised per output channel (int8, symmetric), activations per tensor (uint8) from
-ranges observed on calibration images, in the QDQ format (QuantizeLinear/DequantizeLinear pairs
-around each op), which ONNX Runtime, OpenVINO and TensorRT all read. The calibration images should
-be real frames of the kind the model will see; i2i takes the training split by default and checks
-parity on the test split, so the parity figure is not measured on the images that set the ranges.
+The result is explicit, symmetric Q/DQ (QuantizeLinear/DequantizeLinear pairs), the only int8 that
+TensorRT builds (strongly typed, 10.x and 11.x: no calibrator at engine build time) and one that
+ONNX Runtime and OpenVINO run as well:
+
+* activations int8 per tensor, zero point 0, scales from ranges observed on calibration images;
+* weights int8 per channel, zero point 0: Conv along its output channels (axis 0); ConvTranspose
+  along axis 0 too, the axis TensorRT's deconvolution kernels take (its weights are C_in x C_out);
+* only Conv and ConvTranspose are quantised (the placement TensorRT recommends: the inputs and
+  outputs of the weighted layers), and biases stay float: onnx-tensorrt dequantizes only int8,
+  fp8 and int4, not the int32 bias ONNX Runtime would write.
+
+onnx-tensorrt refuses a QuantizeLinear/DequantizeLinear whose zero point is not 0, and has no
+uint8 inside the network: the asymmetric uint8 activations the quantiser writes by default would
+not build. The calibration images should be real frames of the kind the model will see; i2i takes
+the training split by default and checks parity on the test split, so the parity figure is not
+measured on the images that set the ranges.
 """
 
 from __future__ import annotations
@@ -25,18 +36,38 @@ from i2i.errors import I2IError
 CALIBRATORS = ("minmax", "entropy", "percentile")
 
 
+# What the quantiser writes: the Q/DQ TensorRT accepts (see the module docstring).
+QUANTISED_OPS = ("Conv", "ConvTranspose")
+SYMMETRIC_OPTIONS: dict[str, Any] = {
+    "ActivationSymmetric": True,
+    "WeightSymmetric": True,
+    "QuantizeBias": False,
+    "QDQDisableWeightAdjustForInt32Bias": True,  # the bias stays float: no int32 range to fit
+}
+
+
+def _weight_axes(path: Path) -> dict[str, list[dict[str, int]]]:
+    """Per-tensor overrides putting every ConvTranspose weight's channel axis at 0 (the quantiser's
+    default there is 1, its output channels, which TensorRT's deconvolution kernels do not take)."""
+    model = onnx.load(str(path), load_external_data=False)
+    weights = {init.name for init in model.graph.initializer}
+    return {
+        n.input[1]: [{"axis": 0}] for n in model.graph.node if n.op_type == "ConvTranspose" and n.input[1] in weights
+    }
+
+
 def calibration_batches(image_dir: Path, size_multiple: int, side: int = 256, max_images: int = 64) -> list[np.ndarray]:
     """NCHW float32 [-1, 1] batches of one image each, resized to ``side`` (rounded to the multiple)."""
     import cv2
 
+    from i2i.common import list_images, round_up
     from i2i.runtime.frames import preprocess
 
-    exts = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
     if not image_dir.is_dir():
         raise I2IError(f"--calib-data: not a folder: {image_dir}")
-    files = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in exts)[:max_images]
+    files = list_images(image_dir)[:max_images]
     m = max(1, size_multiple)
-    side = m * max(1, -(-side // m))
+    side = round_up(side, m)
     batches = []
     for path in files:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -60,7 +91,7 @@ def _root_log_level(level: int) -> Iterator[None]:
 
 
 def to_int8(model: onnx.ModelProto, batches: list[np.ndarray], calibrator: str = "minmax") -> onnx.ModelProto:
-    """The QDQ int8 version of ``model``, calibrated on ``batches``."""
+    """The symmetric Q/DQ int8 version of ``model``, calibrated on ``batches``."""
     try:
         from onnxruntime.quantization import (
             CalibrationDataReader,
@@ -102,11 +133,29 @@ def to_int8(model: onnx.ModelProto, batches: list[np.ndarray], calibrator: str =
                     Reader(),
                     quant_format=QuantFormat.QDQ,
                     per_channel=True,
-                    activation_type=QuantType.QUInt8,
+                    activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8,
                     calibrate_method=methods[calibrator],
-                    extra_options={"CalibTensorRangeSymmetric": False},
+                    op_types_to_quantize=list(QUANTISED_OPS),
+                    extra_options={**SYMMETRIC_OPTIONS, "TensorQuantOverrides": _weight_axes(prepared)},
                 )
         except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds
             raise I2IError(f"int8 quantisation failed: {' '.join(str(exc).split())[:300]}") from None
-        return onnx.load(str(quantised))
+        result = onnx.load(str(quantised))
+    check_symmetric(result)
+    return result
+
+
+def check_symmetric(model: onnx.ModelProto) -> None:
+    """Every Q/DQ is int8 with zero point 0 (what TensorRT builds); an I2IError names the first that is not."""
+    from onnx import numpy_helper
+
+    constants = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        zero = constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if zero is None:
+            raise I2IError(f"int8 quantisation wrote {node.op_type} {node.name!r} without an int8 zero point")
+        if zero.data_type != onnx.TensorProto.INT8 or numpy_helper.to_array(zero).any():
+            raise I2IError(f"int8 quantisation wrote an asymmetric or non-int8 {node.op_type} {node.name!r}")
