@@ -300,7 +300,8 @@ def test_plan_cpu() -> None:
 
 def test_plan_cuda_with_io_binding_and_graphs_for_static_shapes() -> None:
     dynamic = plan_providers("cuda:1", ALL_PROVIDERS)
-    assert [p for p, _ in dynamic.providers] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert [p for p, _ in dynamic.providers] == ["CUDAExecutionProvider"]  # no CPU: fallback is refused
+    assert dynamic.session_config == {"session.disable_cpu_ep_fallback": "1"} and not dynamic.cpu_fallback
     options = dynamic.providers[0][1]
     assert options["device_id"] == "1" and options["enable_cuda_graph"] == "0"
     assert options["cudnn_conv_algo_search"] == "HEURISTIC"
@@ -315,11 +316,65 @@ def test_plan_cuda_with_io_binding_and_graphs_for_static_shapes() -> None:
 
 def test_plan_tensorrt(tmp_path: Path) -> None:
     plan = plan_providers("cuda", ALL_PROVIDERS, provider="tensorrt", precision="fp16", static=True, trt_cache=tmp_path)
-    assert [p for p, _ in plan.providers] == ALL_PROVIDERS
+    assert [p for p, _ in plan.providers] == ALL_PROVIDERS[:2]
     trt = plan.providers[0][1]
     assert trt["trt_fp16_enable"] == "1" and trt["trt_engine_cache_path"] == str(tmp_path)
     assert trt["trt_cuda_graph_enable"] == "1" and plan.precision == "fp16"
     assert "enable_cuda_graph" not in plan.providers[1][1]  # one graph owner: TensorRT
+    fallback = plan_providers("cuda", ALL_PROVIDERS, provider="tensorrt", cpu_fallback="true")
+    assert [p for p, _ in fallback.providers] == ALL_PROVIDERS and fallback.session_config == {}
+
+
+def test_tensorrt_provider_gets_profile_shapes_and_a_cache(tmp_path: Path) -> None:
+    """Without profile shapes the TensorRT provider rebuilds its engine for every new resolution."""
+    from i2i.runtime.backends.onnxruntime import profile_shapes
+    from i2i.runtime.card import ModelIO
+
+    dynamic = profile_shapes(ModelIO(size_multiple=8), "image")
+    assert dynamic == {
+        "trt_profile_min_shapes": "image:1x3x64x64",
+        "trt_profile_opt_shapes": "image:1x3x720x1280",
+        "trt_profile_max_shapes": "image:8x3x1080x1920",
+    }
+    frame = profile_shapes(ModelIO(kind="frame", dtype="uint8", size_multiple=32), "frame", static_batch=2)
+    assert frame["trt_profile_opt_shapes"] == "frame:2x736x1280x3"  # NHWC, rounded up to the multiple
+    static = profile_shapes(ModelIO(size_multiple=4, static_size=(256, 256)), "image")
+    assert static["trt_profile_min_shapes"] == static["trt_profile_opt_shapes"] == "image:1x3x256x256"
+    assert static["trt_profile_max_shapes"] == "image:8x3x256x256"  # the size is fixed, the batch is not
+    plan = plan_providers("cuda", ALL_PROVIDERS, provider="tensorrt", trt_cache=tmp_path, trt_profile=dynamic)
+    options = plan.providers[0][1]
+    assert options["trt_profile_opt_shapes"] == "image:1x3x720x1280"
+    assert options["trt_engine_cache_enable"] == "1" and options["trt_engine_cache_path"] == str(tmp_path)
+
+
+def test_gpu_session_that_would_place_nodes_on_the_cpu_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 7: a CUDA session whose provider cannot start (here: this onnxruntime has none) used
+    to be detected from get_providers(); now ORT itself refuses CPU placement, we say how to fix it,
+    and the pip-installed CUDA libraries are preloaded first."""
+    import onnxruntime
+
+    from i2i.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    path = make_model(tmp_path / "m.onnx")
+    preloaded: list[bool] = []
+    monkeypatch.setattr(OnnxRuntimeBackend, "available_providers", staticmethod(lambda: list(ALL_PROVIDERS)))
+    monkeypatch.setattr(onnxruntime, "preload_dlls", lambda *a, **k: preloaded.append(True), raising=False)
+    with pytest.raises(I2IError, match="CUDAExecutionProvider cannot run every node of m.onnx.*cpu_fallback=true"):
+        open_backend("ort", path, device="cuda")
+    assert preloaded == [True]
+
+
+def test_node_placement_is_read_from_the_profile(tmp_path: Path) -> None:
+    from i2i.runtime.backends.onnxruntime import node_placement
+
+    path = make_model(tmp_path / "m.onnx")
+    with OrtSession(path, profile_dir=str(tmp_path)) as session:
+        assert session.session.get_session_options().log_severity_level == 2  # ORT's warnings are shown
+        session.run(sample_batch("tensor", "float32"))
+        placed = node_placement(session.session.end_profiling())
+    assert placed == {"CPUExecutionProvider": 1}  # the one Neg node, where it actually ran
 
 
 @pytest.mark.parametrize(

@@ -207,9 +207,11 @@ def profile_shapes(io: ModelIO, input_name: str, static_batch: int | None = None
 
 
 def _gpu_providers(
-    provider: str, device_id: int, precision: str, static: bool, use_graph: bool, trt: dict[str, str]
+    provider: str, device_id: int, precision: str, static: bool, use_graph: bool, trt: dict[str, str], fallback: bool
 ) -> list[tuple[str, dict[str, str]]]:
-    cpu: tuple[str, dict[str, str]] = (PROVIDER_NAMES["cpu"], {})
+    # The CPU provider is listed only when it may take nodes: ORT refuses a session that lists it
+    # while CPU fallback is disabled.
+    cpu: list[tuple[str, dict[str, str]]] = [(PROVIDER_NAMES["cpu"], {})] if fallback else []
     cuda_options = {
         "device_id": str(device_id),
         # Exhaustive cuDNN search is worth it once per shape; with dynamic shapes it would re-run
@@ -219,7 +221,7 @@ def _gpu_providers(
     }
     if provider == "cuda":
         cuda_options["enable_cuda_graph"] = "1" if use_graph else "0"
-        return [(PROVIDER_NAMES["cuda"], cuda_options), cpu]
+        return [(PROVIDER_NAMES["cuda"], cuda_options), *cpu]
     trt_options = {
         "device_id": str(device_id),
         "trt_fp16_enable": "1" if precision == "fp16" else "0",
@@ -229,7 +231,7 @@ def _gpu_providers(
         "trt_cuda_graph_enable": "1" if use_graph else "0",
         **trt,
     }
-    return [(PROVIDER_NAMES["tensorrt"], trt_options), (PROVIDER_NAMES["cuda"], cuda_options), cpu]
+    return [(PROVIDER_NAMES["tensorrt"], trt_options), (PROVIDER_NAMES["cuda"], cuda_options), *cpu]
 
 
 def plan_providers(
@@ -258,8 +260,9 @@ def plan_providers(
         return ProviderPlan(provider, device_id, precision, [(PROVIDER_NAMES["cpu"], {})], use_binding, use_graph)
     cache = str(trt_cache or TRT_CACHE)
     trt = {"trt_engine_cache_path": cache, "trt_timing_cache_path": cache, **(trt_profile or {})}
-    providers = _gpu_providers(provider, device_id, precision, static, use_graph, trt)
-    config = {} if _flag(cpu_fallback, "cpu_fallback") else {"session.disable_cpu_ep_fallback": "1"}
+    fallback = bool(_flag(cpu_fallback, "cpu_fallback"))
+    providers = _gpu_providers(provider, device_id, precision, static, use_graph, trt, fallback)
+    config = {} if fallback else {"session.disable_cpu_ep_fallback": "1"}
     return ProviderPlan(provider, device_id, precision, providers, use_binding, use_graph, config)
 
 
