@@ -408,3 +408,53 @@ def test_compressed_runs_switch_at_the_first_epoch_of_the_decay_and_other_method
     cyclegan_cfg = get_method("cyclegan").config_class(ngf=8, ndf=8, n_blocks=1)
     cyclegan = _setup(get_method("cyclegan"), cyclegan_cfg, config, DistEnv(), torch.device("cpu"))
     assert cyclegan.samples is not None and cyclegan.samples.late is None  # the CycleGAN loaders always crop
+
+
+# --------------------------------------------------------------------------- test-time normalisation
+
+
+def test_sample_grids_and_evaluation_run_in_the_recorded_test_mode(tmp_path: Path) -> None:
+    from i2i.train.checkpoint import prepare_for_test
+    from i2i.train.loop import test_mode
+
+    method = get_method("pix2pix")(get_method("pix2pix").config_class(ngf=4, ndf=4, num_downs=5), torch.device("cpu"))
+    trained = method.generator
+    with torch.no_grad():  # running statistics far from any batch's own, so the two modes differ
+        for m in trained.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.fill_(0.5)
+                m.running_var.fill_(4.0)
+    batch = {"source": torch.rand(2, 3, 32, 32) * 2 - 1, "target": torch.zeros(2, 3, 32, 32)}
+    rows = {}
+    for test_norm in ("frame", "running"):
+        config = TrainConfig(data="", out=str(tmp_path), test_norm=test_norm)
+        with test_mode(method, config):
+            assert method.generator is not trained
+            rows[test_norm] = method.sample_rows(batch)[1]
+        assert method.generator is trained and trained.training  # the training net is untouched
+        expected = prepare_for_test(trained, test_norm=test_norm)(batch["source"])
+        assert torch.equal(rows[test_norm], expected)
+    assert not torch.allclose(rows["frame"], rows["running"], atol=1e-3)
+    # Per-frame statistics: each image gets what it gets alone (the reference test.py, batch size 1).
+    config = TrainConfig(data="", out=str(tmp_path))
+    with test_mode(method, config), torch.no_grad():
+        alone = method.generator(batch["source"][1:])
+    assert torch.allclose(rows["frame"][1:], alone, atol=1e-6)
+    with torch.no_grad():
+        training_mode = trained(batch["source"])  # batch statistics over both images: neither mode
+    assert not torch.allclose(training_mode, rows["frame"], atol=1e-3)
+
+
+def test_test_mode_is_recorded_in_model_pt(demo_data: Path, tmp_path: Path) -> None:
+    from conftest import invoke
+
+    from i2i.train.cli import main as train_cli
+
+    tiny = ["--ngf", "4", "--ndf", "4", "--num-downs", "5", "--crop-size", "32", "--load-size", "32"]
+    args = ["pix2pix", "--data", str(demo_data), "--out", str(tmp_path / "run"), "--max-steps", "1", "--workers", "0"]
+    result = invoke(train_cli, [*args, *tiny, "--no-progress", "--eval-every", "-1", "--test-norm", "running"])
+    assert result.exit_code == 0, result.output
+    ckpt = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert (ckpt["test_norm"], ckpt["test_dropout"]) == ("running", False)
+    bad = invoke(train_cli, [*args, *tiny, "--test-norm", "batch"])
+    assert bad.exit_code != 0 and "'batch'" in bad.output and "frame" in bad.output  # names the valid modes

@@ -97,6 +97,8 @@ FIELD_HELP = {
     "eval_every": "Evaluate every N steps (PSNR/SSIM if paired, FID/KID with weights); 0 = at the end, -1 = never.",
     "eval_data": "Held-out set with test/A + test/B, A + B or testA + testB [default: DATA's test split].",
     "eval_images": "Evaluate on the first N images of each side only (0 = all).",
+    "test_norm": "Test-time BatchNorm: frame (per-frame statistics, the reference test.py) or running (its --eval).",
+    "test_dropout": "Keep dropout on at test time, as the reference test.py (off: deterministic output).",
     "inception_weights": "Inception-v3 file for FID/KID (pytorch-fid's pt_inception-2015-12-05-6726825d.pth).",
     # style
     "style_image": "The style image the network learns to apply.",

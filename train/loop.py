@@ -15,6 +15,7 @@ import random
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -29,7 +30,14 @@ from tqdm.auto import tqdm
 from i2i._files import write_bytes
 from i2i.errors import I2IError, Interrupted
 from i2i.train import distributed
-from i2i.train.checkpoint import atomic_file, atomic_save, atomic_write, make_checkpoint
+from i2i.train.checkpoint import (
+    atomic_file,
+    atomic_save,
+    atomic_write,
+    check_test_mode,
+    make_checkpoint,
+    prepare_for_test,
+)
 from i2i.train.data import check_direction, without_resize_crop
 from i2i.train.methods import Method, MethodConfig, get_method
 from i2i.train.metrics import Evaluator
@@ -60,6 +68,8 @@ class TrainConfig:
     eval_data: str = ""  # held-out set: test/A+test/B, A+B or testA+testB [default: DATA's test split]
     eval_images: int = 0  # evaluate on the first N images only; 0: all
     inception_weights: str = ""  # pt_inception-2015-12-05-6726825d.pth for FID/KID; empty: no FID/KID
+    test_norm: str = "frame"  # frame (per-frame BatchNorm statistics, reference test.py) | running (--eval)
+    test_dropout: bool = False  # dropout stays on at test time (the reference test.py); off: deterministic
 
 
 @dataclass
@@ -193,6 +203,23 @@ def save_grid(rows: list[torch.Tensor], path: Path, max_images: int = 4) -> Path
     return write_bytes(path, encoded.tobytes(), "sample grid")
 
 
+@contextlib.contextmanager
+def test_mode(method: Method, config: TrainConfig) -> Iterator[None]:
+    """While open, the method's generators are inference copies in the run's recorded test-time
+    mode (``prepare_for_test``: per-frame or running BatchNorm statistics, dropout on or off), so
+    sample grids and evaluation show what model.pt gives after export. The training networks
+    themselves are left as they are (the copies share nothing with them)."""
+    generators = {id(spec.net) for spec in method.generators()}
+    swapped = {k: v for k, v in vars(method).items() if isinstance(v, torch.nn.Module) and id(v) in generators}
+    for name, net in swapped.items():
+        setattr(method, name, prepare_for_test(net, test_norm=config.test_norm, test_dropout=config.test_dropout))
+    try:
+        yield
+    finally:
+        for name, net in swapped.items():
+            setattr(method, name, net)
+
+
 class SampleGrids:
     """The run's sample grids. One that cannot be written (disk full) must not end a run of hours:
     the first failure is a warning naming the file, later ones are skipped quietly, training goes on."""
@@ -202,10 +229,12 @@ class SampleGrids:
         self.written: list[Path] = []
         self.warned = False
 
-    def write(self, method: Method, batch: Any, step: int) -> None:
+    def write(self, method: Method, batch: Any, step: int, config: TrainConfig) -> None:
         method.train(False)
         try:
-            self.written.append(save_grid(method.sample_rows(batch), self.folder / f"step_{step:06d}.png"))
+            with test_mode(method, config):
+                rows = method.sample_rows(batch)
+            self.written.append(save_grid(rows, self.folder / f"step_{step:06d}.png"))
         except I2IError as exc:
             if not self.warned:
                 click.echo(f"warning: {exc.format_message()}; training goes on, without this and later grids", err=True)
@@ -291,6 +320,8 @@ def save_run(
             direction=spec.direction,
             train_config=train_config,
             metrics=(metrics or {}).get(spec.filename),
+            test_norm=config.test_norm,
+            test_dropout=config.test_dropout,
         )
         paths.append(atomic_save(ckpt, out / spec.filename))
     state = {
@@ -462,9 +493,10 @@ class _Run:
         """Sample grid, evaluation and intermediate save, each when due."""
         step, last = self.step, self.step == self.total_steps
         if self.main and (step % self.config.sample_every == 0 or last):
-            self.grids.write(self.method, self.sample_batch, step)
+            self.grids.write(self.method, self.sample_batch, step, self.config)
         if evaluator is not None and evaluator.due(step, self.total_steps):
-            self.result.metrics = evaluator.run(self.method, step, self.board)
+            with test_mode(self.method, self.config):
+                self.result.metrics = evaluator.run(self.method, step, self.board)
         if self.main and step % self.config.save_every == 0 and not last:
             self.save()
 
@@ -477,11 +509,12 @@ def _setup(
     device: torch.device,
 ) -> _Run:
     """Data, method, LR schedule and sample images; the state of --resume; config.json."""
+    check_test_mode(config.test_norm, config.test_dropout, where="--test-norm/--test-dropout")
     dataset = make_dataset(method_cls, method_config, config)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise I2IError(f"dataset {config.data} is empty")
     method = method_cls(method_config, device)
-    method.direction = config.direction
+    method.data_direction = config.direction
     if config.amp == "fp16":
         method.scaler = torch.amp.GradScaler(device.type)
     distributed.broadcast_state(method.networks(), env)

@@ -57,7 +57,7 @@ class Method:
         self.config = config
         self.device = device
         self.scaler: torch.amp.GradScaler | None = None  # set by the loop for --amp fp16
-        self.direction = "AtoB"  # the data's --direction, set by the loop: BtoA made B the source
+        self.data_direction = "AtoB"  # the data's --direction, set by the loop: BtoA made B the source
 
     @classmethod
     def make_dataset(cls, config: TrainConfig, method_config: MethodConfig) -> Dataset[Any]:
@@ -83,7 +83,7 @@ class Method:
     def direction_of(self, trained: str) -> str:
         """A generator's direction in the dataset's own A/B naming: ``trained`` (AtoB = source to
         target) as is, swapped when ``--direction BtoA`` made B the source. What model.pt records."""
-        return trained if self.direction == "AtoB" else _SWAPPED[trained]
+        return trained if self.data_direction == "AtoB" else _SWAPPED[trained]
 
     def backward(self, loss: torch.Tensor) -> None:
         """loss.backward(), scaled when fp16 mixed precision is on (small gradients would underflow)."""
