@@ -15,6 +15,9 @@ import click
 
 from i2i._cli import Command, Group, debug_option
 from i2i.errors import I2IError
+from i2i.export.build import ENGINES
+from i2i.runtime.card import TEST_NORMS
+from i2i.runtime.precisions import export_precisions
 
 DEFAULT_COMMAND = "build"
 
@@ -50,13 +53,15 @@ def main() -> None:
     """
 
 
-def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+def _size(_ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    from i2i.common import parse_hw
+
     if value is None:
         return None
-    parts = value.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise click.BadParameter(f"{value!r}: expected HxW, e.g. 256x256")
-    return int(parts[0]), int(parts[1])
+    try:
+        return parse_hw(value, f"--{param.name}", square=False)
+    except I2IError as exc:
+        raise click.BadParameter(exc.message) from None
 
 
 def _shape(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int, int] | None:
@@ -70,18 +75,29 @@ def _shape(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
         raise click.BadParameter(str(exc)) from None
 
 
-# Options that shape the ONNX graph: meaningful only when exporting from a checkpoint.
-ONNX_OPTIONS = ("fp16", "int8", "fp16_io", "io", "size", "batch", "dynamic", "opset", "keep_fp32", "slim", "refine")
+def _precision(o: dict[str, Any]) -> str:
+    """--precision NAME, with --fp16 and --int8 as its aliases."""
+    named = [p for p, flag in (("fp16", o["fp16"]), ("int8", o["int8"])) if flag]
+    if len(named) > 1:
+        raise click.UsageError("--fp16 and --int8 are exclusive")
+    if named and o["precision"] not in (None, named[0]):
+        raise click.UsageError(f"--{named[0]} and --precision {o['precision']} disagree: give one")
+    return named[0] if named else (o["precision"] or "fp32")
 
 
 @main.command(DEFAULT_COMMAND, cls=Command)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="ONNX file to write [default: MODEL with .onnx].")
-@click.option("--fp16", is_flag=True, help="fp16 weights/activations; InstanceNorm and reductions stay fp32.")
-@click.option("--fp16-io", is_flag=True, help="With --fp16: fp16 graph input/output too (default fp32).")
 @click.option(
-    "--int8", is_flag=True, help="Post-training int8 (QDQ) calibrated on --calib-data [default: the training split]."
+    "--precision",
+    type=click.Choice(export_precisions()),
+    help="Graph precision [default: fp32]: fp16 keeps norms and reductions fp32; int8 is symmetric Q/DQ.",
 )
+@click.option("--fp16", is_flag=True, help="= --precision fp16.")
+@click.option(
+    "--int8", is_flag=True, help="= --precision int8 (calibrated on --calib-data [default: the training split])."
+)
+@click.option("--fp16-io", is_flag=True, help="With --fp16: fp16 graph input/output too (default fp32).")
 @click.option(
     "--io",
     "io",
@@ -108,30 +124,43 @@ ONNX_OPTIONS = ("fp16", "int8", "fp16_io", "io", "size", "batch", "dynamic", "op
     help="Spectral profile (.npz) baked into the graph after the generator (needs --size).",
 )
 @click.option(
+    "--test-norm",
+    type=click.Choice(TEST_NORMS),
+    help="BatchNorm at test time: frame = each frame's own statistics (pix2pix test.py), running = the "
+    "running averages (test.py --eval) [default: what the checkpoint records].",
+)
+@click.option(
+    "--test-dropout/--no-test-dropout",
+    default=None,
+    help="Keep dropout active at test time (random output, pix2pix's noise) [default: the checkpoint's].",
+)
+@click.option(
     "--parity-data",
     type=click.Path(path_type=Path),
     help="Folder of images for the parity check [default: the training set's test split, if present].",
 )
-@click.option("--engine", type=click.Choice(["trt"]), help="Also build a TensorRT engine from the ONNX model.")
+@click.option("--calib-data", type=click.Path(path_type=Path), help="int8: folder of calibration images.")
 @click.option(
-    "--engine-precision",
-    type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
-    help="Engine precision [default: the ONNX model's].",
+    "--calibrator",
+    type=click.Choice(["minmax", "entropy", "percentile"]),
+    default="minmax",
+    show_default=True,
+    help="int8: how activation ranges are chosen from the calibration images.",
+)
+@click.option(
+    "--engine", type=click.Choice(ENGINES), help="Also build a TensorRT engine (strongly typed: the graph's precision)."
 )
 @click.option("--min", "min_shape", callback=_shape, help="Smallest input NxHxW of the engine profile.")
 @click.option("--opt", "opt_shape", callback=_shape, help="Input NxHxW TensorRT tunes for.")
 @click.option("--max", "max_shape", callback=_shape, help="Largest input NxHxW of the engine profile.")
-@click.option("--norm-fp32/--no-norm-fp32", default=True, show_default=True, help="Pin norm layers to fp32.")
-@click.option("--calib-data", type=click.Path(path_type=Path), help="int8: folder of calibration images.")
-@click.option("--calibrator", type=click.Choice(["entropy", "minmax"]), default="entropy", show_default=True)
-@click.option("--calib-batches", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--calib-cache", type=click.Path(path_type=Path), help="int8 calibration cache file.")
 @click.option("--timing-cache", type=click.Path(path_type=Path), help="Timing cache file or folder.")
 @click.option("--workspace", type=float, help="TensorRT workspace limit in GiB.")
 @click.option("--device", type=click.IntRange(0), default=0, show_default=True, help="GPU index for the build.")
 @click.option("--triton", type=click.Path(path_type=Path), help="Write a Triton model repository here.")
 @click.option("--triton-name", help="Model name in the repository [default: the model file's stem].")
-@click.option("--triton-max-batch", type=click.IntRange(1), default=8, show_default=True)
+@click.option(
+    "--triton-max-batch", type=click.IntRange(1), help="Triton max_batch_size [default: the model's own limit]."
+)
 @click.option("--triton-instances", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--triton-kind", type=click.Choice(["gpu", "cpu"]), default="gpu", show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -142,108 +171,95 @@ def build(model: Path, **options: Any) -> None:
 
     The model card (arch, I/O contract, precision, size, source sha256, parity) is embedded in the
     ONNX metadata; the runtime reads it. Every export is checked against torch on random and real
-    images and fails (writing nothing) below the bar: fp32 max abs diff 1e-4 and PSNR 60 dB;
-    fp16 PSNR 40 dB and no NaN/Inf; frame I/O within one level of the host-side conversion.
+    images and fails (writing nothing) below its precision's bar: fp32 max abs diff 1e-4 and PSNR
+    60 dB; fp16 PSNR 40 dB; int8 PSNR 30 dB on real images; no NaN/Inf; frame I/O within one level
+    of the host-side conversion. TensorRT engines are built strongly typed (TensorRT 10 and 11):
+    the engine computes in the precision of the ONNX graph, so export the precision you want.
 
     \b
     Examples:
       i2i-export model.pt
       i2i-export model.pt --fp16 --io frame -o deploy/sketch.onnx --parity-data photos/
       i2i-export model.pt --size 512x512 --batch 1
-      i2i-export model.onnx --engine trt --engine-precision int8 --calib-data photos/ --opt 1x512x512
+      i2i-export model.pt --precision int8 --calib-data photos/ --engine trt --opt 1x512x512
       i2i-export model.pt --triton models/ --triton-max-batch 16
     """
+    from i2i.export.build import EngineOptions, TritonOptions, export
+
     o = options
     if o["batch"] is not None and o["dynamic"]:
         raise I2IError("--batch N (static) and --dynamic (dynamic batch) exclude each other")
-    if model.suffix == ".engine":
-        raise I2IError(
-            f"{model} is a TensorRT engine, which cannot be re-exported; give the model.pt or model.onnx it came from"
-        )
-    if model.suffix == ".onnx":
-        given = [f"--{k.replace('_', '-')}" for k in ONNX_OPTIONS if _changed(k, o[k])]
-        if given:
-            raise I2IError(
-                f"{', '.join(given)} shape the ONNX export and apply to model.pt; {model.name} is used as is"
-            )
-        if not (o["engine"] or o["triton"]):
-            raise I2IError(f"{model.name} is already ONNX: give --engine trt and/or --triton DIR")
-        if not model.is_file():
-            raise I2IError(f"ONNX model not found: {model}")
-        _check_runtime_contract(model)
-        onnx_path = model
-    else:
-        if o["engine"]:  # fail before a long export, not after it
-            from i2i.runtime.backends.tensorrt import require_tensorrt
-
-            require_tensorrt()
-        target = Path(o["output"] or model.with_suffix(".onnx"))
-        report = target.with_suffix(".parity.json")
-        report_existed = report.exists()
-        try:
-            onnx_path = _export_onnx(model, o)
-        except OSError as exc:  # a full disk or a read-only folder: the exporter has removed its temp files
-            if not report_existed:  # a parity report for a model that was never written would mislead
-                report.unlink(missing_ok=True)
-            raise I2IError(f"cannot write {target}: {exc.strerror or exc}") from None
-
-    engine_path = None
-    if o["engine"]:
-        engine_path = _build_engine(onnx_path, o)
-    if o["triton"]:
-        _write_triton(engine_path or onnx_path, o)
-
-
-def _check_runtime_contract(onnx_path: Path) -> None:
-    """A model.onnx taken as it is must be one the runtime runs: the same card and graph checks as
-    ``i2i-run`` (ONNX Runtime on the CPU), before an engine or a Triton repository is built from it."""
-    from i2i.runtime.backends import open_backend
-
-    with open_backend("ort", onnx_path, device="cpu"):
-        pass
-
-
-def _changed(key: str, value: Any) -> bool:
-    defaults: dict[str, Any] = {"io": "tensor", "opset": 18, "slim": True}
-    return value != defaults.get(key, None) and value is not False
-
-
-def _onnx_precision(o: dict[str, Any]) -> str:
-    if o["fp16"] and o["int8"]:
-        raise click.UsageError("--fp16 and --int8 are exclusive")
-    return "fp16" if o["fp16"] else "int8" if o["int8"] else "fp32"
-
-
-def _export_onnx(checkpoint: Path, o: dict[str, Any]) -> Path:
-    from i2i.export.onnx import ExportConfig, export_checkpoint
-
     keep = o["keep_fp32"]
     keep_ops = None if keep is None else tuple(k.strip() for k in keep.split(",") if k.strip() and k != "none")
-    result = export_checkpoint(
-        ExportConfig(
-            checkpoint=str(checkpoint),
-            output=str(o["output"]) if o["output"] else None,
-            opset=o["opset"],
-            parity_data=str(o["parity_data"]) if o["parity_data"] else None,
-            progress=o["progress"],
-            precision=_onnx_precision(o),
-            calib_data=str(o["calib_data"]) if o["calib_data"] else None,
-            calibrator="entropy" if o["calibrator"] == "entropy" else "minmax",
-            fp16_io=o["fp16_io"],
-            io=o["io"],
-            size=o["size"],
-            batch=o["batch"],
-            keep_fp32_ops=keep_ops,
-            slim=o["slim"],
-            refine=str(o["refine"]) if o["refine"] else None,
+    engine = None
+    if o["engine"]:
+        engine = EngineOptions(
+            min_shape=o["min_shape"],
+            opt_shape=o["opt_shape"],
+            max_shape=o["max_shape"],
+            timing_cache=_str(o["timing_cache"]),
+            workspace_gib=o["workspace"],
+            device=o["device"],
         )
+    triton = None
+    if o["triton"]:
+        triton = TritonOptions(
+            repository=str(o["triton"]),
+            name=o["triton_name"],
+            max_batch_size=o["triton_max_batch"],
+            instances=o["triton_instances"],
+            kind=o["triton_kind"],
+        )
+    result = export(
+        model,
+        o["output"],
+        precision=_precision(o),
+        io=o["io"],
+        engine=o["engine"],
+        triton=o["triton"],
+        engine_options=engine,
+        triton_options=triton,
+        size=o["size"],
+        batch=o["batch"],
+        opset=o["opset"],
+        parity_data=_str(o["parity_data"]),
+        calib_data=_str(o["calib_data"]),
+        calibrator=o["calibrator"],
+        fp16_io=o["fp16_io"],
+        keep_fp32_ops=keep_ops,
+        slim=o["slim"],
+        refine=_str(o["refine"]),
+        test_norm=o["test_norm"],
+        test_dropout=o["test_dropout"],
+        progress=o["progress"],
     )
-    p = result.parity
-    click.echo(f"onnx:   {result.onnx}")
+    _report(result, o)
+
+
+def _str(value: Path | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _report(result: Any, o: dict[str, Any]) -> None:
+    """What was written, one block per artefact."""
+    if result.onnx is not None and result.parity is not None:
+        _report_onnx(result.onnx, result.parity, result.parity_report)
+    if result.engine is not None:
+        card = result.card
+        click.echo(f"engine: {result.engine} ({card.precision}, strongly typed)")
+        built = result.details.get("engine")
+        if built is not None:
+            click.echo(f"        sidecar {built.sidecar}; timing cache {built.timing_cache}")
+    if result.triton is not None:
+        click.echo(f"triton: {result.triton} (serve with: tritonserver --model-repository {o['triton']})")
+
+
+def _report_onnx(onnx_path: Path, p: dict[str, Any], report: Path) -> None:
+    click.echo(f"onnx:   {onnx_path}")
     max_abs = "n/a" if p["max_abs"] != p["max_abs"] else f"{p['max_abs']:.2e}"
     click.echo(
         f"parity: {p['precision']} max abs diff {max_abs}, min PSNR {p['min_psnr_db']:.1f} dB over "
-        f"{len(p['cases'])} inputs ({'pass' if p['passed'] else 'FAIL'}) -> {result.parity_report}"
+        f"{len(p['cases'])} inputs ({'pass' if p['passed'] else 'FAIL'}) -> {report}"
     )
     for case in p["cases"]:
         click.echo(
@@ -256,59 +272,6 @@ def _export_onnx(checkpoint: Path, o: dict[str, Any]) -> Path:
             f"frame:  uint8 I/O vs host pre/post: max {frame['max_level_diff']} level(s), "
             f"min PSNR {frame['min_psnr_db']:.1f} dB over {len(frame['cases'])} frame batches"
         )
-    return result.onnx
-
-
-def _build_engine(onnx_path: Path, o: dict[str, Any]) -> Path:
-    from i2i.export.tensorrt import EngineConfig, build_engine
-
-    result = build_engine(
-        EngineConfig(
-            onnx=str(onnx_path),
-            precision=o["engine_precision"],
-            min_shape=o["min_shape"],
-            opt_shape=o["opt_shape"],
-            max_shape=o["max_shape"],
-            norm_fp32=o["norm_fp32"],
-            calibration_data=str(o["calib_data"]) if o["calib_data"] else None,
-            calibrator=o["calibrator"],
-            calibration_batches=o["calib_batches"],
-            calibration_cache=str(o["calib_cache"]) if o["calib_cache"] else None,
-            timing_cache=str(o["timing_cache"]) if o["timing_cache"] else None,
-            workspace_gib=o["workspace"],
-            device=o["device"],
-            progress=o["progress"],
-        )
-    )
-    side = result.sidecar_data
-    click.echo(f"engine: {result.engine} ({side['precision']}, TensorRT {side['tensorrt']}, {side['gpu']['name']})")
-    click.echo(f"        sidecar {result.sidecar}; timing cache {result.timing_cache}")
-    return result.engine
-
-
-def _write_triton(model_file: Path, o: dict[str, Any]) -> None:
-    from i2i.export.triton import TritonConfig, write_repository
-
-    if model_file.suffix == ".engine":
-        from i2i.runtime.backends.tensorrt import read_sidecar
-
-        card = read_sidecar(model_file)["card"]
-    else:
-        from i2i.export.onnx import read_card
-
-        card = read_card(model_file)
-    config_path = write_repository(
-        model_file,
-        card,
-        TritonConfig(
-            repository=str(o["triton"]),
-            name=o["triton_name"],
-            max_batch_size=o["triton_max_batch"],
-            instances=o["triton_instances"],
-            kind=o["triton_kind"],
-        ),
-    )
-    click.echo(f"triton: {config_path} (serve with: tritonserver --model-repository {o['triton']})")
 
 
 @main.command("inspect", cls=Command)

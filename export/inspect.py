@@ -22,14 +22,13 @@ def _dims(value: Any) -> list[int | str]:
 def describe_onnx(path: Path) -> dict[str, Any]:
     import onnx
 
-    from i2i.export.onnx import CARD_KEY
+    from i2i.runtime.card import find_onnx_card
 
+    card = find_onnx_card(path)  # also the one clear error for a file that is not ONNX
     try:
         model = onnx.load(str(path))
     except Exception as exc:
         raise I2IError(f"cannot read ONNX model {path}: {' '.join(str(exc).split())[:160]}") from None
-    meta = {p.key: p.value for p in model.metadata_props}
-    card = json.loads(meta[CARD_KEY]) if CARD_KEY in meta else None
     names = {v: k for k, v in onnx.TensorProto.DataType.items()}
     io = {
         role: [
@@ -42,7 +41,7 @@ def describe_onnx(path: Path) -> dict[str, Any]:
     return {
         "path": str(path),
         "kind": "onnx",
-        "card": card,
+        "card": card.to_dict() if card else None,
         **io,
         "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
         "ops": dict(Counter(n.op_type for n in model.graph.node).most_common()),
@@ -53,58 +52,56 @@ def describe_onnx(path: Path) -> dict[str, Any]:
 
 def describe_engine(path: Path) -> dict[str, Any]:
     from i2i.runtime.backends.tensorrt import read_sidecar
+    from i2i.runtime.formats import FORMATS
 
     sidecar = read_sidecar(path)
     return {
         "path": str(path),
         "kind": "engine",
-        "card": sidecar["card"],
+        "card": FORMATS["engine"].read_card(path).to_dict(),
         "sidecar": sidecar,
         "bytes": path.stat().st_size if path.is_file() else None,
     }
 
 
+# What inspect reads per format (the format table's rows; checkpoints and Triton folders are not inspected).
+DESCRIBERS = {"onnx": describe_onnx, "engine": describe_engine}
+
+
 def describe(path: str | Path) -> dict[str, Any]:
+    from i2i.runtime.formats import format_of
+
     path = Path(path)
-    if path.suffix == ".engine":
-        return describe_engine(path)
+    fmt = format_of(path)
+    if fmt.name not in DESCRIBERS:
+        raise I2IError(f"inspect takes model.onnx or model.engine, not {path.name}")
     if not path.is_file():
         raise I2IError(f"model not found: {path}")
-    if path.suffix != ".onnx":
-        raise I2IError(f"inspect takes model.onnx or model.engine, not {path.name}")
-    return describe_onnx(path)
+    return DESCRIBERS[fmt.name](path)
 
 
 def format_text(info: dict[str, Any]) -> str:
-    card = info.get("card") or {}
-    io = card.get("io", {})
+    from i2i.runtime.card import ModelCard
+
     lines = [f"model:      {info['path']} ({info['kind']})"]
-    if not card:
+    card = ModelCard.from_dict(info["card"]) if info.get("card") else None
+    if card is None:
         lines.append("card:       none (not exported by i2i-export)")
     else:
-        size = card.get("static_size")
-        lines += [
-            f"arch:       {card.get('arch')} {card.get('arch_kwargs', {})}  method {card.get('method')}",
-            f"precision:  {card.get('precision')}"
-            + (f" (kept fp32: {', '.join(card['fp32_ops'])})" if card.get("fp32_ops") else ""),
-            f"io:         {io.get('kind', 'tensor')} {io.get('layout', 'NCHW')} {io.get('dtype', 'float32')} "
-            f"{io.get('color', 'RGB')}  in {io.get('input')!r} -> out {io.get('output')!r}",
-            f"size:       {'static ' + 'x'.join(map(str, size)) if size else 'dynamic'}, multiple "
-            f"{card.get('size_multiple')}, batch {card.get('static_batch') or 'dynamic'}",
-        ]
+        lines += _card_lines(card)
     for role in ("inputs", "outputs"):
         for value in info.get(role, []):
             lines.append(f"{role[:-1]:6s}      {value['name']}: {value['dtype']} {value['shape']}")
     if info.get("ops"):
         lines.append(f"ops:        {sum(info['ops'].values())} nodes, opset {info.get('opset')}")
         lines += [f"  {op:24s} {n}" for op, n in info["ops"].items()]
-    flops = card.get("flops")
+    flops = card.flops if card else None
     if flops:
         lines.append(
             f"compute:    {flops['per_frame'] / 1e9:.2f} GFLOP per {flops['height']}x{flops['width']} frame "
             "(torch flop counter, 2 per multiply-add)"
         )
-    parity = card.get("parity")
+    parity = card.parity if card else None
     if parity:
         text = f"parity:     {parity.get('precision')} {'pass' if parity.get('passed') else 'FAIL'}"
         text += f", max abs {parity.get('max_abs')}, min PSNR {parity.get('min_psnr_db')} dB"
@@ -119,9 +116,23 @@ def format_text(info: dict[str, Any]) -> str:
     if sidecar:
         gpu = sidecar["gpu"]
         lines += [
-            f"engine:     {sidecar['precision']}, TensorRT {sidecar['tensorrt']}, {gpu['name']} "
+            f"engine:     {card.precision if card else '?'}, TensorRT {sidecar['tensorrt']}, {gpu['name']} "
             f"(sm {gpu['compute_capability']})",
             *(f"profile:    {p['input']} min {p['min']} opt {p['opt']} max {p['max']}" for p in sidecar["profiles"]),
             f"rebuild:    {sidecar['rebuild']}",
         ]
     return "\n".join(lines)
+
+
+def _card_lines(card: Any) -> list[str]:
+    io, size = card.io, card.static_size
+    color = "BGR" if io.kind == "frame" else "RGB"
+    test = f"test-time BatchNorm {card.test_norm} statistics" + (", dropout on" if card.test_dropout else "")
+    return [
+        f"arch:       {card.arch}  method {card.method}" + (f"  refiner {card.refiner.kind}" if card.refiner else ""),
+        f"precision:  {card.precision}" + (f" (kept fp32: {', '.join(card.fp32_ops)})" if card.fp32_ops else ""),
+        f"io:         {io.kind} {io.layout} {io.dtype} {color}",
+        f"size:       {'static ' + 'x'.join(map(str, size)) if size else 'dynamic'}, multiple "
+        f"{card.size_multiple}, batch {card.static_batch or 'dynamic'}",
+        f"test mode:  {test}",
+    ]

@@ -43,8 +43,9 @@ from tqdm.auto import tqdm
 
 from i2i import __version__
 from i2i._files import write_bytes, write_text
+from i2i.common import file_sha256, round_up
 from i2i.errors import I2IError, MissingDependencyError
-from i2i.export.frame import FRAME_INPUT, FRAME_OUTPUT, wrap_frame_io
+from i2i.export.frame import FRAME_INPUT, wrap_frame_io
 from i2i.export.parity import (
     compare,
     compare_frames,
@@ -54,12 +55,11 @@ from i2i.export.parity import (
     summarize,
     summarize_frames,
 )
-from i2i.export.precision import PRECISIONS, emulate_fp16, get_precision, to_fp16
-from i2i.export.quantize import calibration_batches, to_int8
-from i2i.train.checkpoint import build_generator, file_sha256, load_checkpoint
+from i2i.export.precision import Conversion, convert, emulate_fp16, fp32_ops_of
+from i2i.runtime.card import CARD_KEY, TEST_NORMS, ModelCard, ModelIO
+from i2i.runtime.precisions import get_precision
+from i2i.train.checkpoint import build_generator, load_checkpoint
 
-CARD_KEY = "i2i"
-CARD_FORMAT = "i2i-card/1"
 INPUT_NAME = "image"
 OUTPUT_NAME = "output"
 IO_KINDS = ("tensor", "frame")
@@ -73,7 +73,7 @@ class ExportConfig:
     opset: int = 18
     parity_data: str | None = None  # folder of images for the parity check
     progress: bool = True
-    precision: str = "fp32"  # "fp32" | "fp16" (PRECISIONS)
+    precision: str = "fp32"  # an exportable row of i2i.runtime.precisions: fp32 | fp16 | int8
     fp16_io: bool = False  # fp16 graph input/output (tensor I/O only); default keeps them fp32
     io: str = "tensor"  # "tensor": float NCHW RGB [-1, 1]; "frame": uint8 NHWC BGR
     size: tuple[int, int] | None = None  # static (H, W); None = dynamic
@@ -83,6 +83,8 @@ class ExportConfig:
     refine: str | None = None  # refinement file composed after the generator (needs a static size)
     calib_data: str | None = None  # int8: calibration images [default: the training split]
     calibrator: str = "minmax"  # int8: minmax | entropy | percentile
+    test_norm: str | None = None  # BatchNorm at test time: "frame" | "running"; None = the checkpoint's
+    test_dropout: bool | None = None  # dropout active at test time; None = the checkpoint's
 
 
 @dataclass
@@ -90,21 +92,25 @@ class ExportResult:
     onnx: Path
     parity_report: Path
     parity: dict[str, Any]
-    card: dict[str, Any]
+    card: ModelCard
 
 
 # -- validation ---------------------------------------------------------------------------------
 def check_config(config: ExportConfig, size_multiple: int | None = None) -> None:
     """Reject unsupported combinations with one line each. ``size_multiple`` is checked when known."""
-    get_precision(config.precision)
+    precision = get_precision(config.precision)
+    if not precision.exportable:
+        raise I2IError(f"--precision {config.precision} is a run-time precision; export fp32 and run it as bf16")
     if config.io not in IO_KINDS:
         raise I2IError(f"unknown --io {config.io!r}; valid: {', '.join(IO_KINDS)}")
     if config.opset < 17:
         raise I2IError(f"--opset {config.opset}: i2i exports opset 17 or newer")
-    if config.fp16_io and config.precision != "fp16":
-        raise I2IError("--fp16-io needs --fp16 (an fp32 graph has fp32 I/O)")
+    if config.fp16_io and "float16" not in precision.tensor_io_dtypes:
+        raise I2IError(f"--fp16-io needs --fp16 (a {config.precision} graph has fp32 I/O)")
     if config.fp16_io and config.io == "frame":
         raise I2IError("--fp16-io does not apply to --io frame: frame models take and return uint8")
+    if config.test_norm is not None and config.test_norm not in TEST_NORMS:
+        raise I2IError(f"--test-norm {config.test_norm!r}: valid: {', '.join(TEST_NORMS)}")
     if config.keep_fp32_ops is not None and config.precision != "fp16":
         raise I2IError("keep_fp32_ops / --keep-fp32 applies to fp16 exports only")
     if config.batch is not None and config.batch < 1:
@@ -390,61 +396,40 @@ def count_flops(generator: torch.nn.Module, height: int, width: int) -> int:
 def flops_entry(generator: torch.nn.Module, multiple: int, shape: tuple[int, int] | None) -> dict[str, Any]:
     """The card's ``flops``: counted at the static size, else at 256² rounded up to the size multiple.
     Fully convolutional generators scale with the pixel count, so ``per_pixel`` carries to other sizes."""
-    h, w = shape or (multiple * -(-256 // multiple),) * 2
+    h, w = shape or (round_up(256, multiple),) * 2
     flops = count_flops(generator, h, w)
     return {"height": h, "width": w, "per_frame": flops, "per_pixel": flops / (h * w)}
 
 
-def make_card(
-    ckpt: dict[str, Any],
-    checkpoint_path: Path,
-    opset: int,
-    parity: dict[str, Any],
-    config: ExportConfig | None = None,
-    fp32_ops: tuple[str, ...] = (),
-    refine: dict[str, Any] | None = None,
-    flops: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    config = config or ExportConfig(checkpoint=str(checkpoint_path), opset=opset)
-    io_spec = dict(ckpt["io"])
-    if config.io == "frame":
-        io_spec.update(
-            kind="frame",
-            input=FRAME_INPUT,
-            output=FRAME_OUTPUT,
-            dtype="uint8",
-            layout="NHWC",
-            color="BGR",
-            range=[0, 255],
-            pads_to_multiple=True,
-        )
-    else:
-        dtype = "float16" if config.fp16_io else "float32"
-        io_spec.update(kind="tensor", input=INPUT_NAME, output=OUTPUT_NAME, dtype=dtype, pads_to_multiple=False)
+def make_card(job: _Job, parity: dict[str, Any], flops: dict[str, Any]) -> ModelCard:
+    """The card of the exported graph: typed I/O, precision and provenance (``ModelCard``)."""
+    config, ckpt = job.config, job.ckpt
+    frame = config.io == "frame"
+    io = ModelIO(
+        kind=config.io,
+        dtype="uint8" if frame else ("float16" if config.fp16_io else "float32"),
+        size_multiple=job.multiple,
+        static_size=config.size,
+    )
     summary = {k: parity[k] for k in ("precision", "passed", "max_abs", "min_psnr_db")}
     if "frame" in parity:
         summary["frame_max_level_diff"] = parity["frame"]["max_level_diff"]
-    return {
-        "format": CARD_FORMAT,
-        "arch": ckpt["arch"],
-        "arch_kwargs": ckpt["arch_kwargs"],
-        "method": ckpt.get("method"),
-        "direction": ckpt.get("direction"),
-        "io": io_spec,
-        "size_multiple": int(io_spec["size_multiple"]),
-        "static_size": list(config.size) if config.size else None,
-        "static_batch": config.batch,
-        "precision": config.precision,
-        "fp32_ops": list(fp32_ops),
-        "opset": opset,
-        "refine": refine,
-        "source_checkpoint": {"name": checkpoint_path.name, "sha256": file_sha256(checkpoint_path)},
-        "exporter": _versions(),
-        "export": _config_json(config),
-        "parity": summary,
-        "flops": flops,
-        "metrics": ckpt.get("metrics", {}),
-    }
+    base = ModelCard.from_checkpoint(ckpt, where=str(job.checkpoint))
+    return base.replace(
+        io=io,
+        precision=config.precision,
+        static_batch=config.batch,
+        test_norm=job.test_norm,
+        test_dropout=job.test_dropout,
+        fp32_ops=fp32_ops_of(config.precision, config.keep_fp32_ops),
+        opset=config.opset,
+        baked_refine=job.refine_info,
+        source={"name": job.checkpoint.name, "sha256": job.checkpoint_sha},
+        exporter=_versions(),
+        export=_config_json(config),
+        parity=summary,
+        flops=flops,
+    )
 
 
 def _versions() -> dict[str, str | None]:
@@ -475,11 +460,11 @@ def _config_json(config: ExportConfig) -> dict[str, Any]:
     return out
 
 
-def _finalise(card: dict[str, Any], out_path: Path, model: onnx.ModelProto) -> None:
+def _finalise(card: ModelCard, out_path: Path, model: onnx.ModelProto) -> None:
     """Embed the card, run the checker and shape inference, then write atomically (``write_bytes``)."""
     del model.metadata_props[:]
     entry = model.metadata_props.add()
-    entry.key, entry.value = CARD_KEY, json.dumps(json_safe(card), sort_keys=True)
+    entry.key, entry.value = CARD_KEY, card.to_json()
     model.producer_name, model.producer_version = "i2i", __version__
     model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     onnx.checker.check_model(model, full_check=True)
@@ -503,105 +488,163 @@ def _fail(parity: dict[str, Any], report_path: Path) -> I2IError:
 
 
 # -- the entry point ----------------------------------------------------------------------------
-def export_checkpoint(config: ExportConfig) -> ExportResult:
-    checkpoint_path = Path(config.checkpoint)
+@dataclass
+class _Job:
+    """What the export stages share: the validated config, the checkpoint and the torch module."""
+
+    config: ExportConfig
+    checkpoint: Path
+    checkpoint_sha: str
+    out_path: Path
+    ckpt: dict[str, Any]
+    multiple: int
+    module: torch.nn.Module
+    test_norm: str
+    test_dropout: bool
+    refine_info: dict[str, Any] | None
+    image_dir: Path | None
+    steps: Any = None
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_path.with_suffix(".parity.json")
+
+    def step(self, label: str) -> None:
+        self.steps.set_postfix_str(label)
+
+
+def _prepare(config: ExportConfig) -> _Job:
+    """Validate the options, load the checkpoint and build the module to trace (stage 1)."""
+    checkpoint = Path(config.checkpoint)
     check_config(config)
-    out_path = Path(config.output) if config.output else checkpoint_path.with_suffix(".onnx")
+    out_path = Path(config.output) if config.output else checkpoint.with_suffix(".onnx")
     if out_path.suffix != ".onnx":
         raise I2IError(f"output must end in .onnx: {out_path}")
     if config.parity_data and not Path(config.parity_data).is_dir():
         raise I2IError(f"--parity-data: not a folder: {config.parity_data}")
-    ckpt = load_checkpoint(checkpoint_path)
+    ckpt = load_checkpoint(checkpoint)
     multiple = int(ckpt["io"]["size_multiple"])
     check_config(config, multiple)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    precision = get_precision(config.precision)
-    fp32_ops = tuple(config.keep_fp32_ops) if config.keep_fp32_ops is not None else precision.fp32_ops
-    shape = config.size
-
-    module: torch.nn.Module = build_generator(ckpt)
+    test_norm, test_dropout = _test_mode(config, ckpt)
+    module = _generator(ckpt, test_norm, test_dropout)
     refine_info = None
     if config.refine is not None:
-        assert shape is not None  # check_config: --refine needs --size
+        assert config.size is not None  # check_config: --refine needs --size
         refine_path = Path(config.refine)
-        module = refine_module(module, refine_path, shape)
+        module = refine_module(module, refine_path, config.size)
         refine_info = {"name": refine_path.name, "sha256": file_sha256(refine_path)}
+    image_dir = Path(config.parity_data) if config.parity_data else default_parity_dir(ckpt)
+    return _Job(
+        config,
+        checkpoint,
+        file_sha256(checkpoint),
+        out_path,
+        ckpt,
+        multiple,
+        module,
+        test_norm,
+        test_dropout,
+        refine_info,
+        image_dir,
+    )
 
+
+def _test_mode(config: ExportConfig, ckpt: dict[str, Any]) -> tuple[str, bool]:
+    """Test-time BatchNorm statistics and dropout: the export's options, else the checkpoint's."""
+    norm = config.test_norm if config.test_norm is not None else ckpt.get("test_norm", "frame")
+    dropout = config.test_dropout if config.test_dropout is not None else bool(ckpt.get("test_dropout", False))
+    return str(norm), dropout
+
+
+def _generator(ckpt: dict[str, Any], test_norm: str, test_dropout: bool) -> torch.nn.Module:
+    import inspect
+
+    if "test_norm" in inspect.signature(build_generator).parameters:
+        return build_generator(ckpt, test_norm=test_norm, test_dropout=test_dropout)
+    return build_generator(ckpt)
+
+
+def _trace_step(job: _Job) -> onnx.ModelProto:
+    """Stages 2-4: trace (cached), slim, convert to the precision."""
+    config = job.config
+    job.step(f"trace (opset {config.opset})")
+    key = (
+        job.checkpoint_sha,
+        job.refine_info["sha256"] if job.refine_info else None,
+        job.test_norm,
+        job.test_dropout,
+        config.opset,
+        config.batch,
+        config.size,
+        torch.__version__,
+    )
+    try:
+        model = trace(job.module, key, job.multiple, config.opset, config.batch, config.size, job.out_path.parent)
+    except OSError as exc:
+        raise I2IError(f"cannot write {job.out_path}: {exc.strerror or exc} (while tracing the graph)") from None
+    job.steps.update(1)
+    if config.slim:
+        job.step("slim")
+        model = slim(model)
+    job.steps.update(1)
+    if config.precision != "fp32":
+        job.step(config.precision)
+        if config.precision == "int8" and job.image_dir is None:
+            raise I2IError("int8 parity needs real images: --parity-data DIR (ideally not the calibration images)")
+        calib = Path(config.calib_data) if config.calib_data else default_calibration_dir(job.ckpt)
+        conversion = Conversion(job.multiple, config.keep_fp32_ops, config.fp16_io, calib, config.calibrator)
+        model = convert(model, config.precision, conversion)
+        job.steps.update(1)
+    return model
+
+
+def _parity_step(job: _Job, model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """Stages 5-6: tensor parity against torch, then the frame wrapper and its own parity."""
+    config = job.config
+    job.step("parity vs torch")
+    parity = tensor_parity(
+        job.module, model, job.multiple, job.image_dir, config.precision, batch=config.batch, shape=config.size
+    )
+    parity["kind"] = config.io
+    parity["image_dir"] = str(job.image_dir) if job.image_dir else None
+    job.steps.update(1)
+    if config.io == "frame":
+        job.step("frame I/O")
+        framed = wrap_frame_io(model, size_multiple=job.multiple, static_size=config.size, batch=config.batch)
+        parity["frame"] = frame_parity(model, framed, job.multiple, job.image_dir, batch=config.batch, size=config.size)
+        parity["passed"] = parity["passed"] and parity["frame"]["passed"]
+        model = framed
+        job.steps.update(1)
+    return model, parity
+
+
+def export_checkpoint(config: ExportConfig) -> ExportResult:
+    """model.pt -> model.onnx with its card and parity report; an I2IError (nothing written) below the bar."""
+    job = _prepare(config)
     n_steps = 4 + (config.precision != "fp32") + (config.io == "frame")
-    steps = tqdm(total=n_steps, desc="export", unit="step", disable=not config.progress, dynamic_ncols=True)
-    report_path = out_path.with_suffix(".parity.json")
+    job.steps = tqdm(total=n_steps, desc="export", unit="step", disable=not config.progress, dynamic_ncols=True)
     # Nothing is written under the final names before the end: the trace goes to a temp folder that
     # any exception (Ctrl-C and SIGTERM included) removes, the report and model to atomic writes.
     try:
-        steps.set_postfix_str(f"trace (opset {config.opset})")
-        key = (
-            file_sha256(checkpoint_path),
-            refine_info["sha256"] if refine_info else None,
-            config.opset,
-            config.batch,
-            shape,
-            torch.__version__,
-        )
-        try:
-            model = trace(module, key, multiple, config.opset, config.batch, shape, workdir=out_path.parent)
-        except OSError as exc:
-            raise I2IError(f"cannot write {out_path}: {exc.strerror or exc} (while tracing the graph)") from None
-        steps.update(1)
-        if config.slim:
-            steps.set_postfix_str("slim")
-            model = slim(model)
-        steps.update(1)
-        image_dir = Path(config.parity_data) if config.parity_data else default_parity_dir(ckpt)
-        if config.precision == "fp16":
-            steps.set_postfix_str("fp16")
-            model = to_fp16(model, keep_fp32_ops=fp32_ops, fp16_io=config.fp16_io)
-            steps.update(1)
-        elif config.precision == "int8":
-            steps.set_postfix_str("int8 calibration")
-            calib_dir = Path(config.calib_data) if config.calib_data else default_calibration_dir(ckpt)
-            if calib_dir is None:
-                raise I2IError(
-                    "int8 needs calibration images: --calib-data DIR (real frames like the ones to translate)"
-                )
-            if image_dir is None:
-                raise I2IError("int8 parity needs real images: --parity-data DIR (ideally not the calibration images)")
-            model = to_int8(model, calibration_batches(calib_dir, multiple), config.calibrator)
-            steps.update(1)
-        steps.set_postfix_str("parity vs torch")
-        parity = tensor_parity(module, model, multiple, image_dir, precision.name, batch=config.batch, shape=shape)
-        parity["kind"] = config.io
-        parity["image_dir"] = str(image_dir) if image_dir else None
-        steps.update(1)
-        if config.io == "frame":
-            steps.set_postfix_str("frame I/O")
-            framed = wrap_frame_io(model, size_multiple=multiple, static_size=config.size, batch=config.batch)
-            parity["frame"] = frame_parity(model, framed, multiple, image_dir, batch=config.batch, size=config.size)
-            parity["passed"] = parity["passed"] and parity["frame"]["passed"]
-            model = framed
-            steps.update(1)
+        model, parity = _parity_step(job, _trace_step(job))
         report = json.dumps(json_safe(parity), indent=2)
         if not parity["passed"]:
-            write_text(report_path, report, "parity report")
-            raise _fail(parity, report_path)
-        steps.set_postfix_str("card + checker")
-        flops = flops_entry(module, multiple, shape)
-        card = make_card(ckpt, checkpoint_path, config.opset, parity, config, fp32_ops, refine_info, flops)
-        _finalise(card, out_path, model)  # the model first: a report never describes a model not written
-        write_text(report_path, report, "parity report")
-        steps.update(1)
+            write_text(job.report_path, report, "parity report")
+            raise _fail(parity, job.report_path)
+        job.step("card + checker")
+        card = make_card(job, parity, flops_entry(job.module, job.multiple, config.size))
+        _finalise(card, job.out_path, model)  # the model first: a report never describes a model not written
+        write_text(job.report_path, report, "parity report")
+        job.steps.update(1)
     finally:
-        steps.close()
-    return ExportResult(onnx=out_path, parity_report=report_path, parity=parity, card=card)
+        job.steps.close()
+    return ExportResult(onnx=job.out_path, parity_report=job.report_path, parity=parity, card=card)
 
 
-def read_card(path: str | Path) -> dict[str, Any]:
-    """The card of an exported model (without loading ONNX Runtime)."""
-    model = onnx.load(str(path), load_external_data=False)
-    meta = {p.key: p.value for p in model.metadata_props}
-    if CARD_KEY not in meta:
-        raise I2IError(f"{path} has no i2i model card (metadata key {CARD_KEY!r}); export it with i2i-export")
-    card: dict[str, Any] = json.loads(meta[CARD_KEY])
-    return card
+def read_card(path: str | Path) -> ModelCard:
+    """The card of an exported model (``ModelCard.from_onnx``)."""
+    return ModelCard.from_onnx(path)
 
 
-__all__ = ["PRECISIONS", "ExportConfig", "ExportResult", "check_config", "export_checkpoint", "make_card", "read_card"]
+__all__ = ["ExportConfig", "ExportResult", "check_config", "export_checkpoint", "make_card", "read_card"]

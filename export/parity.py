@@ -18,25 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from i2i.common import is_image
+from i2i.common import psnr_db as common_psnr
 from i2i.errors import I2IError
+from i2i.runtime.precisions import get_precision
 
-# Bars an export must clear, per precision (None: not barred). fp16 keeps 10 bits of mantissa:
-# PSNR 40 dB is an RMS error of 1% of the range, invisible on a frame; NaN/Inf always fail.
-PARITY_BARS: dict[str, dict[str, float | None]] = {
-    "fp32": {"max_abs": 1e-4, "psnr_db": 60.0},
-    "fp16": {"max_abs": None, "psnr_db": 40.0},
-    # int8 keeps 256 levels per tensor: 30 dB is an RMS error of ~3% of the range. Measured on real
-    # images only (random noise is far outside the calibrated activation ranges).
-    "int8": {"max_abs": None, "psnr_db": 30.0},
-}
-# Frame I/O vs the tensor model + host pre/post: at most one level apart.
+# The bars an export must clear live in the precision table (i2i.runtime.precisions); frame I/O
+# against the tensor model + host pre/post must agree within one level.
 FRAME_BAR = {"max_level_diff": 1}
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def psnr_db(reference: np.ndarray, other: np.ndarray, data_range: float = 2.0) -> float:
-    mse = float(np.mean((reference.astype(np.float64) - other.astype(np.float64)) ** 2))
-    return math.inf if mse == 0.0 else 10.0 * math.log10(data_range**2 / mse)
+    """PSNR of [-1, 1] tensors by default (peak-to-peak 2); ``i2i.common.psnr_db`` underneath."""
+    return common_psnr(reference, other, data_range)
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -89,7 +83,7 @@ def _sizes(m: int, size: tuple[int, int] | None) -> tuple[tuple[int, int], tuple
 def _image_files(image_dir: str | Path | None, max_images: int) -> list[Path]:
     if image_dir is None:
         return []
-    return sorted(p for p in Path(image_dir).iterdir() if p.suffix.lower() in IMAGE_EXTS)[:max_images]
+    return sorted(p for p in Path(image_dir).iterdir() if is_image(p))[:max_images]
 
 
 def _read_images(files: list[Path], h: int, w: int) -> list[tuple[str, np.ndarray]]:
@@ -177,15 +171,15 @@ def frame_inputs(
 
 
 def summarize(cases: list[dict[str, Any]], precision: str) -> dict[str, Any]:
-    bar = PARITY_BARS[precision]
+    bar = get_precision(precision).bar
     worst_max = max(c["max_abs"] if c["finite"] else math.inf for c in cases)
     worst_psnr = min(c["psnr_db"] for c in cases)
-    passed = all(c["finite"] for c in cases) and worst_psnr >= float(bar["psnr_db"] or 0.0)
-    if bar["max_abs"] is not None:
-        passed = passed and worst_max <= bar["max_abs"]
+    passed = all(c["finite"] for c in cases) and worst_psnr >= bar.psnr_db
+    if bar.max_abs is not None:
+        passed = passed and worst_max <= bar.max_abs
     return {
         "precision": precision,
-        "bar": bar,
+        "bar": {"max_abs": bar.max_abs, "psnr_db": bar.psnr_db},
         "passed": bool(passed),
         "max_abs": worst_max,
         "min_psnr_db": worst_psnr,

@@ -1,4 +1,4 @@
-"""ONNX precisions: what each one does to the graph, and the fp16 pass.
+"""Precision converters of exported graphs (the rows of ``i2i.runtime.precisions``), and the fp16 pass.
 
 fp16 halves weights and activations, but a few ops are numerically fragile in half precision
 and stay fp32 by default (``FP32_OPS``):
@@ -18,14 +18,17 @@ dependency of i2i), which inserts the Casts around blocked ops and at the graph 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
 from i2i.errors import I2IError
+from i2i.runtime.precisions import export_precisions, get_precision
 
 # Ops kept in fp32 inside an fp16 graph unless the caller overrides the list.
 FP32_OPS: tuple[str, ...] = (
@@ -43,27 +46,51 @@ FP32_OPS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class Precision:
-    """One row of the precision table: what the graph computes in and what its I/O may be."""
+class Conversion:
+    """What a precision converter may need besides the fp32 graph (see the precision table,
+    ``i2i.runtime.precisions``, whose rows name their converter)."""
 
-    name: str
-    compute: str  # numpy dtype name of weights/activations
-    io_dtypes: tuple[str, ...]  # allowed float I/O dtypes for --io tensor (first = default)
-    fp32_ops: tuple[str, ...]  # ops kept fp32 by default
-
-
-PRECISIONS: dict[str, Precision] = {
-    "fp32": Precision("fp32", "float32", ("float32",), ()),
-    "fp16": Precision("fp16", "float16", ("float32", "float16"), FP32_OPS),
-    # QDQ int8 (export/quantize.py): float32 I/O, int8 weights, uint8 activations.
-    "int8": Precision("int8", "int8", ("float32",), ()),
-}
+    size_multiple: int = 1
+    keep_fp32_ops: tuple[str, ...] | None = None  # fp16: ops kept fp32; None = FP32_OPS
+    fp16_io: bool = False  # fp16: float16 graph input/output (default: fp32 I/O)
+    calibration_dir: Path | None = None  # int8: real images like the ones to translate
+    calibrator: str = "minmax"  # int8: minmax | entropy | percentile
 
 
-def get_precision(name: str) -> Precision:
-    if name not in PRECISIONS:
-        raise I2IError(f"unknown precision {name!r}; valid: {', '.join(PRECISIONS)}")
-    return PRECISIONS[name]
+def fp32_ops_of(precision: str, keep: Sequence[str] | None) -> tuple[str, ...]:
+    """The op types a graph of ``precision`` keeps in fp32 (recorded in the card)."""
+    if precision != "fp16":
+        return ()
+    return tuple(keep) if keep is not None else FP32_OPS
+
+
+def convert(model: onnx.ModelProto, precision: str, conversion: Conversion) -> onnx.ModelProto:
+    """An fp32 graph converted to ``precision`` by the converter its table row names."""
+    row = get_precision(precision)
+    if not row.exportable:
+        exportable = ", ".join(export_precisions())
+        raise I2IError(f"{precision} is a run-time precision, not an export one (export: {exportable})")
+    if row.converter is None:
+        return model
+    module_name, function = row.converter.split(":")
+    converter = getattr(importlib.import_module(module_name), function)
+    converted: onnx.ModelProto = converter(model, conversion)
+    return converted
+
+
+def convert_fp16(model: onnx.ModelProto, conversion: Conversion) -> onnx.ModelProto:
+    """The fp16 row's converter."""
+    return to_fp16(model, keep_fp32_ops=fp32_ops_of("fp16", conversion.keep_fp32_ops), fp16_io=conversion.fp16_io)
+
+
+def convert_int8(model: onnx.ModelProto, conversion: Conversion) -> onnx.ModelProto:
+    """The int8 row's converter: symmetric Q/DQ calibrated on ``conversion.calibration_dir``."""
+    from i2i.export.quantize import calibration_batches, to_int8
+
+    if conversion.calibration_dir is None:
+        raise I2IError("int8 needs calibration images: --calib-data DIR (real frames like the ones to translate)")
+    batches = calibration_batches(conversion.calibration_dir, conversion.size_multiple)
+    return to_int8(model, batches, conversion.calibrator)
 
 
 def to_fp16(model: onnx.ModelProto, *, keep_fp32_ops: Sequence[str], fp16_io: bool) -> onnx.ModelProto:

@@ -88,7 +88,7 @@ PRECISIONS: dict[str, Precision] = {
         "int8",
         "int8 weights (per channel) and activations as symmetric Q/DQ, calibrated on real frames at export",
         "int8",
-        "i2i.export.quantize:convert_int8",
+        "i2i.export.precision:convert_int8",
         # 256 levels per tensor: 30 dB is an RMS error of ~3% of the range.
         ParityBar(psnr_db=30.0, real_images_only=True),
     ),

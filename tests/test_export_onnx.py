@@ -94,14 +94,16 @@ def test_fp32_fp16_and_frame_exports_pass_their_bars(arch: str, tmp_path: Path) 
     path32, p32 = export(checkpoint, "fp32")
     assert p32["passed"] and p32["max_abs"] <= 1e-4 and p32["min_psnr_db"] >= 60
     card = read_card(path32)
-    assert card["precision"] == "fp32" and card["io"]["kind"] == "tensor" and card["io"]["dtype"] == "float32"
-    assert card["static_size"] is None and card["io"]["input"] == "image" and card["io"]["output"] == "output"
+    assert card.precision == "fp32" and card.io.kind == "tensor" and card.io.dtype == "float32"
+    assert card.static_size is None and card.static_batch is None
+    graph = onnx.load(str(path32)).graph
+    assert (graph.input[0].name, graph.output[0].name) == ("image", "output")
 
     path16, p16 = export(checkpoint, "fp16", precision="fp16")
     assert p16["passed"] and p16["min_psnr_db"] >= 40 and all(c["finite"] for c in p16["cases"])
     card16 = read_card(path16)
-    assert card16["precision"] == "fp16" and "InstanceNormalization" in card16["fp32_ops"]
-    assert card16["io"]["dtype"] == "float32" and card16["parity"]["passed"] is True
+    assert card16.precision == "fp16" and "InstanceNormalization" in card16.fp32_ops
+    assert card16.io.dtype == "float32" and card16.parity is not None and card16.parity["passed"] is True
     model16 = onnx.load(str(path16))
     assert model16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 I/O by default
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model16.graph.initializer)  # fp16 weights
@@ -111,9 +113,9 @@ def test_fp32_fp16_and_frame_exports_pass_their_bars(arch: str, tmp_path: Path) 
     path_frame, pf = export(checkpoint, "frame", io="frame")
     assert pf["passed"] and pf["frame"]["max_level_diff"] <= 1
     frame_card = read_card(path_frame)
-    assert frame_card["io"]["kind"] == "frame" and frame_card["io"]["dtype"] == "uint8"
-    assert frame_card["io"]["layout"] == "NHWC" and frame_card["io"]["color"] == "BGR"
-    _frame_model_matches_float_model(path_frame, checkpoint, card["size_multiple"])
+    assert frame_card.io.kind == "frame" and frame_card.io.dtype == "uint8" and frame_card.io.layout == "NHWC"
+    assert frame_card.to_dict()["io"]["color"] == "BGR"
+    _frame_model_matches_float_model(path_frame, checkpoint, card.size_multiple)
 
 
 def _frame_model_matches_float_model(frame_model: Path, checkpoint: Path, multiple: int) -> None:
@@ -157,7 +159,7 @@ def test_static_size_and_batch(tmp_path: Path) -> None:
     path, parity = export(checkpoint, "static", io="frame", size=(64, 96), batch=2, precision="fp16")
     assert parity["passed"] and all(c["shape"][0] == 2 for c in parity["cases"])
     card = read_card(path)
-    assert card["static_size"] == [64, 96] and card["static_batch"] == 2
+    assert card.static_size == (64, 96) and card.static_batch == 2
     model = onnx.load(str(path))
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [2, 64, 96, 3]
