@@ -58,7 +58,7 @@ from i2i.export.parity import (
 from i2i.export.precision import Conversion, convert, emulate_fp16, fp32_ops_of
 from i2i.runtime.card import CARD_KEY, TEST_NORMS, ModelCard, ModelIO
 from i2i.runtime.precisions import get_precision
-from i2i.train.checkpoint import build_generator, load_checkpoint
+from i2i.train.checkpoint import build_generator, load_checkpoint, resolve_test_mode
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "output"
@@ -527,7 +527,7 @@ def _prepare(config: ExportConfig) -> _Job:
     check_config(config, multiple)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     test_norm, test_dropout = _test_mode(config, ckpt)
-    module = _generator(ckpt, test_norm, test_dropout)
+    module = build_generator(ckpt, test_norm=test_norm, test_dropout=test_dropout)
     refine_info = None
     if config.refine is not None:
         assert config.size is not None  # check_config: --refine needs --size
@@ -552,17 +552,7 @@ def _prepare(config: ExportConfig) -> _Job:
 
 def _test_mode(config: ExportConfig, ckpt: dict[str, Any]) -> tuple[str, bool]:
     """Test-time BatchNorm statistics and dropout: the export's options, else the checkpoint's."""
-    norm = config.test_norm if config.test_norm is not None else ckpt.get("test_norm", "frame")
-    dropout = config.test_dropout if config.test_dropout is not None else bool(ckpt.get("test_dropout", False))
-    return str(norm), dropout
-
-
-def _generator(ckpt: dict[str, Any], test_norm: str, test_dropout: bool) -> torch.nn.Module:
-    import inspect
-
-    if "test_norm" in inspect.signature(build_generator).parameters:
-        return build_generator(ckpt, test_norm=test_norm, test_dropout=test_dropout)
-    return build_generator(ckpt)
+    return resolve_test_mode(ckpt, config.test_norm, config.test_dropout)
 
 
 def _trace_step(job: _Job) -> onnx.ModelProto:
