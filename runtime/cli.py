@@ -16,8 +16,7 @@ from click.core import ParameterSource
 from i2i._cli import Command, debug_option, hw_option
 from i2i.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, I2IError, Terminated
 from i2i.runtime.backends.base import BACKEND_MODULES
-
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+from i2i.runtime.precisions import runtime_precisions
 
 # Camera modes people write width first; given as --camera-size they are almost surely W×H.
 _LANDSCAPE_MODES = {
@@ -83,8 +82,7 @@ def open_model(config: RunConfig) -> tuple[Any, Any, str]:
     if config.backend == "auto":
         backend, why = open_auto(config.model, config.device, config.precision, opts)
     else:
-        device = {"trt": "cuda"}.get(config.backend, "auto") if config.device == "auto" else config.device
-        backend = open_backend(config.backend, config.model, device=device, precision=config.precision, **opts)
+        backend = open_backend(config.backend, config.model, device=config.device, precision=config.precision, **opts)
         why = "chosen with --backend"
     try:
         refiner = _open_refiner(config.refine, backend.io.kind, config.device) if config.refine else None
@@ -174,7 +172,7 @@ def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_cli
     "--precision",
     default="auto",
     show_default=True,
-    type=click.Choice(PRECISIONS),
+    type=click.Choice(runtime_precisions()),
     help="Inference precision; auto = the model's own (OpenVINO: fp32).",
 )
 @click.option(

@@ -303,10 +303,13 @@ def test_eval_spectrum_and_profile_commands(tmp_path: Path) -> None:
         assert image is not None and image.std() > 10
     report = json.loads((tmp_path / "s.json").read_text())
 
-    result = invoke(main, ["profile", real, fake, "-o", tmp_path / "p.npz"])
+    result = invoke(main, ["profile", real, fake, "-o", tmp_path / "p.npz", "--json", tmp_path / "p.json"])
     assert result.exit_code == 0, result.output
     profile = SpectralProfile.load(tmp_path / "p.npz")
     assert profile.provenance["lfd_after"] < profile.provenance["lfd_before"] == pytest.approx(report["lfd"])
+    fitted = json.loads((tmp_path / "p.json").read_text())
+    assert fitted["lfd_after"] == profile.provenance["lfd_after"]
+    assert fitted["psnr_db_mean"] == profile.provenance["psnr_db_mean"]
     assert profile.provenance["real_images"] == 4 and len(profile.notch_freq) >= 3
 
     result = invoke(main, ["spectrum", real, fake, "--refine", tmp_path / "p.npz", "--no-plots"])
