@@ -41,8 +41,8 @@ class Translator:
     @property
     def card(self) -> ModelCard:
         """The model card: I/O, precision, provenance, parity."""
-        card: ModelCard = self.backend.card
-        return card
+        card = self.backend.card
+        return card if isinstance(card, ModelCard) else ModelCard.from_dict(card, where=str(self.backend.path))
 
     @overload
     def __call__(self, frames: np.ndarray) -> np.ndarray: ...
