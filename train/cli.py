@@ -21,68 +21,11 @@ import click
 
 from i2i._cli import Group, debug_option
 from i2i.errors import I2IError
+from i2i.train.options import field_metadata
 
-FIELD_HELP = {
-    "data": "Dataset root (paired: train/A + train/B, or A|B side by side in train/; unpaired: trainA + trainB).",
-    "direction": "AtoB or BtoA: which side of the data is the input (BtoA swaps A and B, both layouts).",
-    "out": "Run folder for model.pt, state.pt, samples/ and log.jsonl [default: runs/METHOD].",
-    "batch_size": "Images per step.",
-    "load_size": "Resize images to this square size before cropping.",
-    "crop_size": "Random crop size used for training.",
-    "flip": "Random horizontal flips.",
-    "max_steps": "Stop after this many steps; the LR schedule is compressed to fit (0 = full epoch schedule).",
-    "seed": "Random seed (python, numpy, torch, data order).",
-    "workers": "DataLoader worker processes.",
-    "device": "auto, cpu, cuda or cuda:N.",
-    "log_every": "Write a log.jsonl line every N steps.",
-    "sample_every": "Write a sample grid PNG every N steps.",
-    "save_every": "Write model.pt + state.pt every N steps.",
-    "resume": "Continue from OUT/state.pt.",
-    "progress": "Show a progress bar.",
-    "keep_last": "State history kept in OUT/checkpoints/ (fallback when the latest state is corrupt).",
-    "deterministic": "Deterministic algorithms (bit-identical reruns and resumes).",
-    "amp": "Mixed precision: none, bf16 (CPU or GPU) or fp16 (CUDA, gradient scaling).",
-    "epochs": "Epochs at the initial learning rate.",
-    "epochs_decay": "Epochs of linear decay of the learning rate to zero.",
-    "lr": "Adam learning rate.",
-    "beta1": "Adam beta1.",
-    "ngf": "Generator width (filters in the first layer).",
-    "ndf": "Discriminator width.",
-    "num_downs": "U-Net levels; inputs must be multiples of 2**num_downs.",
-    "n_blocks": "Residual blocks in the ResNet generator.",
-    "n_layers_d": "PatchGAN depth (3 = 70x70 patches).",
-    "norm": "Normalisation: batch, instance or none.",
-    "dropout": "Dropout in the generator.",
-    "gan_mode": "Adversarial loss: lsgan, vanilla or hinge.",
-    "lambda_l1": "Weight of the L1 term.",
-    "lambda_a": "Weight of the A->B->A cycle loss.",
-    "lambda_b": "Weight of the B->A->B cycle loss.",
-    "lambda_identity": "Identity loss weight, relative to the cycle weights.",
-    "pool_size": "Size of the generated-image history shown to the discriminators.",
-    "teacher": "Teacher generator (model.pt) whose translations the student learns.",
-    "arch": "Student architecture (a registered network, e.g. fast).",
-    "lambda_gan": "Weight of the adversarial term (0 = pure regression).",
-    "lambda_perceptual": "Weight of the VGG16 feature (perceptual) term; needs --vgg-weights (0 = off).",
-    # CUT / FastCUT / SN-DCR
-    "antialias": "Anti-aliased (blur-pool) downsampling in G and D; off = strided convs (CUT --no_antialias).",
-    "antialias_up": "Fixed-kernel anti-aliased upsampling in G; off = transposed convs (CUT --no_antialias_up).",
-    "init_gain": "Gain of the xavier-normal weight init.",
-    "lambda_nce": "Weight of the PatchNCE loss.",
-    "nce_idt": "Identity PatchNCE on target images, NCE(y, G(y)) (CUT yes, FastCUT no).",
-    "nce_layers": "Generator module indices whose features PatchNCE compares (comma-separated, ascending).",
-    "num_patches": "Patches sampled per image and layer for PatchNCE.",
-    "nce_channels": "Width of the PatchNCE projection MLP.",
-    "nce_temperature": "PatchNCE softmax temperature.",
-    "nce_minibatch_negatives": "Draw PatchNCE negatives from the whole minibatch, not only the same image.",
-    "flip_equivariance": "FastCUT: flip the input with p=0.5 and require G to commute with the flip.",
-    "qs_attn_deepest": "SN-DCR: the deepest N NCE layers choose patches by QS-Attn (0 = random, as CUT).",
-    "lambda_semantic": "SN-DCR: weight of the VGG semantic contrastive (L1 ratio) loss.",
-    "lambda_style": "SN-DCR: weight of the Gram-matrix style contrastive loss.",
-    "style_margin": "SN-DCR: margin of the style triplet loss.",
-    "vgg_weights": "ImageNet VGG16 weights (torchvision's vgg16-397923af.pth) [default: the torch hub cache].",
-    "allow_random_vgg": "Train with a random VGG16 when no weights are found (tests only).",
-    "vgg_imagenet_norm": "Normalise VGG inputs with ImageNet statistics (the official SN-DCR code does not).",
-    # STIG
+# Help of STIG's own options, until its config (i2i.train.methods.stig) carries them as field
+# metadata like every other config: the one flat table left here.
+STIG_HELP = {
     "real": "Folder of real target-domain images.",
     "fake": "Folder of generated images to refine (paired with --real by sorted index).",
     "size": "Images are resized to SIZE x SIZE when they differ (resizing changes spectra: prefer matching sizes).",
@@ -93,84 +36,63 @@ FIELD_HELP = {
     "lambda_ssim_real": "Weight of 1 - SSIM between a real image and its identity refinement.",
     "lambda_ssim_fake": "Weight of 1 - SSIM between a generated image and its refinement.",
     "sigma": "Half-width (bins) of the low-frequency box around DC that L_LF preserves.",
-    # evaluation during training
-    "eval_every": "Evaluate every N steps (PSNR/SSIM if paired, FID/KID with weights); 0 = at the end, -1 = never.",
-    "eval_data": "Held-out set with test/A + test/B, A + B or testA + testB [default: DATA's test split].",
-    "eval_images": "Evaluate on the first N images of each side only (0 = all).",
-    "test_norm": "Test-time BatchNorm: frame (per-frame statistics, the reference test.py) or running (its --eval).",
-    "test_dropout": "Keep dropout on at test time, as the reference test.py (off: deterministic output).",
-    "inception_weights": "Inception-v3 file for FID/KID (pytorch-fid's pt_inception-2015-12-05-6726825d.pth).",
-    # style
-    "style_image": "The style image the network learns to apply.",
-    "style_size": "Shorter side of the style image for its Gram matrices (0 = the crop size).",
-    "content_layer": "VGG16 layer of the content loss: relu2_2 (Johnson et al.) or relu3_3.",
-    "content_weight": "Weight of the content (feature reconstruction) loss.",
-    "style_weight": "Weight of the Gram-matrix style loss (relu1_2, relu2_2, relu3_3, relu4_3).",
-    "tv_weight": "Weight of the total-variation regulariser.",
 }
+STIG_MIN = {"size": 1, "sigma": 0}
 
 
-# The smallest valid value of numeric options, by field name (a name means the same in every
-# config): a value below it is a usage error, exit code 2, before anything loads.
-FIELD_MIN: dict[str, int] = {
-    "batch_size": 1,
-    "load_size": 1,
-    "crop_size": 1,
-    "max_steps": 0,
-    "workers": 0,
-    "log_every": 1,
-    "sample_every": 1,
-    "save_every": 1,
-    "keep_last": 0,
-    "eval_every": -1,
-    "eval_images": 0,
-    "epochs": 0,
-    "epochs_decay": 0,
-    "ngf": 1,
-    "ndf": 1,
-    "n_blocks": 0,
-    "n_layers_d": 1,
-    "num_downs": 1,
-    "num_patches": 1,
-    "nce_channels": 1,
-    "pool_size": 0,
-    "qs_attn_deepest": 0,
-    "size": 1,
-    "sigma": 0,
-    "style_size": 0,
-}
-POSITIVE_FLOATS = ("lr", "nce_temperature")
+def _shared_metadata() -> dict[str, dict[str, Any]]:
+    """CLI metadata by field name over every config (a name means the same in each): what a config
+    that declares none for a field (STIG's, today) falls back on."""
+    from i2i.train.loop import TrainConfig
+    from i2i.train.methods import METHODS
+
+    shared: dict[str, dict[str, Any]] = {}
+    for config_cls in (TrainConfig, *(m.config_class for m in METHODS.values())):
+        for f in dataclasses.fields(config_cls):
+            meta = field_metadata(config_cls, f.name)
+            if meta and f.name not in shared:
+                shared[f.name] = meta
+    for name, text in STIG_HELP.items():
+        shared.setdefault(name, {"help": text, **({"minimum": STIG_MIN[name]} if name in STIG_MIN else {})})
+    return shared
 
 
-def _option_type(name: str, kind: Any) -> Any:
-    """The click type of a config field: ranges for the numeric fields that have one."""
-    if kind is int and name in FIELD_MIN:
-        return click.IntRange(min=FIELD_MIN[name])
-    if kind is float and name in POSITIVE_FLOATS:
-        return click.FloatRange(min=0, min_open=True)
+def _option_type(name: str, kind: Any, meta: dict[str, Any]) -> Any:
+    """The click type of a config field: its choices or range (field metadata); loss weights
+    (``lambda_*``, ``*_weight``) are >= 0, since 0 switches a term off and below 0 is a mistake."""
+    if meta.get("choices"):
+        return click.Choice(meta["choices"])
+    if kind is int and "minimum" in meta:
+        return click.IntRange(min=int(meta["minimum"]))
+    if kind is float and "above" in meta:
+        return click.FloatRange(min=meta["above"], min_open=True)
+    if kind is float and "minimum" in meta:
+        return click.FloatRange(min=meta["minimum"])
     if kind is float and (name.startswith("lambda_") or name.endswith("_weight")):
-        return click.FloatRange(min=0)  # loss weights: 0 switches a term off, below 0 is a mistake
+        return click.FloatRange(min=0)
     return kind
 
 
 def _options_from(config_cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Turn a dataclass's fields into click options (``--field-name``; bools as --x/--no-x)."""
+    """Turn a dataclass's fields into click options (``--field-name``; bools as --x/--no-x), with
+    the help, range and choices each field's metadata gives (``i2i.train.options.option``)."""
     hints = typing.get_type_hints(config_cls)
+    shared = _shared_metadata()
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
         for f in reversed(dataclasses.fields(config_cls)):
             if f.name in skip:
                 continue
-            flag = "--" + f.name.replace("_", "-")
-            kind = hints[f.name]
-            help_text = FIELD_HELP.get(f.name, "")
+            flag, kind = "--" + f.name.replace("_", "-"), hints[f.name]
+            meta = field_metadata(config_cls, f.name) or shared.get(f.name, {})
+            help_text = meta.get("help", "")
             if kind is bool:
-                func = click.option(
-                    f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True, help=help_text
-                )(func)
+                decl: tuple[str, ...] = (f"{flag}/--no-{flag[2:]}", f.name)
+                func = click.option(*decl, default=f.default, show_default=True, help=help_text)(func)
             else:
+                option_type = _option_type(f.name, kind, meta)
                 func = click.option(
-                    flag, f.name, type=_option_type(f.name, kind), default=f.default, show_default=True, help=help_text
+                    flag, f.name, type=option_type, default=f.default, show_default=True, help=help_text
                 )(func)
         return func
 
@@ -253,12 +175,31 @@ def import_weights(weights: Path, arch: str | None, output: Path | None, directi
         result = import_reference(weights, output, arch=arch, direction=direction)
     except I2IError as exc:  # say which file, also where the check that failed only saw its tensors
         if str(weights) not in exc.message:
-            exc.message = f"{weights}: {exc.message}"
+            raise I2IError(f"{weights}: {exc.message}") from None
         raise
     click.echo(f"imported {weights.name} as {result.reference} → {result.arch} {result.arch_kwargs}")
     if result.dropped:
         click.echo(f"  dropped {len(result.dropped)} legacy InstanceNorm statistics")
     click.echo(f"  checkpoint: {result.output}")
+
+
+def _report(name: str, result: Any) -> None:
+    """What a finished run wrote, and its latest metrics."""
+    click.echo(f"trained {name}: {result.steps} steps in {result.seconds:.1f} s")
+    for path in result.checkpoints:
+        click.echo(f"  checkpoint: {path}")
+    click.echo(f"  state:      {result.state}")
+    click.echo(f"  log:        {result.log}")
+    if result.samples:
+        click.echo(f"  samples:    {result.samples[-1]}")
+    click.echo(f"  config:     {result.out / 'config.json'}")
+    if result.eval_log is not None:
+        click.echo(f"  eval log:   {result.eval_log}")
+    for generator, values in result.metrics.items():
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items() if k in ("psnr_db", "ssim", "fid", "kid"))
+        click.echo(f"  metrics:    {generator} at step {values['step']}: {shown}")
+    if (result.out / "tensorboard").is_dir():
+        click.echo(f"  tensorboard: {result.out / 'tensorboard'}")
 
 
 def _method_command(name: str) -> click.Command:
@@ -269,14 +210,18 @@ def _method_command(name: str) -> click.Command:
     config_cls = method_cls.config_class
     # A method may read its own folders instead of --data (stig: --real and --fake).
     data_option: Callable[[Callable[..., Any]], Callable[..., Any]] = (
-        click.option("--data", "data", type=click.Path(), required=True, help=FIELD_HELP["data"])
-        if getattr(method_cls, "needs_data", True)
+        click.option(
+            "--data", "data", type=click.Path(), required=True, help=field_metadata(TrainConfig, "data")["help"]
+        )
+        if method_cls.needs_data
         else lambda func: func
     )
 
     @_options_from(config_cls)
     @_options_from(TrainConfig, skip=("data", "out"))
-    @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help=FIELD_HELP["out"])
+    @click.option(
+        "--out", "out", type=click.Path(file_okay=False), default=None, help=field_metadata(TrainConfig, "out")["help"]
+    )
     @data_option
     @click.option(
         "--nproc",
@@ -300,21 +245,7 @@ def _method_command(name: str) -> click.Command:
             result = train(name, method_config, TrainConfig(**train_kwargs))
         if result.state is None:  # not rank 0 of a distributed run: rank 0 reports
             return
-        click.echo(f"trained {name}: {result.steps} steps in {result.seconds:.1f} s")
-        for path in result.checkpoints:
-            click.echo(f"  checkpoint: {path}")
-        click.echo(f"  state:      {result.state}")
-        click.echo(f"  log:        {result.log}")
-        if result.samples:
-            click.echo(f"  samples:    {result.samples[-1]}")
-        click.echo(f"  config:     {result.out / 'config.json'}")
-        if result.eval_log is not None:
-            click.echo(f"  eval log:   {result.eval_log}")
-        for generator, values in result.metrics.items():
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items() if k in ("psnr_db", "ssim", "fid", "kid"))
-            click.echo(f"  metrics:    {generator} at step {values['step']}: {shown}")
-        if (result.out / "tensorboard").is_dir():
-            click.echo(f"  tensorboard: {result.out / 'tensorboard'}")
+        _report(name, result)
 
     command.__doc__ = f"Train {name}: {method_cls.summary}."
     return click.command(name, cls=main.command_class, context_settings={"help_option_names": ["-h", "--help"]})(

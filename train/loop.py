@@ -31,6 +31,7 @@ from i2i._files import write_bytes
 from i2i.errors import I2IError, Interrupted
 from i2i.train import distributed
 from i2i.train.checkpoint import (
+    TEST_NORMS,
     atomic_file,
     atomic_save,
     atomic_write,
@@ -38,38 +39,68 @@ from i2i.train.checkpoint import (
     make_checkpoint,
     prepare_for_test,
 )
-from i2i.train.data import check_direction, without_resize_crop
+from i2i.train.data import DIRECTIONS, check_direction, without_resize_crop
 from i2i.train.methods import Method, MethodConfig, get_method
 from i2i.train.metrics import Evaluator
+from i2i.train.options import option
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: str
-    out: str
-    batch_size: int = 1
-    load_size: int = 286  # images are resized to load_size², then randomly cropped to crop_size²
-    crop_size: int = 256
-    flip: bool = True
-    direction: str = "AtoB"  # AtoB | BtoA: which side of the data is the input
-    max_steps: int = 0  # 0: the method's full epoch schedule
-    seed: int = 0
-    workers: int = 1
-    device: str = "auto"
-    log_every: int = 20
-    sample_every: int = 250
-    save_every: int = 1000
-    keep_last: int = 3  # state history kept in OUT/checkpoints/ (a corrupt latest state falls back to these)
-    resume: bool = False
-    deterministic: bool = False
-    amp: str = "none"  # none | bf16 | fp16 (fp16: CUDA, with a gradient scaler)
-    progress: bool = True
-    eval_every: int = 0  # PSNR/SSIM (paired), FID/KID (with Inception) every N steps; 0: at the end; -1: never
-    eval_data: str = ""  # held-out set: test/A+test/B, A+B or testA+testB [default: DATA's test split]
-    eval_images: int = 0  # evaluate on the first N images only; 0: all
-    inception_weights: str = ""  # pt_inception-2015-12-05-6726825d.pth for FID/KID; empty: no FID/KID
-    test_norm: str = "frame"  # frame (per-frame BatchNorm statistics, reference test.py) | running (--eval)
-    test_dropout: bool = False  # dropout stays on at test time (the reference test.py); off: deterministic
+    """Options every method shares; each field's help and bounds are the ``i2i-train`` option's."""
+
+    data: str = option(
+        help="Dataset root (paired: train/A + train/B, or A|B side by side in train/; unpaired: trainA + trainB)."
+    )
+    out: str = option(help="Run folder for model.pt, state.pt, samples/ and log.jsonl [default: runs/METHOD].")
+    batch_size: int = option(1, "Images per step.", minimum=1)
+    load_size: int = option(286, "Resize images to this square size before cropping.", minimum=1)
+    crop_size: int = option(256, "Random crop size used for training.", minimum=1)
+    flip: bool = option(True, "Random horizontal flips.")
+    direction: str = option(
+        "AtoB", "Which side of the data is the input (BtoA swaps A and B, in every layout).", choices=DIRECTIONS
+    )
+    max_steps: int = option(
+        0, "Stop after this many steps; the LR schedule is compressed to fit (0 = full epoch schedule).", minimum=0
+    )
+    seed: int = option(0, "Random seed (python, numpy, torch, data order).")
+    workers: int = option(1, "DataLoader worker processes.", minimum=0)
+    device: str = option("auto", "auto, cpu, cuda or cuda:N.")
+    log_every: int = option(20, "Write a log.jsonl line every N steps.", minimum=1)
+    sample_every: int = option(250, "Write a sample grid PNG every N steps.", minimum=1)
+    save_every: int = option(1000, "Write model.pt + state.pt every N steps.", minimum=1)
+    keep_last: int = option(
+        3, "State history kept in OUT/checkpoints/ (fallback when the latest state is corrupt).", minimum=0
+    )
+    resume: bool = option(False, "Continue from OUT/state.pt.")
+    deterministic: bool = option(False, "Deterministic algorithms (bit-identical reruns and resumes).")
+    amp: str = option(
+        "none", "Mixed precision: none, bf16 (CPU or GPU) or fp16 (CUDA, gradient scaling).", choices=tuple(AMP_DTYPES)
+    )
+    progress: bool = option(True, "Show a progress bar.")
+    eval_every: int = option(
+        0,
+        "Evaluate every N steps (PSNR/SSIM if paired, FID/KID with weights); 0 = at the end, -1 = never.",
+        minimum=-1,
+    )
+    eval_data: str = option(
+        "", "Held-out set with test/A + test/B, A + B or testA + testB [default: DATA's test split]."
+    )
+    eval_images: int = option(0, "Evaluate on the first N images of each side only (0 = all).", minimum=0)
+    inception_weights: str = option(
+        "", "Inception-v3 file for FID/KID (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)."
+    )
+    test_norm: str = option(
+        "frame",
+        "Test-time BatchNorm (model.pt, samples, evaluation): frame = per-frame statistics (the reference "
+        "test.py), running = running statistics (its --eval).",
+        choices=TEST_NORMS,
+    )
+    test_dropout: bool = option(
+        False, "Keep dropout on at test time, as the reference test.py (off: deterministic output)."
+    )
 
 
 @dataclass
@@ -250,10 +281,8 @@ def _worker_error(error: I2IError, note: str = "") -> I2IError:
     prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
     lines = error.message.splitlines()
     original = [line[len(prefix) :] for line in lines if line.startswith(prefix)]
-    if len(lines) > 1 and original:
-        error.message = original[-1]
-    error.message += note
-    return error
+    message = original[-1] if len(lines) > 1 and original else error.message
+    return I2IError(message + note)
 
 
 class _RankInterrupted(Interrupted):
@@ -353,9 +382,6 @@ def _keep_history(latest: Path, folder: Path, step: int, keep: int) -> None:
             shutil.copyfileobj(src, dst)
     for old in sorted(folder.glob("state_*.pt"))[:-keep]:
         old.unlink(missing_ok=True)
-
-
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _autocast(device: torch.device, amp: str) -> Any:
@@ -511,7 +537,8 @@ def _setup(
     """Data, method, LR schedule and sample images; the state of --resume; config.json."""
     check_test_mode(config.test_norm, config.test_dropout, where="--test-norm/--test-dropout")
     dataset = make_dataset(method_cls, method_config, config)
-    if len(dataset) == 0:  # type: ignore[arg-type]
+    size = len(dataset)  # type: ignore[arg-type]
+    if size == 0:
         raise I2IError(f"dataset {config.data} is empty")
     method = method_cls(method_config, device)
     method.data_direction = config.direction
@@ -519,9 +546,7 @@ def _setup(
         method.scaler = torch.amp.GradScaler(device.type)
     distributed.broadcast_state(method.networks(), env)
     run = _Run(method, config, method_config, env)
-    run.steps_per_epoch = EpochBatches(
-        len(dataset), config.batch_size, config.seed, world_size=env.world_size
-    ).per_epoch  # type: ignore[arg-type]
+    run.steps_per_epoch = EpochBatches(size, config.batch_size, config.seed, world_size=env.world_size).per_epoch
     epochs_total = method_config.epochs + method_config.epochs_decay
     run.total_steps = config.max_steps or epochs_total * run.steps_per_epoch
     factor = lr_lambda(run.total_steps, method_config.epochs / max(1, epochs_total))

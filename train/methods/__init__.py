@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from i2i.errors import I2IError
+from i2i.train.options import option
 
 if TYPE_CHECKING:
     from i2i.train.loop import TrainConfig
@@ -25,12 +26,13 @@ _SWAPPED = {"AtoB": "BtoA", "BtoA": "AtoB"}
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """Fields every method config has; each method subclasses this with its own defaults."""
+    """Fields every method config has; each method subclasses this with its own defaults (a field
+    redefined with only a new default keeps the help and bounds given here)."""
 
-    epochs: int = 100  # epochs at the initial learning rate
-    epochs_decay: int = 100  # epochs over which the learning rate decays linearly to zero
-    lr: float = 2e-4
-    beta1: float = 0.5
+    epochs: int = option(100, "Epochs at the initial learning rate.", minimum=0)
+    epochs_decay: int = option(100, "Epochs of linear decay of the learning rate to zero.", minimum=0)
+    lr: float = option(2e-4, "Adam learning rate.", above=0)
+    beta1: float = option(0.5, "Adam beta1.")
 
 
 @dataclass

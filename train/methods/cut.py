@@ -50,6 +50,7 @@ from i2i.train.losses.patchnce import PatchNCELoss, PatchSampleMLP
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
 from i2i.train.nets.cut_resnet import AntialiasedPatchGAN, CutResnetGenerator, xavier_init
+from i2i.train.options import option
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -67,25 +68,35 @@ def parse_layers(text: str) -> tuple[int, ...]:
 class CUTConfig(MethodConfig):
     epochs: int = 200
     epochs_decay: int = 200
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 9
-    n_layers_d: int = 3
-    norm: str = "instance"
-    dropout: bool = False
-    antialias: bool = True  # blur-pool downsampling in G and D (reference: not --no_antialias)
-    antialias_up: bool = True  # fixed-kernel upsampling in G (reference: not --no_antialias_up)
-    init_gain: float = 0.02
-    gan_mode: str = "lsgan"
-    lambda_gan: float = 1.0
-    lambda_nce: float = 1.0
-    nce_idt: bool = True
-    nce_layers: str = "0,4,8,12,16"
-    num_patches: int = 256
-    nce_channels: int = 256  # width of the projection MLP (reference netF_nc)
-    nce_temperature: float = 0.07
-    nce_minibatch_negatives: bool = False
-    flip_equivariance: bool = False
+    ngf: int = option(64, "Generator width (filters in the first layer).", minimum=1)
+    ndf: int = option(64, "Discriminator width.", minimum=1)
+    n_blocks: int = option(9, "Residual blocks in the generator.", minimum=0)
+    n_layers_d: int = option(3, "PatchGAN depth (3 = 70x70 patches).", minimum=1)
+    norm: str = option("instance", "Normalisation: batch, instance or none (none: no conv biases, as the reference).")
+    dropout: bool = option(False, "Dropout in the generator.")
+    antialias: bool = option(
+        True, "Anti-aliased (blur-pool) downsampling in G and D; off = strided convs (CUT --no_antialias)."
+    )
+    antialias_up: bool = option(
+        True, "Fixed-kernel anti-aliased upsampling in G; off = transposed convs (CUT --no_antialias_up)."
+    )
+    init_gain: float = option(0.02, "Gain of the xavier-normal weight init.")
+    gan_mode: str = option("lsgan", "Adversarial loss: lsgan, vanilla or hinge.")
+    lambda_gan: float = option(1.0, "Weight of the adversarial term.")
+    lambda_nce: float = option(1.0, "Weight of the PatchNCE loss.")
+    nce_idt: bool = option(True, "Identity PatchNCE on target images, NCE(y, G(y)) (CUT yes, FastCUT no).")
+    nce_layers: str = option(
+        "0,4,8,12,16", "Generator module indices whose features PatchNCE compares (comma-separated, ascending)."
+    )
+    num_patches: int = option(256, "Patches sampled per image and layer for PatchNCE.", minimum=1)
+    nce_channels: int = option(256, "Width of the PatchNCE projection MLP (reference netF_nc).", minimum=1)
+    nce_temperature: float = option(0.07, "PatchNCE softmax temperature.", above=0)
+    nce_minibatch_negatives: bool = option(
+        False, "Draw PatchNCE negatives from the whole minibatch, not only the same image."
+    )
+    flip_equivariance: bool = option(
+        False, "FastCUT: flip the input with p=0.5 and require G to commute with the flip."
+    )
 
     def __post_init__(self) -> None:
         parse_layers(self.nce_layers)

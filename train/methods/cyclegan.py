@@ -19,6 +19,7 @@ from i2i.train.losses.gan import GANLoss
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
 from i2i.train.nets.norm import init_weights
+from i2i.train.options import option
 
 
 class ImagePool:
@@ -48,17 +49,17 @@ class ImagePool:
 
 @dataclass(frozen=True)
 class CycleGANConfig(MethodConfig):
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 9  # residual blocks in each generator (9 for 256², 6 for 128²)
-    n_layers_d: int = 3
-    norm: str = "instance"
-    dropout: bool = False
-    gan_mode: str = "lsgan"
-    lambda_a: float = 10.0  # cycle weight A → B → A
-    lambda_b: float = 10.0  # cycle weight B → A → B
-    lambda_identity: float = 0.5  # identity weight, relative to the cycle weights
-    pool_size: int = 50
+    ngf: int = option(64, "Generator width (filters in the first layer).", minimum=1)
+    ndf: int = option(64, "Discriminator width.", minimum=1)
+    n_blocks: int = option(9, "Residual blocks in each generator (9 for 256x256, 6 for 128x128).", minimum=0)
+    n_layers_d: int = option(3, "PatchGAN depth (3 = 70x70 patches).", minimum=1)
+    norm: str = option("instance", "Normalisation: batch, instance or none (none: no conv biases, as the reference).")
+    dropout: bool = option(False, "Dropout in the generator.")
+    gan_mode: str = option("lsgan", "Adversarial loss: lsgan, vanilla or hinge.")
+    lambda_a: float = option(10.0, "Weight of the A->B->A cycle loss.")
+    lambda_b: float = option(10.0, "Weight of the B->A->B cycle loss.")
+    lambda_identity: float = option(0.5, "Identity loss weight, relative to the cycle weights.")
+    pool_size: int = option(50, "Size of the generated-image history shown to the discriminators.", minimum=0)
 
 
 @register_method("cyclegan")

@@ -42,6 +42,7 @@ from i2i.train.nets.vgg import (
     imagenet_input,
     require_vgg16_weights,
 )
+from i2i.train.options import option
 
 if TYPE_CHECKING:
     from i2i.train.loop import TrainConfig
@@ -49,17 +50,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DistillConfig(MethodConfig):
-    teacher: str = ""  # the teacher's model.pt (required)
-    arch: str = "fast"  # student architecture (registry name)
-    ngf: int = 16
-    n_blocks: int = 6
-    norm: str = "batch"
-    lambda_l1: float = 10.0
-    lambda_gan: float = 0.0  # > 0 adds an LSGAN PatchGAN on the student's outputs
-    lambda_perceptual: float = 0.0  # > 0 adds VGG16 feature L1 (relu1_2, relu2_2, relu3_3); needs VGG weights
-    vgg_weights: str = ""  # torchvision's vgg16-397923af.pth; empty: the torch hub cache
-    allow_random_vgg: bool = False
-    ndf: int = 32
+    teacher: str = option("", "Teacher generator (model.pt) whose translations the student learns (required).")
+    arch: str = option("fast", "Student architecture (a registered network, e.g. fast).")
+    ngf: int = option(16, "Student width (filters in the first layer).", minimum=1)
+    n_blocks: int = option(6, "Residual blocks in the student.", minimum=0)
+    norm: str = option("batch", "Normalisation: batch, instance or none.")
+    lambda_l1: float = option(10.0, "Weight of the L1 term.")
+    lambda_gan: float = option(0.0, "Weight of the adversarial term (0 = pure regression; > 0 adds an LSGAN PatchGAN).")
+    lambda_perceptual: float = option(
+        0.0, "Weight of the VGG16 feature (perceptual) term; needs --vgg-weights (0 = off)."
+    )
+    vgg_weights: str = option(
+        "", "ImageNet VGG16 weights (torchvision's vgg16-397923af.pth) [default: the torch hub cache]."
+    )
+    allow_random_vgg: bool = option(False, "Train with a random VGG16 when no weights are found (tests only).")
+    ndf: int = option(32, "Discriminator width.", minimum=1)
     epochs: int = 30
     epochs_decay: int = 30
     lr: float = 1e-3  # a regression target is stable: a higher rate than the GAN default

@@ -18,18 +18,19 @@ from i2i.train.losses.gan import GANLoss
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
 from i2i.train.nets.norm import init_weights
+from i2i.train.options import option
 
 
 @dataclass(frozen=True)
 class Pix2PixConfig(MethodConfig):
-    ngf: int = 64  # generator width
-    ndf: int = 64  # discriminator width
-    num_downs: int = 8  # U-Net levels: inputs must be multiples of 2**num_downs
-    n_layers_d: int = 3  # PatchGAN depth (3 = 70×70 patches)
-    norm: str = "batch"
-    dropout: bool = True
-    gan_mode: str = "vanilla"
-    lambda_l1: float = 100.0
+    ngf: int = option(64, "Generator width (filters in the first layer).", minimum=1)
+    ndf: int = option(64, "Discriminator width.", minimum=1)
+    num_downs: int = option(8, "U-Net levels; inputs must be multiples of 2**num_downs.", minimum=1)
+    n_layers_d: int = option(3, "PatchGAN depth (3 = 70x70 patches).", minimum=1)
+    norm: str = option("batch", "Normalisation: batch, instance or none (none: no conv biases, as the reference).")
+    dropout: bool = option(True, "Dropout in the generator.")
+    gan_mode: str = option("vanilla", "Adversarial loss: lsgan, vanilla or hinge.")
+    lambda_l1: float = option(100.0, "Weight of the L1 term.")
 
 
 @register_method("pix2pix")

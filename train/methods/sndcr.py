@@ -58,17 +58,24 @@ from i2i.train.nets.vgg import (
     VGG16Features,
     frozen_vgg16,
 )
+from i2i.train.options import option
 
 
 @dataclass(frozen=True)
 class SNDCRConfig(CUTConfig):
-    qs_attn_deepest: int = 2  # the deepest N NCE layers pick patches by QS-Attn (0 = random, as CUT)
-    lambda_semantic: float = 1.0
-    lambda_style: float = 0.5
-    style_margin: float = 0.04
-    vgg_weights: str = ""  # torchvision's vgg16-397923af.pth; empty: the torch hub cache
-    allow_random_vgg: bool = False
-    vgg_imagenet_norm: bool = False
+    qs_attn_deepest: int = option(
+        2, "SN-DCR: the deepest N NCE layers choose patches by QS-Attn (0 = random, as CUT).", minimum=0
+    )
+    lambda_semantic: float = option(1.0, "SN-DCR: weight of the VGG semantic contrastive (L1 ratio) loss.")
+    lambda_style: float = option(0.5, "SN-DCR: weight of the Gram-matrix style contrastive loss.")
+    style_margin: float = option(0.04, "SN-DCR: margin of the style triplet loss.")
+    vgg_weights: str = option(
+        "", "ImageNet VGG16 weights (torchvision's vgg16-397923af.pth) [default: the torch hub cache]."
+    )
+    allow_random_vgg: bool = option(False, "Train with a random VGG16 when no weights are found (tests only).")
+    vgg_imagenet_norm: bool = option(
+        False, "Normalise VGG inputs with ImageNet statistics (the official SN-DCR code does not)."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -45,6 +45,7 @@ from i2i.train.nets.vgg import (
     imagenet_input,
     require_vgg16_weights,
 )
+from i2i.train.options import option
 
 if TYPE_CHECKING:
     from i2i.train.loop import TrainConfig
@@ -55,16 +56,22 @@ CONTENT_LAYERS = {"relu2_2": RELU2_2, "relu3_3": RELU3_3}
 
 @dataclass(frozen=True)
 class StyleConfig(MethodConfig):
-    style_image: str = ""  # the one style image (required)
-    style_size: int = 0  # shorter side of the style image for its Gram matrices; 0: the crop size
-    content_layer: str = "relu2_2"  # relu2_2 (Johnson) or relu3_3
-    content_weight: float = 1.0
-    style_weight: float = 1e5
-    tv_weight: float = 1.0
-    ngf: int = 32
-    n_blocks: int = 5
-    vgg_weights: str = ""  # torchvision's vgg16-397923af.pth; empty: the torch hub cache
-    allow_random_vgg: bool = False
+    style_image: str = option("", "The style image the network learns to apply (required).")
+    style_size: int = option(0, "Shorter side of the style image for its Gram matrices (0 = the crop size).", minimum=0)
+    content_layer: str = option(
+        "relu2_2",
+        "VGG16 layer of the content loss: relu2_2 (Johnson et al.) or relu3_3.",
+        choices=tuple(CONTENT_LAYERS),
+    )
+    content_weight: float = option(1.0, "Weight of the content (feature reconstruction) loss.")
+    style_weight: float = option(1e5, "Weight of the Gram-matrix style loss (relu1_2, relu2_2, relu3_3, relu4_3).")
+    tv_weight: float = option(1.0, "Weight of the total-variation regulariser.")
+    ngf: int = option(32, "Generator width (filters in the first layer).", minimum=1)
+    n_blocks: int = option(5, "Residual blocks in the generator.", minimum=0)
+    vgg_weights: str = option(
+        "", "ImageNet VGG16 weights (torchvision's vgg16-397923af.pth) [default: the torch hub cache]."
+    )
+    allow_random_vgg: bool = option(False, "Train with a random VGG16 when no weights are found (tests only).")
     epochs: int = 2
     epochs_decay: int = 0
     lr: float = 1e-3
