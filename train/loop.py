@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import shutil
@@ -193,7 +194,7 @@ def training_samples(
     if not method_cls.crop_free_decay:
         return SeededSamples(dataset, config.seed)
     late = without_resize_crop(dataset)
-    return SeededSamples(dataset, config.seed, late, late_from=-(-decay_from // steps_per_epoch))
+    return SeededSamples(dataset, config.seed, late, late_from=math.ceil(decay_from / steps_per_epoch))
 
 
 class EpochBatches(Sampler[list[int]]):
