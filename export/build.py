@@ -27,6 +27,7 @@ Builder = Callable[[Path, "ExportJob", "ExportResult"], Path]
 class EngineOptions:
     """TensorRT build options (the engine's precision is the ONNX graph's: strongly typed)."""
 
+    output: str | None = None  # the engine file [default: the ONNX path with .engine]
     min_shape: tuple[int, int, int] | None = None  # (N, H, W) of the optimisation profile
     opt_shape: tuple[int, int, int] | None = None
     max_shape: tuple[int, int, int] | None = None
@@ -224,6 +225,7 @@ def build_engine(onnx_path: Path, job: ExportJob, result: ExportResult) -> Path:
     built = build(
         EngineConfig(
             onnx=str(onnx_path),
+            output=options.output,
             min_shape=options.min_shape,
             opt_shape=options.opt_shape,
             max_shape=options.max_shape,

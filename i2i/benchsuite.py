@@ -32,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from i2i._files import write_bytes, write_text
+from i2i.common import parse_hw, psnr_db, round_up
 from i2i.errors import I2IError
 
 
@@ -71,17 +72,14 @@ class Suite:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*(?:x\s*(\d+))?\s*", str(text))
-    if not match:
-        raise I2IError(f"bad size {text!r}: use N or HxW, e.g. 256 or 720x1280")
-    h = int(match.group(1))
-    return h, int(match.group(2) or h)
+    """A suite's ``sizes`` entry: ``N`` (square) or ``HxW``."""
+    return parse_hw(text, "size")
 
 
 def fitted_size(size: str, multiple: int) -> tuple[int, int]:
     """``size`` rounded up to the model's size multiple: the shape a cell actually runs."""
-    h, w = (multiple * max(1, math.ceil(s / multiple)) for s in parse_size(size))
-    return h, w
+    h, w = parse_size(size)
+    return round_up(h, multiple), round_up(w, multiple)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -102,8 +100,8 @@ def load_suite(path: str | Path) -> Suite:
         unknown = set(cell.models) - names
         if unknown:
             raise I2IError(f"{path}: matrix names unknown models {sorted(unknown)}; defined: {sorted(names)}")
-        if cell.mode not in ("model", "pipeline", "soak"):
-            raise I2IError(f"{path}: mode must be 'model', 'pipeline' or 'soak', got {cell.mode!r}")
+        if cell.mode not in MEASURES:
+            raise I2IError(f"{path}: mode must be one of {', '.join(map(repr, MEASURES))}, got {cell.mode!r}")
         for size in cell.sizes:
             parse_size(size)
         if not re.fullmatch(r"cpu|cuda(:\d+)?", cell.device):
@@ -116,7 +114,7 @@ def load_suite(path: str | Path) -> Suite:
 
 def _demo_images(work: Path) -> Path:
     """Real photographs (scikit-image's, cut into crops) for int8 calibration and parity."""
-    from i2i.train.data import build_demo_dataset
+    from i2i.train.demo import build_demo_dataset
 
     root = work / "_photos"
     build_demo_dataset(root, crop=256, crops_per_photo=8, test_crops_per_photo=2, video_seconds=1.0, progress=False)
@@ -128,7 +126,7 @@ def demo_profile(work: Path) -> Path:
     of realistic shape, for timing the refine stage."""
     import cv2
 
-    from i2i.runtime.spectral import SpectrumStats, estimate_profile
+    from i2i.analysis import SpectrumStats, estimate_profile
 
     path = work / "_photos" / "profile.npz"
     if path.exists():
@@ -170,61 +168,54 @@ def prepare_model(spec: ModelSpec, work: Path) -> Path:
     return checkpoint
 
 
-# The exported graph each precision runs (OpenVINO applies bf16/fp16 itself to the fp32 graph).
-_ONNX_FOR = {"fp32": "fp32", "bf16": "fp32", "fp16": "fp16", "int8": "int8"}
+def artefact_for(
+    spec: ModelSpec, checkpoint: Path, backend: str, precision: str, batch: int, size: str, work: Path
+) -> Path:
+    """The file ``backend`` runs for one cell, made once through ``i2i.export``: the checkpoint for
+    backends that take one, else the ONNX export at the precision's graph (an fp32 graph for
+    run-time precisions such as bf16), and for engine backends a static engine (min = opt = max =
+    the cell's shape, the fastest deployment of a fixed stream) built beside it."""
+    from i2i.runtime.backends.base import get_backend
+    from i2i.runtime.formats import FORMATS
+    from i2i.runtime.precisions import get_precision
 
-
-def model_file(spec: ModelSpec, checkpoint: Path, backend: str, precision: str, work: Path) -> Path:
-    """model.pt for torch; else the ONNX export at the precision the row asks for (exported once)."""
-    if backend in ("torch", "torch-compile"):
+    suffixes = get_backend(backend).suffixes
+    if FORMATS["checkpoint"].suffixes[0] in suffixes:
         return checkpoint
-    from i2i.export.onnx import ExportConfig, export_checkpoint
+    row = get_precision(precision)
+    onnx_path = _onnx_export(spec, checkpoint, row.name if row.exportable else "fp32", work)
+    if FORMATS["onnx"].suffixes[0] in suffixes:
+        return onnx_path
+    return _static_engine(onnx_path, batch, size)
 
-    onnx_precision = _ONNX_FOR.get(precision)
-    if onnx_precision is None:
-        raise I2IError(f"no export for precision {precision!r}")
-    if backend == "openvino" and precision in ("bf16", "fp16"):
-        onnx_precision = "fp32"
-    name = "model.onnx" if onnx_precision == "fp32" else f"model.{onnx_precision}.onnx"
-    out = work / spec.name / name
-    if not out.exists() or out.stat().st_mtime < checkpoint.stat().st_mtime:
+
+def _stale(target: Path, source: Path) -> bool:
+    return not target.exists() or target.stat().st_mtime < source.stat().st_mtime
+
+
+def _onnx_export(spec: ModelSpec, checkpoint: Path, graph: str, work: Path) -> Path:
+    from i2i.export.build import export
+
+    out = work / spec.name / ("model.onnx" if graph == "fp32" else f"model.{graph}.onnx")
+    if _stale(out, checkpoint):
         photos = None if (spec.calib_data and spec.parity_data) else _demo_images(work)
         parity = spec.parity_data or (str(photos / "test" / "A") if photos else None)
         calib = spec.calib_data or (str(photos / "train" / "A") if photos else None)
-        export_checkpoint(
-            ExportConfig(
-                checkpoint=str(checkpoint),
-                output=str(out),
-                progress=False,
-                precision=onnx_precision,
-                parity_data=parity,
-                calib_data=calib,
-            )
-        )
+        export(checkpoint, out, precision=graph, parity_data=parity, calib_data=calib, progress=False)
     return out
 
 
-def trt_engine(onnx_path: Path, precision: str, batch: int, size: str) -> Path:
-    """A static engine (min = opt = max) for one cell, built once beside its ONNX model: the fastest
-    TensorRT deployment of a fixed stream. Without TensorRT this raises the trt extra's install hint."""
-    from i2i.export.onnx import read_card
-    from i2i.export.tensorrt import EngineConfig, build_engine
+def _static_engine(onnx_path: Path, batch: int, size: str) -> Path:
+    """Without TensorRT this raises the trt extra's install hint (the cell is then skipped)."""
+    from i2i.export.build import EngineOptions, export
+    from i2i.runtime.card import ModelCard
 
-    h, w = fitted_size(size, int(read_card(onnx_path)["io"]["size_multiple"]))
-    engine = onnx_path.with_name(f"{onnx_path.stem}.{precision}.b{batch}.{h}x{w}.engine")
-    if not engine.exists() or engine.stat().st_mtime < onnx_path.stat().st_mtime:
-        shape = (batch, h, w)
-        build_engine(
-            EngineConfig(
-                onnx=str(onnx_path),
-                output=str(engine),
-                precision=precision,
-                min_shape=shape,
-                opt_shape=shape,
-                max_shape=shape,
-                progress=False,
-            )
-        )
+    h, w = fitted_size(size, ModelCard.from_onnx(onnx_path).size_multiple)
+    shape = (batch, h, w)
+    engine = onnx_path.with_name(f"{onnx_path.stem}.b{batch}.{h}x{w}.engine")
+    if _stale(engine, onnx_path):
+        options = EngineOptions(min_shape=shape, opt_shape=shape, max_shape=shape, output=str(engine))
+        export(onnx_path, engine="trt", engine_options=options, progress=False)
     return engine
 
 
@@ -235,13 +226,6 @@ def count_flops(checkpoint: Path, height: int, width: int) -> float:
 
     generator, _ = load_generator(checkpoint)
     return float(count(generator, height, width))
-
-
-def psnr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    if not np.isfinite(other).all():
-        return -math.inf
-    mse = float(np.mean((reference.astype(np.float64) - other.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
 
 
 def _time_calls(backend: Any, batch: np.ndarray, warmup: int, iters: int) -> tuple[np.ndarray, np.ndarray]:
@@ -333,105 +317,111 @@ def _pipeline(
     return stats.summary()
 
 
-def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]:
-    from i2i.runtime.backends import open_backend
+@dataclass(frozen=True)
+class Cell:
+    """One measured row: a model on a backend at a precision, batch and size, in the matrix's mode."""
 
-    specs = {m.name: m for m in suite.models}
-    failed: dict[tuple[str, str, str], str] = {}
-    prepared = {m.name: prepare_model(m, work) for m in suite.models}
-    cells = [
-        (cell, model, backend, precision, batch, size)
-        for cell in suite.matrix
-        for model in cell.models
-        for backend in cell.backends
-        for precision in cell.precisions
-        for batch in cell.batch
-        for size in cell.sizes
-    ]
-    rows: list[dict[str, Any]] = []
-    references: dict[tuple[str, int, str], np.ndarray] = {}
-    flops: dict[tuple[str, str], float] = {}
-    bar = tqdm(cells, desc=f"bench {suite.name}", unit="cell", disable=not progress, dynamic_ncols=True)
-    for cell, model, backend_name, precision, batch, size in bar:
-        bar.set_postfix_str(f"{model} {backend_name} {precision} b{batch} {size}")
-        checkpoint = prepared[model]
-        row: dict[str, Any] = {
-            "model": model,
-            "backend": backend_name,
-            "precision": precision,
-            "batch": batch,
-            "size": size,
-            "mode": cell.mode,
+    spec: MatrixSpec
+    model: str
+    backend: str
+    precision: str
+    batch: int
+    size: str
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "backend": self.backend,
+            "precision": self.precision,
+            "batch": self.batch,
+            "size": self.size,
+            "mode": self.spec.mode,
         }
+
+
+def cells_of(suite: Suite) -> list[Cell]:
+    return [
+        Cell(spec, model, backend, precision, batch, size)
+        for spec in suite.matrix
+        for model in spec.models
+        for backend in spec.backends
+        for precision in spec.precisions
+        for batch in spec.batch
+        for size in spec.sizes
+    ]
+
+
+class _Run:
+    """State shared by the cells of one suite run: prepared checkpoints, artefacts that failed to
+    build (a failed export fails again: said once, not retried), torch references and FLOP counts."""
+
+    def __init__(self, suite: Suite, work: Path) -> None:
+        self.work = work
+        self.specs = {m.name: m for m in suite.models}
+        self.checkpoints = {m.name: prepare_model(m, work) for m in suite.models}
+        self.failed: dict[tuple[str, str, str], str] = {}
+        self.references: dict[tuple[str, int, str, str], np.ndarray] = {}
+        self.flops: dict[tuple[str, str], float] = {}
+
+    def open(self, cell: Cell) -> Any:
+        """The cell's backend, opened on the artefact it runs (made on first use)."""
+        from i2i.runtime.backends.base import get_backend, open_backend
+
+        key = (cell.model, ",".join(get_backend(cell.backend).suffixes), cell.precision)
+        if key in self.failed:
+            raise I2IError(self.failed[key])
+        try:
+            path = artefact_for(
+                self.specs[cell.model],
+                self.checkpoints[cell.model],
+                cell.backend,
+                cell.precision,
+                cell.batch,
+                cell.size,
+                self.work,
+            )
+        except I2IError as exc:
+            self.failed[key] = exc.format_message()
+            raise
+        options = cell.spec.options.get(cell.backend, {})
+        return open_backend(cell.backend, path, device=cell.spec.device, precision=cell.precision, **options)
+
+    def reference(self, cell: Cell, inputs: np.ndarray, hw: str) -> np.ndarray:
+        """torch fp32 eager on the checkpoint: what every row's PSNR is measured against."""
+        from i2i.runtime.backends.base import BASELINE, open_backend
+
+        key = (cell.model, cell.batch, hw, cell.spec.device)
+        if key not in self.references:
+            with open_backend(BASELINE, self.checkpoints[cell.model], device=cell.spec.device) as torch_backend:
+                self.references[key] = np.asarray(torch_backend(inputs))
+        return self.references[key]
+
+    def gflop(self, model: str, h: int, w: int) -> float:
+        if (model, f"{h}x{w}") not in self.flops:
+            self.flops[(model, f"{h}x{w}")] = count_flops(self.checkpoints[model], h, w)
+        return self.flops[(model, f"{h}x{w}")] / 1e9
+
+
+def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]:
+    from i2i.bench import machine_info
+
+    run = _Run(suite, work)
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(cells_of(suite), desc=f"bench {suite.name}", unit="cell", disable=not progress, dynamic_ncols=True)
+    for cell in bar:
+        bar.set_postfix_str(f"{cell.model} {cell.backend} {cell.precision} b{cell.batch} {cell.size}")
+        row = cell.row()
         rows.append(row)
         try:
-            key = (model, backend_name, precision)
-            if key in failed:  # an export that failed once fails again: say so without retrying
-                raise I2IError(failed[key])
-            try:
-                path = model_file(specs[model], checkpoint, backend_name, precision, work)
-            except I2IError as exc:
-                failed[key] = exc.format_message()
-                if precision in ("fp32", "int8"):  # ORT and OpenVINO run the same file at these precisions
-                    failed[(model, "ort", precision)] = failed[(model, "openvino", precision)] = failed[key]
-                raise
-            if backend_name == "trt":
-                path = trt_engine(path, precision, batch, size)
-            backend = open_backend(
-                backend_name, path, device=cell.device, precision=precision, **cell.options.get(backend_name, {})
-            )
+            backend = run.open(cell)
         except I2IError as exc:
             row["skipped"] = exc.format_message()
             continue
         with backend:
-            h, w = fitted_size(size, backend.size_multiple)
+            h, w = fitted_size(cell.size, backend.size_multiple)
             row.update(height=h, width=w)
-            if cell.mode == "pipeline":
-                refiner = None
-                if cell.refine:
-                    from i2i.runtime.spectral import open_refiner
-
-                    refiner = open_refiner(demo_profile(work))
-                    row["refine"] = "profile"
-                summary = _pipeline(backend, h, w, cell.frames, batch, refiner=refiner)
-                row["fps"] = float(summary["fps"])
-                stages = summary["stages"]
-                row["infer_p50_ms"] = stages["infer"]["p50_ms"]
-                if "refine" in stages:
-                    row["refine_p50_ms"] = stages["refine"]["p50_ms"]
-                    row["refine_vs_infer"] = row["refine_p50_ms"] / row["infer_p50_ms"]
-                continue
-            if cell.mode == "soak":
-                row.update(_soak(backend, h, w, cell.frames, cell.window))
-                continue
-            rng = np.random.default_rng(0)
-            inputs = rng.uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
-            key = (model, batch, f"{h}x{w}")
-            if key not in references:
-                with open_backend("torch", checkpoint, device=cell.device) as torch_backend:
-                    references[key] = np.asarray(torch_backend(inputs))
-            if (model, f"{h}x{w}") not in flops:
-                flops[(model, f"{h}x{w}")] = count_flops(checkpoint, h, w)
-            try:
-                ms, out = _time_calls(backend, inputs, cell.warmup, cell.iters)
-            except I2IError as exc:  # e.g. torch.compile without a working compiler
-                row["skipped"] = exc.format_message()
-                continue
-            median = float(np.median(ms))
-            gflop = flops[(model, f"{h}x{w}")] / 1e9
-            row.update(
-                iters=cell.iters,
-                median_ms=median,
-                p95_ms=float(np.percentile(ms, 95)),
-                p99_ms=float(np.percentile(ms, 99)),
-                fps=batch * 1e3 / median,
-                gflop_per_frame=gflop,
-                gflops_achieved=gflop * batch * 1e3 / median,
-                psnr_vs_torch_fp32_db=psnr_db(references[key], out.astype(np.float32)),
-            )
+            MEASURES[cell.spec.mode](run, cell, backend, row)
     _relate(rows)
-    from i2i.bench import machine_info
-
     return {
         "suite": suite.name,
         "description": suite.description,
@@ -441,13 +431,65 @@ def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]
     }
 
 
+def _measure_model(run: _Run, cell: Cell, backend: Any, row: dict[str, Any]) -> None:
+    """Warm-up, then ``iters`` individually timed calls on seeded random inputs."""
+    h, w = row["height"], row["width"]
+    inputs = np.random.default_rng(0).uniform(-1, 1, (cell.batch, 3, h, w)).astype(np.float32)
+    reference = run.reference(cell, inputs, f"{h}x{w}")
+    try:
+        ms, out = _time_calls(backend, inputs, cell.spec.warmup, cell.spec.iters)
+    except I2IError as exc:  # e.g. torch.compile without a working compiler
+        row["skipped"] = exc.format_message()
+        return
+    median = float(np.median(ms))
+    gflop = run.gflop(cell.model, h, w)
+    row.update(
+        iters=cell.spec.iters,
+        median_ms=median,
+        p95_ms=float(np.percentile(ms, 95)),
+        p99_ms=float(np.percentile(ms, 99)),
+        fps=cell.batch * 1e3 / median,
+        gflop_per_frame=gflop,
+        gflops_achieved=gflop * cell.batch * 1e3 / median,
+        psnr_vs_torch_fp32_db=psnr_db(reference, out.astype(np.float32), data_range=2.0),
+    )
+
+
+def _measure_pipeline(run: _Run, cell: Cell, backend: Any, row: dict[str, Any]) -> None:
+    """Synthetic frames through the whole runtime pipeline (and the refine stage if asked)."""
+    refiner = None
+    if cell.spec.refine:
+        from i2i.runtime.spectral import open_refiner
+
+        refiner = open_refiner(demo_profile(run.work))
+        row["refine"] = "profile"
+    summary = _pipeline(backend, row["height"], row["width"], cell.spec.frames, cell.batch, refiner=refiner)
+    row["fps"] = float(summary["fps"])
+    stages = summary["stages"]
+    row["infer_p50_ms"] = stages["infer"]["p50_ms"]
+    if "refine" in stages:
+        row["refine_p50_ms"] = stages["refine"]["p50_ms"]
+        row["refine_vs_infer"] = row["refine_p50_ms"] / row["infer_p50_ms"]
+
+
+def _measure_soak(run: _Run, cell: Cell, backend: Any, row: dict[str, Any]) -> None:
+    row.update(_soak(backend, row["height"], row["width"], cell.spec.frames, cell.spec.window))
+
+
+# mode -> how a cell of that mode is measured
+MEASURES = {"model": _measure_model, "pipeline": _measure_pipeline, "soak": _measure_soak}
+
+
 def _relate(rows: list[dict[str, Any]]) -> None:
     """Speed-up vs torch fp32 eager and pipeline/model-only ratio, for rows measured in the same run."""
 
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         return (r["model"], r["batch"], r.get("height"), r.get("width"))
 
-    eager_ms = {(key(r), r["precision"]): r["median_ms"] for r in rows if r["backend"] == "torch" and "median_ms" in r}
+    from i2i.runtime.backends.base import BASELINE
+
+    eager = [r for r in rows if r["backend"] == BASELINE and "median_ms" in r]
+    eager_ms = {(key(r), r["precision"]): r["median_ms"] for r in eager}
     model_fps = {(key(r), r["backend"], r["precision"]): r["fps"] for r in rows if r["mode"] == "model" and "fps" in r}
     for r in rows:
         if "median_ms" in r and (key(r), "fp32") in eager_ms:
@@ -479,57 +521,71 @@ def format_markdown(result: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores; {m.get('os', '')}; "
         f"onnxruntime {m.get('onnxruntime')}, i2i {m.get('i2i')}; {result['date']}",
         "",
+        *_rows_table(result["rows"]),
+        *_refine_table([r for r in result["rows"] if r.get("refine") and "refine_p50_ms" in r]),
+        *_soak_table([r for r in result["rows"] if r["mode"] == "soak" and "frames" in r]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _rows_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
         "| model | mode | backend | precision | batch | size | median ms | p95 ms | FPS | GFLOP/s "
         "| × torch fp32 | × torch same prec. | PSNR vs torch fp32 | pipeline/model |",
         "|" + "---|" * 14,
     ]
-    for r in result["rows"]:
+    for r in rows:
+        head = f"| {r['model']} | {r['mode']} | {r['backend']} | {r['precision']} | {r['batch']} | "
         if "skipped" in r:
-            lines.append(
-                f"| {r['model']} | {r['mode']} | {r['backend']} | {r['precision']} | {r['batch']} | "
-                f"{r['size']} | skipped: {r['skipped']} ||||||||"
-            )
+            lines.append(f"{head}{r['size']} | skipped: {r['skipped']} ||||||||")
             continue
         lines.append(
-            f"| {r['model']} | {r['mode']} | {r['backend']} | {r['precision']} | {r['batch']} | "
-            f"{r['height']}x{r['width']} | {_fmt(r.get('median_ms'), '.1f')} | {_fmt(r.get('p95_ms'), '.1f')} | "
+            f"{head}{r['height']}x{r['width']} | {_fmt(r.get('median_ms'), '.1f')} | {_fmt(r.get('p95_ms'), '.1f')} | "
             f"{_fmt(r.get('fps'), '.1f')} | {_fmt(r.get('gflops_achieved'), '.0f')} | "
             f"{_fmt(r.get('speedup_vs_torch_fp32'), '.2f', 'x')} | "
             f"{_fmt(r.get('speedup_vs_torch_same_precision'), '.2f', 'x')} | "
             f"{_fmt(r.get('psnr_vs_torch_fp32_db'), '.1f', ' dB')} | "
             f"{_fmt(r.get('pipeline_vs_model'), '.2f')} |"
         )
-    refined = [r for r in result["rows"] if r.get("refine") and "refine_p50_ms" in r]
-    if refined:
-        lines += [
-            "",
-            "Refine stage (spectral profile) against the model stage, pipeline p50:",
-            "",
-            "| model | backend | size | infer p50 ms | refine p50 ms | refine / infer |",
-            "|" + "---|" * 6,
-        ]
-        for r in refined:
-            lines.append(
-                f"| {r['model']} | {r['backend']} | {r['height']}x{r['width']} | {r['infer_p50_ms']:.2f} | "
-                f"{r['refine_p50_ms']:.2f} | {100 * r['refine_vs_infer']:.1f} % |"
-            )
-    soaks = [r for r in result["rows"] if r["mode"] == "soak" and "frames" in r]
-    if soaks:
-        lines += [
-            "",
-            "Soak (frames through the whole pipeline; RSS from the end of the first window to the end):",
-            "",
-            "| model | backend | size | frames | FPS | RSS first window MB | RSS end MB | growth MB "
-            "| p99 ms first window | p99 ms last window |",
-            "|" + "---|" * 10,
-        ]
-        for r in soaks:
-            lines.append(
-                f"| {r['model']} | {r['backend']} | {r['height']}x{r['width']} | {r['frames']} | {r['fps']:.1f} | "
-                f"{r['rss_first_window_mb']:.1f} | {r['rss_end_mb']:.1f} | {r['rss_growth_mb']:+.1f} | "
-                f"{r['p99_ms_per_window'][0]:.2f} | {r['p99_ms_per_window'][-1]:.2f} |"
-            )
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _refine_table(refined: list[dict[str, Any]]) -> list[str]:
+    if not refined:
+        return []
+    lines = [
+        "",
+        "Refine stage (spectral profile) against the model stage, pipeline p50:",
+        "",
+        "| model | backend | size | infer p50 ms | refine p50 ms | refine / infer |",
+        "|" + "---|" * 6,
+    ]
+    for r in refined:
+        lines.append(
+            f"| {r['model']} | {r['backend']} | {r['height']}x{r['width']} | {r['infer_p50_ms']:.2f} | "
+            f"{r['refine_p50_ms']:.2f} | {100 * r['refine_vs_infer']:.1f} % |"
+        )
+    return lines
+
+
+def _soak_table(soaks: list[dict[str, Any]]) -> list[str]:
+    if not soaks:
+        return []
+    lines = [
+        "",
+        "Soak (frames through the whole pipeline; RSS from the end of the first window to the end):",
+        "",
+        "| model | backend | size | frames | FPS | RSS first window MB | RSS end MB | growth MB "
+        "| p99 ms first window | p99 ms last window |",
+        "|" + "---|" * 10,
+    ]
+    for r in soaks:
+        lines.append(
+            f"| {r['model']} | {r['backend']} | {r['height']}x{r['width']} | {r['frames']} | {r['fps']:.1f} | "
+            f"{r['rss_first_window_mb']:.1f} | {r['rss_end_mb']:.1f} | {r['rss_growth_mb']:+.1f} | "
+            f"{r['p99_ms_per_window'][0]:.2f} | {r['p99_ms_per_window'][-1]:.2f} |"
+        )
+    return lines
 
 
 def draw_chart(result: dict[str, Any], path: Path) -> Path:
@@ -552,13 +608,7 @@ def draw_chart(result: dict[str, Any], path: Path) -> Path:
         cv2.LINE_AA,
     )
     top = max(r["fps"] for r in rows)
-    colours = {
-        "torch": (60, 60, 200),
-        "torch-compile": (60, 120, 220),
-        "ort": (180, 120, 40),
-        "openvino": (60, 160, 60),
-        "trt": (40, 160, 200),
-    }
+    colours = _backend_colours()
     for i, r in enumerate(rows):
         y = 40 + i * row_h
         label = f"{r['model']} {r['mode'][:4]} {r['backend']} {r['precision']} b{r['batch']} {r['height']}x{r['width']}"
@@ -583,6 +633,16 @@ def draw_chart(result: dict[str, Any], path: Path) -> Path:
         raise I2IError(f"cannot encode the chart {path}")
     write_bytes(path, png.tobytes(), "chart")
     return path
+
+
+# Bar colours (BGR), one per registered backend in registry order.
+_PALETTE = [(60, 60, 200), (60, 120, 220), (180, 120, 40), (60, 160, 60), (40, 160, 200), (150, 80, 150)]
+
+
+def _backend_colours() -> dict[str, tuple[int, int, int]]:
+    from i2i.runtime.backends.base import backend_names
+
+    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(backend_names())}
 
 
 def machine_slug(machine: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ def run_script(code: str, *args: str, timeout: float = 300) -> subprocess.Comple
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from i2i.train.data import build_demo_dataset
+    from i2i.train.demo import build_demo_dataset
 
     root = tmp_path_factory.mktemp("demo") / "data"
     build_demo_dataset(

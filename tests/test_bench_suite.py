@@ -103,7 +103,7 @@ def test_bad_suites(tmp_path: Path) -> None:
         load_suite(bad)
     with pytest.raises(I2IError, match="suite not found"):
         load_suite(tmp_path / "missing.toml")
-    with pytest.raises(I2IError, match="bad size"):
+    with pytest.raises(I2IError, match="'12xx' is not a size; use HxW"):
         parse_size("12xx")
 
 
