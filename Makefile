@@ -6,7 +6,8 @@ VENV   ?= .venv
 # Pinned so pip takes the small CPU wheel; a GPU user overrides it, e.g.
 #   make demo TORCH='torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124'
 TORCH  ?= torch==2.13.0
-EXTRAS ?= train,export,dev
+# ONNX Runtime: `cpu` here; on an NVIDIA machine EXTRAS=gpu,train,export,dev (never both)
+EXTRAS ?= cpu,train,export,dev
 DEMO   ?= demo_out
 DEMO_STEPS ?= 1000
 PYTEST_ARGS ?=
@@ -14,13 +15,14 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.i2i-installed
 
-.PHONY: help venv demo test lint bench bench-gpu soak student clean-demo
+.PHONY: help venv demo test lint bench bench-gpu gpu-check soak student clean-demo
 
 help:
 	@echo "make demo   - build demo data, train, export, run a video, print a benchmark (CPU, < 10 min)"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - the CPU benchmark suites -> benchmarks/results/<machine>/ (distils the demo student first)"
 	@echo "make bench-gpu - the GPU suite (benchmarks/gpu.toml) on a CUDA machine"
+	@echo "make gpu-check - a short GPU check (< 8 min): torch peers + whatever engines are installed"
 	@echo "make soak   - 10 000 frames through the pipeline: RSS growth and latency drift"
 	@echo "make lint   - ruff + mypy"
 
@@ -90,6 +92,13 @@ bench: $(DEMO)/student/model.pt
 # On a CUDA machine (torch with CUDA; onnxruntime-gpu and tensorrt where installed).
 bench-gpu: $(DEMO)/student/model.pt
 	$(BIN)/i2i-bench benchmarks/gpu.toml
+
+# A short GPU check (< 8 min on an H200): torch eager/channels_last/CUDA graphs/compile, fp32/fp16,
+# plus ONNX Runtime / TensorRT where installed -> benchmarks/results/<gpu>/gpu-check.*. Runs from a bare
+# working tree with any Python that has torch+CUDA: make gpu-check PY=python3
+PY ?= $(BIN)/python
+gpu-check:
+	$(PY) benchmarks/gpu_check.py
 
 soak: $(STAMP)
 	$(BIN)/i2i-bench benchmarks/soak.toml

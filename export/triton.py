@@ -2,7 +2,8 @@
 
 ``i2i-export model.pt --triton DIR`` writes::
 
-    DIR/<name>/config.pbtxt          platform, max_batch_size, I/O names/dims/dtypes from the card,
+    DIR/<name>/config.pbtxt          platform, max_batch_size (an engine's: its profile's max batch),
+                                     I/O names from the graph, dims/dtypes from the card,
                                      dynamic batching, instance groups
     DIR/<name>/1/model.onnx          (or model.plan with --engine trt; the sidecar goes beside it)
 
@@ -26,10 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from i2i.errors import I2IError
+from i2i.runtime.card import ModelCard
 
 PLATFORMS = {".onnx": ("onnxruntime_onnx", "model.onnx"), ".engine": ("tensorrt_plan", "model.plan")}
 DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8"}
 KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
+
+
+DEFAULT_MAX_BATCH = 8  # for dynamic-batch ONNX models when --triton-max-batch is not given
 
 
 @dataclass(frozen=True)
@@ -37,40 +42,93 @@ class TritonConfig:
     repository: str
     name: str | None = None  # default: the model file's stem
     version: int = 1
-    max_batch_size: int = 8  # for dynamic-batch models; static-batch models get 0 (no batching)
+    # None: the model's own limit (an engine's profile max batch; 8 for a dynamic ONNX model).
+    # Static-batch models (and engines whose profile has one batch size above 1) get 0: no batching.
+    max_batch_size: int | None = None
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_delay_us: int = 100
     instances: int = 1
     kind: str = "gpu"
 
 
-def _io_dims(card: dict[str, Any]) -> list[int]:
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the config needs beyond the card: the graph's tensor names and, for an engine, the batch
+    range of its optimisation profile (Triton's TensorRT backend refuses a max_batch_size above it)."""
+
+    input: str
+    output: str
+    min_batch: int | None = None
+    max_batch: int | None = None
+
+
+def model_facts(model_file: Path) -> ModelFacts:
+    """Tensor names from the ONNX graph, or names and profile batch range from an engine's sidecar."""
+    if model_file.suffix == ".onnx":
+        from i2i.export.tensorrt import graph_io
+
+        return ModelFacts(*graph_io(model_file))
+    from i2i.runtime.backends.tensorrt import read_sidecar
+
+    sidecar = read_sidecar(model_file)
+    profile = sidecar["profiles"][0]
+    names = sidecar.get("tensors") or sidecar["card"].get("io", {})  # older sidecars: the i2i-card/1 io names
+    if not {"input", "output"} <= set(names):
+        raise I2IError(f"{model_file.name}: its sidecar names no tensors; rebuild it with `{sidecar['rebuild']}`")
+    max_batch = int(profile.get("max_batch", profile["max"][0]))
+    return ModelFacts(str(names["input"]), str(names["output"]), int(profile["min"][0]), max_batch)
+
+
+def _io_dims(card: ModelCard) -> list[int]:
     """Per-request dims without the batch axis: -1 for dynamic H/W."""
-    io = card["io"]
-    h, w = card.get("static_size") or (-1, -1)
-    channels = int(io.get("channels", 3))
-    return [h, w, channels] if io.get("kind") == "frame" else [channels, h, w]
+    h, w = card.static_size or (-1, -1)
+    channels = card.io.channels
+    return [h, w, channels] if card.io.kind == "frame" else [channels, h, w]
 
 
-def config_dict(card: dict[str, Any], model_file: Path, config: TritonConfig) -> dict[str, Any]:
+def batching(card: ModelCard, facts: ModelFacts, config: TritonConfig) -> tuple[int, int | None]:
+    """(max_batch_size, fixed batch or None): Triton batches requests up to max_batch_size; a fixed
+    batch (max_batch_size 0) puts the batch axis into the dims instead."""
+    asked = config.max_batch_size
+    if card.static_batch is not None:
+        if asked is not None:
+            raise I2IError(
+                f"--triton-max-batch: the model has a static batch of {card.static_batch}; Triton cannot batch it"
+            )
+        return 0, card.static_batch
+    if facts.max_batch is None:  # a dynamic-batch ONNX model
+        return (asked if asked is not None else DEFAULT_MAX_BATCH), None
+    low, high = facts.min_batch or 1, facts.max_batch
+    if low > 1:
+        if low != high or asked is not None:
+            raise I2IError(
+                f"the engine's profile takes batches {low}..{high}; Triton batches from 1: rebuild the engine with "
+                f"--min 1xHxW (or one batch size, which Triton serves unbatched)"
+            )
+        return 0, high
+    if asked is not None and asked > high:
+        raise I2IError(
+            f"--triton-max-batch {asked} exceeds the engine profile's max batch {high}: ask for at most {high}, "
+            f"or rebuild the engine with --max {asked}xHxW"
+        )
+    return (asked if asked is not None else high), None
+
+
+def config_dict(card: ModelCard, model_file: Path, config: TritonConfig, facts: ModelFacts) -> dict[str, Any]:
     platform, _ = PLATFORMS[model_file.suffix]
-    io = card["io"]
     dims = _io_dims(card)
-    static_batch = card.get("static_batch")
-    dtype = DTYPES[io.get("dtype", "float32")]
-    out: dict[str, Any] = {"name": config.name or model_file.stem, "platform": platform}
-    if static_batch is None:
-        out["max_batch_size"] = config.max_batch_size
-    else:  # no Triton batching: the batch axis is part of the dims
-        out["max_batch_size"] = 0
-        dims = [int(static_batch), *dims]
-    out["input"] = [{"name": io["input"], "data_type": dtype, "dims": dims}]
-    out["output"] = [{"name": io["output"], "data_type": dtype, "dims": dims}]
-    if static_batch is None:
-        batching: dict[str, Any] = {"max_queue_delay_microseconds": config.max_queue_delay_us}
+    max_batch, fixed = batching(card, facts, config)
+    dtype = DTYPES[card.io.dtype if card.io.kind == "tensor" else "uint8"]
+    out: dict[str, Any] = {"name": config.name or model_file.stem, "platform": platform, "max_batch_size": max_batch}
+    if fixed is not None:  # no Triton batching: the batch axis is part of the dims
+        dims = [int(fixed), *dims]
+    out["input"] = [{"name": facts.input, "data_type": dtype, "dims": dims}]
+    out["output"] = [{"name": facts.output, "data_type": dtype, "dims": dims}]
+    if fixed is None:
+        batching_: dict[str, Any] = {"max_queue_delay_microseconds": config.max_queue_delay_us}
         if config.preferred_batch_sizes:
-            batching["preferred_batch_size"] = list(config.preferred_batch_sizes)
-        out["dynamic_batching"] = batching
+            batching_["preferred_batch_size"] = list(config.preferred_batch_sizes)
+        out["dynamic_batching"] = batching_
     out["instance_group"] = [{"count": config.instances, "kind": KINDS[config.kind]}]
     return out
 
@@ -252,9 +310,8 @@ def tritonclient_parse(text: str) -> dict[str, Any] | None:
     return parsed
 
 
-def check_config(parsed: dict[str, Any], card: dict[str, Any]) -> None:
-    """The parsed config must name the card's tensors with the card's dtype and dims."""
-    expected = config_dict(card, Path("m.onnx"), TritonConfig(repository="."))
+def check_config(parsed: dict[str, Any], expected: dict[str, Any]) -> None:
+    """The parsed config must name the model's tensors with the card's dtype and dims."""
     for role in ("input", "output"):
         tensors = parsed.get(role, [])
         if len(tensors) != 1:
@@ -267,24 +324,31 @@ def check_config(parsed: dict[str, Any], card: dict[str, Any]) -> None:
             raise I2IError(f"config.pbtxt: {role} dims {dims} do not match the card's {want['dims']}")
 
 
-def write_repository(model_file: Path, card: dict[str, Any], config: TritonConfig) -> Path:
-    """Write DIR/<name>/config.pbtxt and DIR/<name>/<version>/model.{onnx,plan}; return the config path."""
+def _check_options(model_file: Path, config: TritonConfig) -> None:
     if model_file.suffix not in PLATFORMS:
         raise I2IError(f"Triton repositories take .onnx or .engine models, not {model_file.name}")
     if config.kind not in KINDS:
         raise I2IError(f"--triton-kind {config.kind!r}; valid: {', '.join(KINDS)}")
     if config.kind == "cpu" and model_file.suffix == ".engine":
         raise I2IError("a TensorRT plan runs on a GPU: --triton-kind cpu needs an ONNX model")
-    if config.max_batch_size < 1 or config.instances < 1 or config.version < 1:
+    if (config.max_batch_size is not None and config.max_batch_size < 1) or config.instances < 1 or config.version < 1:
         raise I2IError("--triton-max-batch, --triton-instances and the version must be >= 1")
-    if any(b < 1 or b > config.max_batch_size for b in config.preferred_batch_sizes):
-        raise I2IError(f"preferred batch sizes must be within 1..{config.max_batch_size}")
-    if config.preferred_batch_sizes and card.get("static_batch") is not None:
-        raise I2IError("preferred batch sizes need a dynamic-batch model; this one has a static batch")
-    data = config_dict(card, model_file, config)
+
+
+def write_repository(model_file: Path, card: ModelCard | dict[str, Any], config: TritonConfig) -> Path:
+    """Write DIR/<name>/config.pbtxt and DIR/<name>/<version>/model.{onnx,plan}; return the config path."""
+    _check_options(model_file, config)
+    if not isinstance(card, ModelCard):
+        card = ModelCard.from_dict(card, where=str(model_file))
+    data = config_dict(card, model_file, config, model_facts(model_file))
+    limit = data["max_batch_size"]
+    if config.preferred_batch_sizes and limit == 0:
+        raise I2IError("preferred batch sizes need a dynamic-batch model; this one has a fixed batch")
+    if any(b < 1 or b > limit for b in config.preferred_batch_sizes):
+        raise I2IError(f"preferred batch sizes must be within 1..{limit}")
     text = to_pbtxt(data) + "\n"
     parsed = tritonclient_parse(text)
-    check_config(parsed if parsed is not None else parse_pbtxt(text), card)
+    check_config(parsed if parsed is not None else parse_pbtxt(text), data)
     model_dir = Path(config.repository) / data["name"]
     version = str(config.version)
     # Staged in a hidden folder beside the model folder, then renamed into place: an interrupted or

@@ -1,8 +1,11 @@
-"""TensorRT builder and backend: everything that does not need TensorRT or a GPU, plus a mypy
-check of both modules against tensorrt-stubs (so API misuse fails here, not on a GPU box)."""
+"""TensorRT builder and backend: everything that does not need TensorRT or a GPU, the whole
+``--engine trt`` build through a TensorRT test double (tests/tensorrt_double.py, 10.x and 11.x
+flavours), and a mypy check of both modules against tensorrt-stubs, as published and less what
+TensorRT 11 removed (so API misuse fails here, not on a GPU box)."""
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import json
 import re
@@ -11,26 +14,28 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
+from tensorrt_double import REMOVED_IN_11, install, onnx_tensorrt_problems
 
-from i2i.errors import I2IError, MissingDependencyError
+from i2i.errors import I2IError, MissingDependencyError, Terminated
+from i2i.export.frame import wrap_frame_io
 from i2i.export.tensorrt import (
-    CalibrationBatches,
-    CalibrationCache,
-    CalibrationFeeder,
+    BuildMonitor,
+    Built,
     EngineConfig,
     PhaseBars,
     Profile,
     build_engine,
-    calibration_cache_key,
     check_engine_config,
     make_sidecar,
+    network_flags,
+    parse_onnx,
     parse_shape,
     resolve_profile,
+    tensorrt_major,
     timing_cache_key,
     timing_cache_path,
     write_engine,
@@ -45,35 +50,58 @@ from i2i.runtime.backends.tensorrt import (
     sidecar_path,
     tensorrt_status,
 )
+from i2i.runtime.card import ModelCard, ModelIO
 
 REPO = Path(__file__).resolve().parents[1]
 H100 = GpuIdentity("NVIDIA H100 80GB HBM3", "9.0")
 
 
-def card(kind: str = "tensor", precision: str = "fp32", multiple: int = 4, **extra: object) -> dict:
-    io = {"kind": kind, "channels": 3, "size_multiple": multiple}
-    io.update(
-        {"input": "frame", "output": "output_frame", "dtype": "uint8"}
-        if kind == "frame"
-        else {"input": "image", "output": "output", "dtype": "float32"}
-    )
-    return {"io": io, "size_multiple": multiple, "precision": precision, "static_size": None, "static_batch": None} | (
-        extra
-    )
+def card(kind: str = "tensor", precision: str = "fp32", multiple: int = 4, **extra: object) -> ModelCard:
+    io = ModelIO(kind=kind, dtype="uint8" if kind == "frame" else "float32", size_multiple=multiple)
+    static_size = extra.pop("static_size", None)
+    if static_size is not None:
+        io = ModelIO(kind=kind, dtype=io.dtype, size_multiple=multiple, static_size=tuple(static_size))
+    return ModelCard(io=io, precision=precision, **extra)
 
 
-def carded_onnx(path: Path, the_card: dict) -> Path:
-    """A tiny Identity graph carrying an i2i card: enough for everything before TensorRT."""
-    dims = ["batch", 3, "height", "width"]
+def _graph(kind: str, precision: str) -> onnx.ModelProto:
+    """The smallest graph of each kind TensorRT would see: Identity, its fp16 island, its int8 Q/DQ."""
+    dims: list[int | str] = ["batch", 3, "height", "width"]
+    nodes = [helper.make_node("Identity", ["image"], ["output"], name="core")]
+    inits: list[onnx.TensorProto] = []
+    if precision == "fp16":
+        nodes = [
+            helper.make_node("Cast", ["image"], ["half"], to=TensorProto.FLOAT16, name="to_half"),
+            helper.make_node("Cast", ["half"], ["output"], to=TensorProto.FLOAT, name="to_float"),
+        ]
+    elif precision == "int8":
+        scale, zero = (
+            numpy_helper.from_array(np.array(0.01, np.float32), "s"),
+            numpy_helper.from_array(np.array(0, np.int8), "z"),
+        )
+        inits = [scale, zero]
+        nodes = [
+            helper.make_node("QuantizeLinear", ["image", "s", "z"], ["q"], name="q"),
+            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["output"], name="dq"),
+        ]
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["image"], ["output"])],
+        nodes,
         "g",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, dims)],
+        inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    if kind == "frame":
+        model = wrap_frame_io(model, size_multiple=4, static_size=None, batch=None)
+    return model
+
+
+def carded_onnx(path: Path, the_card: ModelCard) -> Path:
+    """A tiny graph carrying an i2i card: what the builder reads."""
+    model = _graph(the_card.io.kind, the_card.precision)
     entry = model.metadata_props.add()
-    entry.key, entry.value = "i2i", json.dumps(the_card)
+    entry.key, entry.value = "i2i", the_card.to_json()
     onnx.save(model, str(path))
     return path
 
@@ -87,26 +115,28 @@ def test_parse_shape() -> None:
 
 
 def test_default_profile_rounds_up_to_the_size_multiple() -> None:
-    profile = resolve_profile(card(multiple=256))
+    profile = resolve_profile(card(multiple=256), "image")
     assert profile.input == "image"
     assert profile.min == (1, 3, 256, 256) and profile.opt == (1, 3, 512, 512) and profile.max == (1, 3, 1280, 2048)
+    assert profile.max_batch == 1
 
 
 def test_partial_profile_and_frame_layout() -> None:
-    profile = resolve_profile(card("frame"), opt_shape=(2, 720, 1280))
+    profile = resolve_profile(card("frame"), "frame", opt_shape=(2, 720, 1280))
     assert profile.input == "frame"
     assert profile.min == profile.opt == profile.max == (2, 720, 1280, 3)  # NHWC
-    profile = resolve_profile(card(), min_shape=(1, 64, 64), max_shape=(4, 1088, 1920))
+    profile = resolve_profile(card(), "image", min_shape=(1, 64, 64), max_shape=(4, 1088, 1920))
     assert profile.opt == (4, 3, 1088, 1920)  # a missing opt is the max
+    assert profile.as_json()["max_batch"] == 4
 
 
 def test_static_model_profile() -> None:
     static = card(static_size=[512, 512], static_batch=2)
-    assert resolve_profile(static).opt == (2, 3, 512, 512)
+    assert resolve_profile(static, "image").opt == (2, 3, 512, 512)
     with pytest.raises(I2IError, match="static size of 512x512"):
-        resolve_profile(static, opt_shape=(2, 256, 256))
+        resolve_profile(static, "image", opt_shape=(2, 256, 256))
     with pytest.raises(I2IError, match="static batch of 2"):
-        resolve_profile(static, opt_shape=(1, 512, 512))
+        resolve_profile(static, "image", opt_shape=(1, 512, 512))
 
 
 @pytest.mark.parametrize(
@@ -121,29 +151,30 @@ def test_static_model_profile() -> None:
 )
 def test_profile_errors(shapes: dict, match: str) -> None:
     with pytest.raises(I2IError, match=match):
-        resolve_profile(card(), **shapes)
+        resolve_profile(card(), "image", **shapes)
 
 
 @pytest.mark.parametrize(
-    ("options", "graph", "match"),
+    ("wanted", "graph", "match"),
     [
-        ({"precision": "fp8"}, "fp32", "unknown engine precision"),
-        ({"precision": "bf16"}, "fp16", "cannot be built from an fp16 ONNX graph"),
-        ({"precision": "fp32"}, "fp16", "cannot be built from an fp16"),
-        ({"precision": "int8"}, "fp32", "int8 needs calibration images"),
-        ({"precision": "fp16", "calibration_data": "x"}, "fp32", "apply to int8 engines"),
-        ({"precision": "int8", "calibration_data": "/no/such/dir"}, "fp32", "not a folder"),
-        ({"calibrator": "percentile"}, "fp32", "unknown calibrator"),
+        ("fp16", "fp32", r"re-export with `i2i-export model.pt --precision fp16`"),
+        ("int8", "fp16", r"re-export with `i2i-export model.pt --precision int8`"),
+        ("fp32", "int8", r"m.onnx is int8: for a fp32 engine re-export"),
+        ("bf16", "fp32", "TensorRT builds the graph's own precision, one of fp32, fp16, int8"),
+        ("fp8", "fp32", "TensorRT builds the graph's own precision"),
     ],
 )
-def test_engine_config_errors(options: dict, graph: str, match: str) -> None:
+def test_engine_precision_is_the_graphs(wanted: str, graph: str, match: str) -> None:
+    """Strongly typed: an engine precision other than the graph's is an error naming the export to run."""
     with pytest.raises(I2IError, match=match):
-        check_engine_config(EngineConfig(onnx="m.onnx", **options), card(precision=graph))
+        check_engine_config(EngineConfig(onnx="m.onnx", precision=wanted), card(precision=graph))
+    assert check_engine_config(EngineConfig(onnx="m.onnx"), card(precision=graph)) == graph
+    assert check_engine_config(EngineConfig(onnx="m.onnx", precision=graph), card(precision=graph)) == graph
 
 
-def test_engine_precision_defaults_to_the_graphs() -> None:
-    assert check_engine_config(EngineConfig(onnx="m.onnx"), card(precision="fp16")).name == "fp16"
-    assert check_engine_config(EngineConfig(onnx="m.onnx"), card()).flags == ()
+def test_engine_config_removed_the_weak_typing_options() -> None:
+    fields = set(EngineConfig.__dataclass_fields__)
+    assert not fields & {"norm_fp32", "calibration_data", "calibrator", "calibration_batches", "calibration_cache"}
 
 
 # -- cache keys ----------------------------------------------------------------------------------
@@ -156,100 +187,35 @@ def test_timing_cache_is_keyed_by_tensorrt_and_gpu(tmp_path: Path) -> None:
     assert timing_cache_path(str(tmp_path / "mine.cache"), "10.13.0.35", H100) == tmp_path / "mine.cache"
 
 
-def test_calibration_cache_key_follows_model_images_and_shape(tmp_path: Path) -> None:
-    images = _images(tmp_path, 3)
-    key = calibration_cache_key("a" * 64, "entropy", (1, 3, 64, 64), images)
-    assert key == calibration_cache_key("a" * 64, "entropy", (1, 3, 64, 64), images)
-    assert key != calibration_cache_key("b" * 64, "entropy", (1, 3, 64, 64), images)
-    assert key != calibration_cache_key("a" * 64, "minmax", (1, 3, 64, 64), images)
-    assert key != calibration_cache_key("a" * 64, "entropy", (2, 3, 64, 64), images)
-    assert key != calibration_cache_key("a" * 64, "entropy", (1, 3, 64, 64), images[:2])
-
-
-# -- calibration feeding -------------------------------------------------------------------------
-def _images(folder: Path, n: int) -> list[Path]:
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(n):
-        path = folder / f"img{i}.png"
-        cv2.imwrite(str(path), rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8))
-        paths.append(path)
-    return paths
-
-
-def test_calibration_batches_match_the_runtime_preprocessing(tmp_path: Path) -> None:
-    from i2i.runtime.frames import preprocess
-
-    images = _images(tmp_path, 5)
-    batches = CalibrationBatches(images, card(), (2, 3, 32, 48), max_batches=10)
-    assert len(batches) == 2  # 5 images -> two full batches of 2, the partial one dropped
-    arrays = list(batches)
-    assert [a.shape for a in arrays] == [(2, 3, 32, 48)] * 2 and arrays[0].dtype == np.float32
-    first = cv2.resize(cv2.imread(str(images[0])), (48, 32), interpolation=cv2.INTER_AREA)
-    np.testing.assert_array_equal(arrays[0][0], preprocess([first], 4)[0][0])
-    frames = list(CalibrationBatches(images, card("frame"), (1, 32, 48, 3), max_batches=3))
-    assert len(frames) == 3 and frames[0].dtype == np.uint8 and frames[0].shape == (1, 32, 48, 3)
-    with pytest.raises(I2IError, match="at least 8 images"):
-        CalibrationBatches(images, card(), (8, 3, 32, 48), max_batches=1)
-
-
-def test_calibration_feeder_uploads_each_batch_then_ends(tmp_path: Path) -> None:
-    batches = CalibrationBatches(_images(tmp_path, 4), card(), (2, 3, 32, 32), max_batches=10)
-    uploads: list[tuple[int, tuple[int, ...]]] = []
-    allocated: list[int] = []
-
-    def alloc(nbytes: int) -> int:
-        allocated.append(nbytes)
-        return 0xDEAD
-
-    feeder = CalibrationFeeder(batches, 2, alloc, lambda ptr, array: uploads.append((ptr, array.shape)))
-    assert allocated == [2 * 3 * 32 * 32 * 4]
-    assert feeder.next(["image"]) == [0xDEAD] and feeder.next(["image"]) == [0xDEAD]
-    assert feeder.next(["image"]) is None and feeder.fed == 2
-    assert uploads == [(0xDEAD, (2, 3, 32, 32))] * 2
-    with pytest.raises(I2IError, match="one input"):
-        feeder.next(["a", "b"])
-    freed: list[int] = []
-    feeder.release(freed.append)
-    assert freed == [0xDEAD]
-    cache_only = CalibrationFeeder(None, 1, alloc, lambda p, a: None)
-    assert cache_only.next(["image"]) is None
-
-
-def test_calibration_cache_round_trip(tmp_path: Path) -> None:
-    cache = CalibrationCache(tmp_path / "c.cache")
-    assert cache.read() is None
-    cache.write(b"TRT-100-EntropyCalibration2\n")
-    assert cache.read() == b"TRT-100-EntropyCalibration2\n"
-
-
-def test_progress_bars_nest_and_cancel() -> None:
+# -- progress and Ctrl-C ---------------------------------------------------------------------------
+def test_progress_bars_nest() -> None:
     bars = PhaseBars(enabled=False)
-    bars.start("Building", None, 3)
-    bars.start("Tactics", "Building", 10)
+    monitor = BuildMonitor(bars)
+    monitor.phase_start("Building", "", 3)
+    monitor.phase_start("Tactics", "Building", 10)
     assert bars.depth == {"Building": 0, "Tactics": 1}
-    assert bars.step("Tactics", 4) is True and bars.bars["Tactics"].n == 5
-    bars.cancelled = True
-    assert bars.step("Tactics", 5) is False  # TensorRT stops the build
+    assert monitor.step_complete("Tactics", 4) is True and bars.bars["Tactics"].n == 5
+    monitor.phase_finish("Tactics")
     bars.close()
     assert not bars.bars
+    monitor.reraise()  # nothing recorded: nothing raised
 
 
 # -- sidecar ---------------------------------------------------------------------------------------
 def _sidecar(tmp_path: Path, gpu: GpuIdentity = H100, version: str = "10.13.0.35") -> Path:
-    onnx_path = carded_onnx(tmp_path / "model.onnx", card())
+    the_card = card(precision="fp16")
+    onnx_path = carded_onnx(tmp_path / "model.onnx", the_card)
     engine = tmp_path / "model.engine"
     profile = Profile("image", (1, 3, 64, 64), (1, 3, 256, 256), (2, 3, 512, 512))
     data = make_sidecar(
-        card=card(),
+        card=the_card,
         engine=engine,
         engine_bytes=b"engine-bytes",
         onnx_path=onnx_path,
-        tensorrt_version=version,
-        gpu=gpu,
+        tensors=("image", "output"),
         profile=profile,
-        precision="fp16",
         config=EngineConfig(onnx=str(onnx_path)),
+        built=Built(version, gpu, tf32=True, network_flags=2),
     )
     assert write_engine(engine, b"engine-bytes", data) == sidecar_path(engine)
     return engine
@@ -261,10 +227,12 @@ def test_sidecar_round_trip(tmp_path: Path) -> None:
     sidecar = read_sidecar(engine)
     assert sidecar["tensorrt"] == "10.13.0.35" and sidecar["gpu"]["compute_capability"] == "9.0"
     assert sidecar["profiles"] == [
-        {"input": "image", "min": [1, 3, 64, 64], "opt": [1, 3, 256, 256], "max": [2, 3, 512, 512]}
+        {"input": "image", "min": [1, 3, 64, 64], "opt": [1, 3, 256, 256], "max": [2, 3, 512, 512], "max_batch": 2}
     ]
-    assert sidecar["card"]["io"]["kind"] == "tensor" and sidecar["precision"] == "fp16"
-    assert sidecar["rebuild"].startswith("i2i-export model.onnx --engine trt --engine-precision fp16 --min 1x64x64")
+    assert ModelCard.from_dict(sidecar["card"]) == card(precision="fp16") and sidecar["precision"] == "fp16"
+    assert sidecar["tensors"] == {"input": "image", "output": "output"}
+    assert sidecar["builder"]["strongly_typed"] is True and sidecar["builder"]["tf32"] is True
+    assert sidecar["rebuild"] == "i2i-export model.onnx --engine trt --min 1x64x64 --opt 1x256x256 --max 2x512x512"
     check_compatible(sidecar, "10.13.0.35", H100)
     check_engine_file(engine, sidecar)
     assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temp files
@@ -311,7 +279,7 @@ def test_backend_says_why_it_is_unavailable(tmp_path: Path) -> None:
     engine = _sidecar(tmp_path)
     with pytest.raises(MissingDependencyError, match=r"TensorRT is not available .*pip install 'i2i\[trt\]'"):
         TensorRTBackend.open(engine, device="cuda")
-    with pytest.raises(I2IError, match="engine not found"):
+    with pytest.raises(I2IError, match="not found: .*none.engine"):
         TensorRTBackend.open(tmp_path / "none.engine")
     with pytest.raises(I2IError, match="--device cuda"):
         parse_device("cpu")
@@ -327,12 +295,26 @@ def test_build_engine_and_cli_name_the_trt_extra(tmp_path: Path) -> None:
     onnx_path = carded_onnx(tmp_path / "model.onnx", card())
     with pytest.raises(MissingDependencyError, match=r"pip install 'i2i\[trt\]'"):
         build_engine(EngineConfig(onnx=str(onnx_path), opt_shape=(1, 64, 64)))
+    with pytest.raises(I2IError, match="multiples of 4"):  # validated before TensorRT is looked for
+        build_engine(EngineConfig(onnx=str(onnx_path), opt_shape=(1, 62, 64)))
     result = invoke(main, [onnx_path, "--engine", "trt", "--opt", "1x64x64"])
     assert result.exit_code == 1
-    assert re.search(r"Error: TensorRT is not available .*pip install 'i2i\[trt\]'", result.output)
-    result = invoke(main, [onnx_path, "--engine", "trt", "--opt", "1x62x64"])  # validated before TensorRT
-    assert result.exit_code == 1 and "multiples of 4" in result.output
+    assert re.fullmatch(r"Error: TensorRT is not available [^\n]*pip install 'i2i\[trt\]'\n", result.output)
     assert not (tmp_path / "model.engine").exists()
+
+
+@needs_no_tensorrt
+def test_fp16_export_with_engine_fails_with_one_line_without_tensorrt(tiny_run: Path, tmp_path: Path) -> None:
+    """``i2i-export model.pt --fp16 --engine trt`` here: one line naming the extra, before any export."""
+    from conftest import invoke
+
+    from i2i.export.cli import main
+
+    out = tmp_path / "model.onnx"
+    result = invoke(main, [tiny_run / "model.pt", "--fp16", "--engine", "trt", "-o", out, "--no-progress"])
+    assert result.exit_code == 1
+    assert re.fullmatch(r"Error: TensorRT is not available [^\n]*pip install 'i2i\[trt\]'\n", result.output)
+    assert not out.exists() and not list(tmp_path.iterdir())
 
 
 def test_inspect_engine_reads_the_sidecar_without_tensorrt(tmp_path: Path) -> None:
@@ -344,6 +326,219 @@ def test_inspect_engine_reads_the_sidecar_without_tensorrt(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "TensorRT 10.13.0.35, NVIDIA H100 80GB HBM3 (sm 9.0)" in result.output
     assert "profile:    image min [1, 3, 64, 64]" in result.output
+
+
+# -- the whole build through the TensorRT double (10.x and 11.x) -----------------------------------
+FLAVOURS = ("10", "11")
+
+
+@pytest.fixture
+def gpu(monkeypatch: pytest.MonkeyPatch) -> GpuIdentity:
+    """The GPU seam: CUDA is not TensorRT's to double, so the build is told which GPU it is on."""
+    monkeypatch.setattr("i2i.export.tensorrt.select_gpu", lambda index: H100)
+    return H100
+
+
+def _build(tmp_path: Path, flavour: str, monkeypatch: pytest.MonkeyPatch, **card_args: object) -> tuple:
+    record = install(monkeypatch, flavour)
+    onnx_path = carded_onnx(tmp_path / "model.onnx", card(**card_args))
+    config = EngineConfig(onnx=str(onnx_path), timing_cache=str(tmp_path / "timing.cache"), progress=False)
+    return record, onnx_path, config
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize(("kind", "precision"), [("tensor", "fp32"), ("tensor", "fp16"), ("frame", "int8")])
+def test_strongly_typed_build_through_the_double(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpu: GpuIdentity, flavour: str, kind: str, precision: str
+) -> None:
+    """Parse, strongly typed build, timing cache, sidecar: no weak-typing flag, calibrator or
+    per-layer precision on 10; nothing TensorRT 11 removed is touched (the 11 double lacks it)."""
+    record, onnx_path, config = _build(tmp_path, flavour, monkeypatch, kind=kind, precision=precision)
+    result = build_engine(config)
+    (network,) = record.networks
+    assert network.flags == (1 << 1 if flavour == "10" else 0)  # STRONGLY_TYPED on 10; 11 has no other mode
+    (build,) = record.builds
+    assert build["strongly_typed"] and build["flags"] == ["TF32"] and not build["cancelled"]
+    assert record.weak_typing == [] and record.swallowed == []
+    io_name = "frame" if kind == "frame" else "image"
+    layout = [[1, 256, 256, 3], [1, 512, 512, 3], [1, 1088, 1920, 3]] if kind == "frame" else None
+    assert list(build["profiles"][0]) == [io_name] and (layout is None or build["profiles"][0][io_name] == layout)
+    sidecar = read_sidecar(result.engine)
+    assert sidecar["tensorrt"] == ("10.13.0.35" if flavour == "10" else "11.4.0.106")
+    assert sidecar["gpu"]["name"] == H100.name and sidecar["precision"] == precision
+    assert sidecar["card"] == card(kind=kind, precision=precision).to_dict()
+    assert sidecar["profiles"][0]["max_batch"] == 1 and sidecar["builder"]["network_flags"] == network.flags
+    assert result.engine.read_bytes().startswith(b"tensorrt-double-engine:")
+    check_engine_file(result.engine, sidecar)
+    assert result.timing_cache == tmp_path / "timing.cache" and result.timing_cache.read_bytes().startswith(b"timing")
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_pybind11_classes_refuse_new_attributes_so_the_parser_is_held_beside_the_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 1: ``network._i2i_parser = parser`` raised AttributeError on every build. The parser
+    is held in ``Parsed`` until the build returns; a network whose parser is gone cannot build."""
+    install(monkeypatch, "10")
+    import tensorrt as trt
+
+    onnx_path = carded_onnx(tmp_path / "model.onnx", card())
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    parsed = parse_onnx(logger, builder, onnx_path, network_flags("10.13.0.35"))
+    with pytest.raises(AttributeError):
+        parsed.network._i2i_parser = parsed.parser  # what the old builder did
+    settings = builder.create_builder_config()
+    assert builder.build_serialized_network(parsed.network, settings) is not None
+    orphan = parse_onnx(logger, builder, onnx_path, 0).network  # the parser is dropped at once
+    with pytest.raises(RuntimeError, match="freed with its parser"):
+        builder.build_serialized_network(orphan, settings)
+
+
+def test_tensorrt_11_has_no_weak_typing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 2: what the old builder set (FP16/INT8 flags, precision constraints, calibrators,
+    per-layer precision) does not exist on TensorRT 11, and the double says so the same way."""
+    install(monkeypatch, "11")
+    import tensorrt as trt
+
+    for flag in ("FP16", "BF16", "INT8", "OBEY_PRECISION_CONSTRAINTS"):
+        with pytest.raises(AttributeError):
+            getattr(trt.BuilderFlag, flag)
+    settings = trt.Builder(trt.Logger()).create_builder_config()
+    with pytest.raises(AttributeError):
+        settings.int8_calibrator = None
+    assert not hasattr(settings, "set_calibration_profile") and not hasattr(trt, "IInt8EntropyCalibrator2")
+    assert not hasattr(trt.ILayer, "set_output_type") and not hasattr(trt.ILayer, "precision")
+    assert set(REMOVED_IN_11["BuilderFlag"]) <= _flags("10")  # the 10 double still has them
+
+
+def _flags(flavour: str) -> set[str]:
+    from tensorrt_double import make_module
+
+    return {f.name for f in make_module(flavour)[0].BuilderFlag}
+
+
+@pytest.mark.parametrize("terminated", [False, True])
+def test_ctrl_c_during_the_build_cancels_it_and_is_raised_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpu: GpuIdentity, terminated: bool
+) -> None:
+    """Defect 10: Ctrl-C lands in a progress callback, which the bindings swallow (printing it and
+    cancelling): the build came back as "TensorRT failed". Now the monitor records it, tells
+    TensorRT to stop, and the same KeyboardInterrupt (or Terminated) is raised; nothing is written."""
+    record, onnx_path, config = _build(tmp_path, "11", monkeypatch)
+    raised = Terminated if terminated else KeyboardInterrupt
+
+    def step(self: PhaseBars, phase: str, step: int) -> None:
+        if step == 1:
+            raise raised()
+
+    monkeypatch.setattr(PhaseBars, "step", step)
+    with pytest.raises(raised):
+        build_engine(config)
+    (build,) = record.builds
+    assert build["cancelled"] and record.swallowed == []  # cancelled by step_complete's False, not by an error
+    assert not (tmp_path / "model.engine").exists() and not (tmp_path / "model.engine.json").exists()
+    assert not (tmp_path / "timing.cache").exists() and not list(tmp_path.glob(".*tmp"))
+
+
+def test_the_double_swallows_callback_exceptions_like_the_bindings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the monitor guards against is real in the double: an exception escaping a callback is
+    printed and the build is cancelled (None), with no exception for the caller."""
+    install(monkeypatch, "10")
+    import tensorrt as trt
+
+    class Raising(trt.IProgressMonitor):
+        def phase_start(self, phase_name: str, parent_phase: str, num_steps: int) -> None:
+            pass
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            raise KeyboardInterrupt
+
+        def phase_finish(self, phase_name: str) -> None:
+            pass
+
+    builder = trt.Builder(trt.Logger())
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, trt.Logger())
+    network._parser = lambda: parser
+    settings = builder.create_builder_config()
+    settings.progress_monitor = Raising()
+    assert builder.build_serialized_network(network, settings) is None
+
+
+def test_version_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    for flavour, flags in (("10", 2), ("11", 0)):
+        install(monkeypatch, flavour)
+        import tensorrt as trt
+
+        assert network_flags(trt.__version__) == flags
+    assert tensorrt_major("10.0.1.6") == 10 and tensorrt_major("11.4.0.106") == 11
+    for version in ("8.6.1", "9.3.0", "12.0.0", "unknown"):
+        with pytest.raises(I2IError, match=f"TensorRT {version} is not supported: .* 10.x or 11.x"):
+            tensorrt_major(version)
+
+
+def test_unsupported_tensorrt_is_refused_before_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpu: GpuIdentity
+) -> None:
+    record, onnx_path, config = _build(tmp_path, "11", monkeypatch)
+    monkeypatch.setattr("tensorrt.__version__", "12.0.0")
+    with pytest.raises(I2IError, match="TensorRT 12.0.0 is not supported"):
+        build_engine(config)
+    assert record.networks == [] and not (tmp_path / "model.engine").exists()
+
+
+def test_engine_precision_other_than_the_graphs_is_refused_before_tensorrt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpu: GpuIdentity
+) -> None:
+    record, onnx_path, config = _build(tmp_path, "10", monkeypatch)
+    with pytest.raises(I2IError, match=r"re-export with `i2i-export model.pt --precision fp16`"):
+        build_engine(EngineConfig(onnx=str(onnx_path), precision="fp16"))
+    assert record.networks == []
+
+
+def test_frame_io_reads_its_shape_after_the_cast() -> None:
+    """Defect 9: onnx-tensorrt has no uint8 Shape; the wrapper's dynamic padding read the uint8 frame."""
+    framed = onnx.shape_inference.infer_shapes(_graph("frame", "fp32"))
+    assert onnx_tensorrt_problems(framed.graph) == []
+    types = {v.name: v.type.tensor_type.elem_type for v in (*framed.graph.input, *framed.graph.value_info)}
+    shapes = [n for n in framed.graph.node if n.op_type == "Shape"]
+    assert shapes and all(types[n.input[0]] == TensorProto.FLOAT for n in shapes)
+    old = onnx.ModelProto()  # the old wrapper's node: Shape(frame)
+    old.CopyFrom(framed)
+    next(n for n in old.graph.node if n.op_type == "Shape").input[0] = "frame"
+    assert any("Shape" in p and "UINT8" in p for p in onnx_tensorrt_problems(old.graph))
+
+
+def test_asymmetric_qdq_does_not_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpu: GpuIdentity) -> None:
+    """Defect 6, as the parser sees it: a uint8 zero point (the old activations) is refused."""
+    record, onnx_path, config = _build(tmp_path, "10", monkeypatch, precision="int8")
+    model = onnx.load(str(onnx_path))
+    zero = next(i for i in model.graph.initializer if i.name == "z")
+    zero.CopyFrom(numpy_helper.from_array(np.array(128, np.uint8), "z"))
+    onnx.save(model, str(onnx_path))
+    with pytest.raises(I2IError, match="TensorRT cannot parse model.onnx: .*zero point must be 0"):
+        build_engine(config)
+
+
+def test_export_cli_builds_engine_and_triton_repository_through_the_double(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpu: GpuIdentity
+) -> None:
+    """``i2i-export model.onnx --engine trt --triton DIR``: every step after the ONNX export."""
+    from conftest import invoke
+    from test_export_triton import parse_pbtxt
+
+    from i2i.export.cli import main
+
+    record, onnx_path, _ = _build(tmp_path, "11", monkeypatch, precision="fp16")
+    shapes = ["--min", "1x256x256", "--max", "2x512x512"]
+    options = ["--triton", tmp_path / "repo", "--timing-cache", tmp_path / "t.cache", "--no-progress"]
+    result = invoke(main, [onnx_path, "--engine", "trt", *shapes, *options])
+    assert result.exit_code == 0, result.output
+    assert read_sidecar(tmp_path / "model.engine")["profiles"][0]["max_batch"] == 2
+    config = parse_pbtxt((tmp_path / "repo" / "model" / "config.pbtxt").read_text())
+    assert config["platform"] == "tensorrt_plan" and config["max_batch_size"] == 2
+    assert len(record.builds) == 1
 
 
 # -- mypy against tensorrt-stubs -------------------------------------------------------------------
@@ -362,14 +557,41 @@ def _stubs_dir() -> Path | None:
     return Path(str(stub.locate())).parents[1] if stub else None
 
 
-def _stage(tmp_path: Path) -> tuple[Path, Path]:
-    """A package tree i2i/{export,runtime,train} (setuptools maps them at install time; mypy needs
-    them on disk) and a stubs folder mypy reads through MYPYPATH (the stubs ship no py.typed)."""
-    import ast
+def without_tensorrt_11_removals(text: str) -> str:
+    """The stubs less what TensorRT 11 removed (``REMOVED_IN_11``): class members, and whole classes
+    with the imports that re-export them, so mypy sees the 11 API surface the stubs lack."""
+    tree = ast.parse(text)
+    gone = set(REMOVED_IN_11["tensorrt"])
 
+    def named(node: ast.stmt) -> str | None:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            return node.name
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            return node.target.id
+        return None
+
+    body: list[ast.stmt] = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            node.names = [a for a in node.names if a.name not in gone]
+            if not node.names:
+                continue
+        if isinstance(node, ast.ClassDef):
+            if node.name in gone:
+                continue
+            removed = set(REMOVED_IN_11.get(node.name, ()))
+            node.body = [n for n in node.body if named(n) not in removed] or [ast.Expr(ast.Constant(...))]
+        body.append(node)
+    tree.body = body
+    return ast.unparse(tree)
+
+
+def _stage_stubs(tmp_path: Path, flavour: str) -> Path:
+    """A stubs folder mypy reads through MYPYPATH (the stubs ship no py.typed); flavour "11": the
+    stubs less TensorRT 11's removals."""
     site = _stubs_dir()
     assert site is not None
-    stubs = tmp_path / "stubs"
+    stubs = tmp_path / f"stubs{flavour}"
     for package in ("tensorrt", "tensorrt_bindings"):
         shutil.copytree(site / package, stubs / package, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     for pyi in stubs.rglob("*.pyi"):
@@ -377,7 +599,14 @@ def _stage(tmp_path: Path) -> tuple[Path, Path]:
         for pattern, replacement in STUB_FIXES:
             text = pattern.sub(replacement, text)
         ast.parse(text)  # the staged stubs must at least parse
-        pyi.write_text(text)
+        pyi.write_text(without_tensorrt_11_removals(text) if flavour == "11" else text)
+    return stubs
+
+
+def _stage(tmp_path: Path) -> tuple[Path, Path]:
+    """A package tree i2i/{export,runtime,train} (setuptools maps them at install time; mypy needs
+    them on disk) and the staged 10.13 stubs."""
+    stubs = _stage_stubs(tmp_path, "10")
     tree = tmp_path / "tree" / "i2i"
     shutil.copytree(REPO / "i2i", tree, ignore=shutil.ignore_patterns("__pycache__"))
     for part in ("export", "runtime", "train"):
@@ -385,6 +614,7 @@ def _stage(tmp_path: Path) -> tuple[Path, Path]:
     config = tmp_path / "mypy.ini"
     config.write_text(
         "[mypy]\npython_version = 3.11\nignore_missing_imports = True\nfollow_imports = silent\n"
+        "warn_unused_ignores = True\n"
         "[mypy-tensorrt,tensorrt.*,tensorrt_bindings,tensorrt_bindings.*]\nignore_errors = True\n"
         # Heavy libraries these modules only touch lazily: skipped (Any), or mypy spends minutes in torch.
         "[mypy-torch,torch.*,onnx,onnx.*,onnxruntime,onnxruntime.*,onnxscript,onnxscript.*,cv2,cv2.*]\n"
@@ -403,9 +633,16 @@ def _mypy(tmp_path: Path, tree: Path, stubs: Path, files: list[Path]) -> subproc
 @pytest.mark.skipif(_stubs_dir() is None, reason="tensorrt-stubs is not installed (pip install tensorrt-stubs)")
 def test_mypy_checks_the_tensorrt_modules_against_the_stubs(tmp_path: Path) -> None:
     tree, stubs = _stage(tmp_path)
-    result = _mypy(tmp_path, tree, stubs, [tree / "export" / "tensorrt.py", tree / "runtime/backends/tensorrt.py"])
+    modules = [tree / "export" / "tensorrt.py", tree / "runtime/backends/tensorrt.py"]
+    for module in modules:  # nothing silenced: no ignore comment in either module (and none unused)
+        assert "type: ignore" not in module.read_text(), module
+    result = _mypy(tmp_path, tree, stubs, modules)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success" in result.stdout
+    # TensorRT 11: the same modules against the stubs less what 11 removed.
+    stubs11 = _stage_stubs(tmp_path, "11")
+    result = _mypy(tmp_path, tree, stubs11, modules)
+    assert result.returncode == 0, result.stdout + result.stderr
 
     # The check is real: the stubs resolve, so a misspelt flag or a wrong argument type fails.
     bad = tree / "export" / "tensorrt.py"
@@ -420,3 +657,18 @@ def test_mypy_checks_the_tensorrt_modules_against_the_stubs(tmp_path: Path) -> N
     assert result.returncode == 1, result.stdout
     assert 'has no attribute "FP17"' in result.stdout
     assert 'Argument 1 to "get_layer" of "INetworkDefinition" has incompatible type "str"' in result.stdout
+
+    # ... and the 11 stubs are real: what the old builder used fails against them, and an unused
+    # ignore comment is an error.
+    bad.write_text(
+        bad.read_text()
+        + "\n\ndef _weak(settings: trt.IBuilderConfig, layer: trt.ILayer) -> None:\n"
+        + "    import tensorrt as trt\n\n"
+        + "    settings.set_flag(trt.BuilderFlag.INT8)\n"
+        + "    layer.precision = trt.float32\n"
+        + "    x: int = 1  # type: ignore[assignment]\n"
+    )
+    result = _mypy(tmp_path, tree, stubs11, [bad])
+    assert result.returncode == 1, result.stdout
+    assert 'has no attribute "INT8"' in result.stdout and '"ILayer" has no attribute "precision"' in result.stdout
+    assert 'Unused "type: ignore" comment' in result.stdout

@@ -9,8 +9,18 @@ import onnx
 import pytest
 
 from i2i.errors import I2IError
-from i2i.export.onnx import read_card
-from i2i.export.triton import TritonConfig, config_dict, parse_pbtxt, to_pbtxt, tritonclient_parse, write_repository
+from i2i.export.triton import (
+    ModelFacts,
+    TritonConfig,
+    config_dict,
+    parse_pbtxt,
+    to_pbtxt,
+    tritonclient_parse,
+    write_repository,
+)
+from i2i.runtime.card import ModelCard, ModelIO
+
+read_card = ModelCard.from_onnx
 
 needs_tritonclient = pytest.mark.skipif(
     importlib.util.find_spec("tritonclient") is None, reason="tritonclient is not installed"
@@ -50,13 +60,12 @@ def test_repository_round_trips_and_matches_the_onnx_model(tiny_onnx: Path, tmp_
         assert [int(d) for d in official["output"][0]["dims"]] == parsed["output"][0]["dims"]
 
 
+FRAME_FACTS = ModelFacts("frame", "output_frame")
+
+
 def test_static_frame_model_config() -> None:
-    card = {
-        "io": {"kind": "frame", "input": "frame", "output": "output_frame", "dtype": "uint8", "channels": 3},
-        "static_size": [480, 640],
-        "static_batch": 2,
-    }
-    data = config_dict(card, Path("cam.onnx"), TritonConfig(repository="r", instances=2, kind="cpu"))
+    card = ModelCard(io=ModelIO(kind="frame", dtype="uint8", static_size=(480, 640)), static_batch=2)
+    data = config_dict(card, Path("cam.onnx"), TritonConfig(repository="r", instances=2, kind="cpu"), FRAME_FACTS)
     assert data["max_batch_size"] == 0 and "dynamic_batching" not in data  # static batch: no Triton batching
     assert data["input"] == [{"name": "frame", "data_type": "TYPE_UINT8", "dims": [2, 480, 640, 3]}]
     assert parse_pbtxt(to_pbtxt(data)) == data
@@ -64,8 +73,11 @@ def test_static_frame_model_config() -> None:
 
 @needs_tritonclient
 def test_tritonclient_schema_accepts_what_we_write() -> None:
-    card = {"io": {"kind": "tensor", "input": "image", "output": "output", "dtype": "float16"}}
-    text = to_pbtxt(config_dict(card, Path("m.engine"), TritonConfig(repository="r", preferred_batch_sizes=(2, 4))))
+    card = ModelCard(io=ModelIO(dtype="float16"), precision="fp16")
+    facts = ModelFacts("image", "output", min_batch=1, max_batch=4)
+    text = to_pbtxt(
+        config_dict(card, Path("m.engine"), TritonConfig(repository="r", preferred_batch_sizes=(2, 4)), facts)
+    )
     parsed = tritonclient_parse(text)
     assert parsed is not None and parsed["platform"] == "tensorrt_plan"
     assert parsed["input"][0]["data_type"] == "TYPE_FP16"
@@ -125,3 +137,58 @@ def test_rewriting_a_version_keeps_the_others(tiny_onnx: Path, tmp_path: Path) -
     assert sorted(p.name for p in (repo / "m").iterdir()) == ["1", "2", "config.pbtxt"]
     assert sorted(p.name for p in (repo / "m" / "1").iterdir()) == ["model.onnx"]  # the version is replaced whole
     assert parse_pbtxt((repo / "m" / "config.pbtxt").read_text())["instance_group"][0]["count"] == 2
+
+
+# -- TensorRT plans: max_batch_size from the engine's profile ---------------------------------------
+def _engine(tmp_path: Path, tiny_onnx: Path, min_batch: int, max_batch: int) -> tuple[Path, ModelCard]:
+    """An engine file and its sidecar as the builder writes them (the bytes are a stand-in: Triton's
+    config only needs the sidecar's tensors and profile)."""
+    from i2i.export.tensorrt import Built, EngineConfig, Profile, graph_io, make_sidecar, write_engine
+    from i2i.runtime.backends.tensorrt import GpuIdentity
+
+    card = read_card(tiny_onnx)
+    engine = tmp_path / "model.engine"
+    profile = Profile("image", (min_batch, 3, 64, 64), (min_batch, 3, 256, 256), (max_batch, 3, 512, 512))
+    sidecar = make_sidecar(
+        card=card,
+        engine=engine,
+        engine_bytes=b"plan",
+        onnx_path=tiny_onnx,
+        tensors=graph_io(tiny_onnx),
+        profile=profile,
+        config=EngineConfig(onnx=str(tiny_onnx)),
+        built=Built("10.13.0.35", GpuIdentity("NVIDIA H100", "9.0"), tf32=True, network_flags=2),
+    )
+    write_engine(engine, b"plan", sidecar)
+    return engine, card
+
+
+def test_plan_config_takes_max_batch_from_the_engine_profile(tiny_onnx: Path, tmp_path: Path) -> None:
+    """The default engine profile has max batch 1: Triton refuses a plan whose config says 8."""
+    engine, card = _engine(tmp_path, tiny_onnx, 1, 1)
+    config = write_repository(engine, card, TritonConfig(repository=str(tmp_path / "repo")))
+    parsed = parse_pbtxt(config.read_text())
+    assert parsed["platform"] == "tensorrt_plan" and parsed["max_batch_size"] == 1
+    assert (config.parent / "1" / "model.plan").read_bytes() == b"plan"
+    assert (config.parent / "1" / "model.plan.json").is_file()  # the sidecar travels with the plan
+    assert parsed["input"][0]["name"] == onnx.load(str(tiny_onnx)).graph.input[0].name
+
+
+def test_plan_config_refuses_a_batch_above_the_profile(tiny_onnx: Path, tmp_path: Path) -> None:
+    engine, card = _engine(tmp_path, tiny_onnx, 1, 4)
+    repo = tmp_path / "repo"
+    with pytest.raises(I2IError, match="--triton-max-batch 8 exceeds the engine profile's max batch 4"):
+        write_repository(engine, card, TritonConfig(repository=str(repo), max_batch_size=8))
+    assert not repo.exists()
+    config = write_repository(engine, card, TritonConfig(repository=str(repo), max_batch_size=2))
+    assert parse_pbtxt(config.read_text())["max_batch_size"] == 2
+
+
+def test_plan_with_one_batch_size_is_served_unbatched(tiny_onnx: Path, tmp_path: Path) -> None:
+    engine, card = _engine(tmp_path, tiny_onnx, 4, 4)
+    parsed = parse_pbtxt(write_repository(engine, card, TritonConfig(repository=str(tmp_path / "r"))).read_text())
+    assert parsed["max_batch_size"] == 0 and "dynamic_batching" not in parsed
+    assert parsed["input"][0]["dims"][0] == 4  # the batch axis is in the dims
+    engine, card = _engine(tmp_path, tiny_onnx, 2, 4)
+    with pytest.raises(I2IError, match="Triton batches from 1"):
+        write_repository(engine, card, TritonConfig(repository=str(tmp_path / "r2")))
