@@ -17,7 +17,7 @@ def _fake_nvidia_smi(folder: Path) -> None:
 
 
 def test_machine_info_names_the_gpu_and_its_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from i2i.benchsuite import machine_slug
+    from i2i.machine import machine_slug
 
     _fake_nvidia_smi(tmp_path)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
