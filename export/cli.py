@@ -184,32 +184,13 @@ def build(model: Path, **options: Any) -> None:
       i2i-export model.pt --precision int8 --calib-data photos/ --engine trt --opt 1x512x512
       i2i-export model.pt --triton models/ --triton-max-batch 16
     """
-    from i2i.export.build import EngineOptions, TritonOptions, export
+    from i2i.export.build import export
 
     o = options
     if o["batch"] is not None and o["dynamic"]:
         raise I2IError("--batch N (static) and --dynamic (dynamic batch) exclude each other")
     keep = o["keep_fp32"]
     keep_ops = None if keep is None else tuple(k.strip() for k in keep.split(",") if k.strip() and k != "none")
-    engine = None
-    if o["engine"]:
-        engine = EngineOptions(
-            min_shape=o["min_shape"],
-            opt_shape=o["opt_shape"],
-            max_shape=o["max_shape"],
-            timing_cache=_str(o["timing_cache"]),
-            workspace_gib=o["workspace"],
-            device=o["device"],
-        )
-    triton = None
-    if o["triton"]:
-        triton = TritonOptions(
-            repository=str(o["triton"]),
-            name=o["triton_name"],
-            max_batch_size=o["triton_max_batch"],
-            instances=o["triton_instances"],
-            kind=o["triton_kind"],
-        )
     result = export(
         model,
         o["output"],
@@ -217,8 +198,8 @@ def build(model: Path, **options: Any) -> None:
         io=o["io"],
         engine=o["engine"],
         triton=o["triton"],
-        engine_options=engine,
-        triton_options=triton,
+        engine_options=_engine_options(o),
+        triton_options=_triton_options(o),
         size=o["size"],
         batch=o["batch"],
         opset=o["opset"],
@@ -234,6 +215,35 @@ def build(model: Path, **options: Any) -> None:
         progress=o["progress"],
     )
     _report(result, o)
+
+
+def _engine_options(o: dict[str, Any]) -> Any:
+    from i2i.export.build import EngineOptions
+
+    if not o["engine"]:
+        return None
+    return EngineOptions(
+        min_shape=o["min_shape"],
+        opt_shape=o["opt_shape"],
+        max_shape=o["max_shape"],
+        timing_cache=_str(o["timing_cache"]),
+        workspace_gib=o["workspace"],
+        device=o["device"],
+    )
+
+
+def _triton_options(o: dict[str, Any]) -> Any:
+    from i2i.export.build import TritonOptions
+
+    if not o["triton"]:
+        return None
+    return TritonOptions(
+        repository=str(o["triton"]),
+        name=o["triton_name"],
+        max_batch_size=o["triton_max_batch"],
+        instances=o["triton_instances"],
+        kind=o["triton_kind"],
+    )
 
 
 def _str(value: Path | None) -> str | None:

@@ -150,75 +150,109 @@ def emulate_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     and that is where (x − mean)² overflows into flat or NaN frames. Ops kept fp32 in the graph
     (``FP32_OPS``) are left alone. Returns the graph and how many norms were spelled out.
     """
-    from onnx import helper, numpy_helper
+    emulation = _Fp16Emulation(model)
+    return emulation.build(), emulation.expanded
 
-    f16, f32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type for v in (*inferred.graph.value_info, *inferred.graph.input)}
-    types.update({v.name: v.type.tensor_type.elem_type for v in inferred.graph.output})
-    types.update({t.name: t.data_type for t in inferred.graph.initializer})
 
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    graph = out.graph
-    del graph.value_info[:]
-    for init in graph.initializer:
-        if init.data_type == f16:
-            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), init.name))
-    counter = [0]
+_F16, _F32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
 
-    def fresh(stem: str) -> str:
-        counter[0] += 1
-        return f"i2i_emu{counter[0]}_{stem}"
 
-    def rounded(node: onnx.NodeProto) -> list[onnx.NodeProto]:
+class _Fp16Emulation:
+    """The pieces of ``emulate_fp16``: one pass over the graph's nodes with fresh names for the
+    rounding Casts it inserts."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        inferred = onnx.shape_inference.infer_shapes(model)
+        graph = inferred.graph
+        self.types = {v.name: v.type.tensor_type.elem_type for v in (*graph.value_info, *graph.input, *graph.output)}
+        self.types.update({t.name: t.data_type for t in graph.initializer})
+        self.out = onnx.ModelProto()
+        self.out.CopyFrom(model)
+        self.counter = 0
+        self.expanded = 0
+
+    def fresh(self, stem: str) -> str:
+        self.counter += 1
+        return f"i2i_emu{self.counter}_{stem}"
+
+    def rounded(self, node: onnx.NodeProto) -> list[onnx.NodeProto]:
         """``node`` computing in fp32, then each of its outputs rounded to fp16 (kept in fp32)."""
+        from onnx import helper
+
         tail = []
         for k, name in enumerate(node.output):
-            raw, half = fresh("raw"), fresh("half")
+            raw, half = self.fresh("raw"), self.fresh("half")
             node.output[k] = raw
-            tail += [helper.make_node("Cast", [raw], [half], to=f16), helper.make_node("Cast", [half], [name], to=f32)]
+            tail += [
+                helper.make_node("Cast", [raw], [half], to=_F16),
+                helper.make_node("Cast", [half], [name], to=_F32),
+            ]
         return [node, *tail]
 
-    nodes: list[onnx.NodeProto] = []
-    # fp16 graph inputs (--fp16-io): the graph computes from an fp32 copy.
-    for value in graph.input:
-        if value.type.tensor_type.elem_type == f16:
-            inner = fresh("in")
-            for node in graph.node:
-                node.input[:] = [inner if i == value.name else i for i in node.input]
-            nodes.append(helper.make_node("Cast", [value.name], [inner], to=f32))
-    outputs16 = {v.name for v in graph.output if v.type.tensor_type.elem_type == f16}
-    expanded = 0
-    for original in graph.node:
+    def build(self) -> onnx.ModelProto:
+        graph = self.out.graph
+        del graph.value_info[:]
+        for init in graph.initializer:
+            if init.data_type == _F16:
+                init.CopyFrom(_as_fp32(init))
+        nodes = self._fp32_inputs(graph)
+        for original in graph.node:
+            nodes += self._emulate(original, graph)
+        nodes += self._fp16_outputs(graph, nodes)
+        del graph.node[:]
+        graph.node.extend(nodes)
+        toposort(graph)
+        return self.out
+
+    def _fp32_inputs(self, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+        """fp16 graph inputs (--fp16-io): the graph computes from an fp32 copy."""
+        from onnx import helper
+
+        nodes = []
+        for value in graph.input:
+            if value.type.tensor_type.elem_type == _F16:
+                inner = self.fresh("in")
+                for node in graph.node:
+                    node.input[:] = [inner if i == value.name else i for i in node.input]
+                nodes.append(helper.make_node("Cast", [value.name], [inner], to=_F32))
+        return nodes
+
+    def _emulate(self, original: onnx.NodeProto, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
         node = onnx.NodeProto()
         node.CopyFrom(original)
         for attr in node.attribute:  # Constant / ConstantOfShape values
-            if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == f16:
-                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name))
+            if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == _F16:
+                attr.t.CopyFrom(_as_fp32(attr.t))
         if node.op_type == "Cast":
             to = next(a for a in node.attribute if a.name == "to")
-            if to.i == f16:  # storing into fp16: round, stay fp32
-                to.i = f32
-                nodes += rounded(node)
-            else:
-                nodes.append(node)
-        elif node.op_type == "InstanceNormalization" and types.get(node.input[0]) == f16:
-            expanded += 1
-            nodes += _spelled_out_instance_norm(node, rounded, fresh, graph)
-        elif any(types.get(o) == f16 for o in node.output):
-            nodes += rounded(node)
-        else:
-            nodes.append(node)
-    for name in outputs16:  # --fp16-io outputs: the graph returns fp16
-        inner = fresh("out")
-        for node in nodes:
-            node.output[:] = [inner if o == name else o for o in node.output]
-        nodes.append(helper.make_node("Cast", [inner], [name], to=f16))
-    del graph.node[:]
-    graph.node.extend(nodes)
-    toposort(graph)
-    return out, expanded
+            if to.i != _F16:
+                return [node]
+            to.i = _F32  # storing into fp16: round, stay fp32
+            return self.rounded(node)
+        if node.op_type == "InstanceNormalization" and self.types.get(node.input[0]) == _F16:
+            self.expanded += 1
+            return _spelled_out_instance_norm(node, self.rounded, self.fresh, graph)
+        if any(self.types.get(o) == _F16 for o in node.output):
+            return self.rounded(node)
+        return [node]
+
+    def _fp16_outputs(self, graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
+        """--fp16-io outputs: the graph returns fp16."""
+        from onnx import helper
+
+        tail = []
+        for name in {v.name for v in graph.output if v.type.tensor_type.elem_type == _F16}:
+            inner = self.fresh("out")
+            for node in nodes:
+                node.output[:] = [inner if o == name else o for o in node.output]
+            tail.append(helper.make_node("Cast", [inner], [name], to=_F16))
+        return tail
+
+
+def _as_fp32(tensor: onnx.TensorProto) -> onnx.TensorProto:
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name)
 
 
 def _spelled_out_instance_norm(node: onnx.NodeProto, rounded: Any, fresh: Any, graph: onnx.GraphProto) -> list[Any]:
