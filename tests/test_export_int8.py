@@ -25,6 +25,9 @@ def test_int8_export_parity_and_runtime(tiny_run: Path, tmp_path: Path) -> None:
     ops = {node.op_type for node in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # really quantised
     _assert_symmetric_per_channel(model)
+    from tensorrt_double import onnx_tensorrt_problems  # onnx-tensorrt's Q/DQ rules
+
+    assert onnx_tensorrt_problems(onnx.shape_inference.infer_shapes(model).graph) == []
     report = json.loads(out.with_suffix(".parity.json").read_text())
     assert report["passed"] and report["min_psnr_db"] >= 30
     assert report["cases"] and all(c["input"].startswith("image ") for c in report["cases"])  # real images only
