@@ -116,7 +116,7 @@ def test_torch_peers_precision_and_options(tiny_run: Path) -> None:
     checkpoint = tiny_run / "model.pt"
     batch = np.random.default_rng(1).uniform(-1, 1, (1, 3, 32, 64)).astype(np.float32)
     with open_backend("torch", checkpoint) as fp32, open_backend("torch", checkpoint, precision="bf16") as bf16:
-        assert bf16.precision == "bf16" and bf16.card["precision"] == "bf16"
+        assert bf16.precision == "bf16" and bf16.card.precision == "bf16"
         reference, reduced = fp32(batch), bf16(batch)
     error = np.abs(reduced - reference)
     assert 0 < error.max() < 0.1  # bf16 keeps 8 mantissa bits: visibly different, never wildly off

@@ -45,23 +45,21 @@ class AutoTier:
     opts: Mapping[str, str] = field(default_factory=dict)
 
 
-# The card as backends receive it. A dict today; the typed ModelCard once the runtime has one: every
-# backend reads it through ``card_io`` / ``card_field``, so the switch is one change here.
+# The card as backends receive it: the typed ModelCard (a plain dict from hand-made test backends).
+# Backends read it through ``card_io`` / ``card_field``, which accept either.
 Card = Any
 
 
 def read_model_card(path: Path) -> Card:
-    """The card of ``path``, read once by ``Backend.open`` and handed to ``_open``."""
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        from i2i.runtime.card import read_onnx_card, require_card
+    """The card of ``path``, read once by ``Backend.open`` and handed to ``_open``.
 
-        return require_card(read_onnx_card(path), path)
-    if suffix in (".engine", ".plan"):
-        from i2i.runtime.backends.tensorrt import read_sidecar
+    A checkpoint's card comes from the checkpoint itself, which the torch backend loads anyway:
+    None here, so it is loaded once, not twice."""
+    if path.suffix.lower() == ".pt":
+        return None
+    from i2i.runtime.formats import read_card
 
-        return read_sidecar(path)["card"]
-    return None  # a checkpoint: the torch backend derives the card from what it loads
+    return read_card(path)
 
 
 def card_io(card: Card, where: str) -> ModelIO:

@@ -9,8 +9,10 @@ rebuilds the engine here.
 
 Everything here is importable without TensorRT (sidecar logic is plain JSON; the export side
 imports it to write sidecars): ``tensorrt`` is imported only inside ``open`` and the helpers
-that need it. Device memory and streams go through the CUDA driver API (``libcuda``, part of
-every NVIDIA driver) by ctypes, so the ``trt`` extra needs nothing beyond ``tensorrt``.
+that need it. The GPU is reached through NVIDIA's cuda-python (``cuda.bindings``, in the ``trt``
+extra). A call copies the batch (uint8 frames stay uint8 to the device) into page-locked staging
+memory, runs on a non-blocking stream into device and host buffers allocated once per input
+shape, and, for static-shape engines, replays copy-in, inference and copy-out as one CUDA graph.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import json
-import sys
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,104 +77,107 @@ class GpuIdentity:
         return {"name": self.name, "compute_capability": self.compute_capability, "index": self.index}
 
 
-_CC_MAJOR, _CC_MINOR = 75, 76  # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR
+def _cudart() -> Any:
+    try:
+        from cuda.bindings import runtime
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "cuda-python", "trt", f"{exc}; the TensorRT backend reaches the GPU through it"
+        ) from None
+    return runtime
 
 
-class CudaDriver:
-    """The few CUDA driver calls the TensorRT backend needs: device identity, memory, a stream."""
+class Cuda:
+    """The CUDA runtime calls the TensorRT backend needs, through NVIDIA's cuda-python
+    (``cuda.bindings.runtime``): device identity, a non-blocking stream, device and page-locked
+    host memory, asynchronous copies and stream capture into CUDA graphs. Every call's status is
+    checked; a failure is one line naming the call."""
 
-    def __init__(self) -> None:
-        name = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError as exc:
-            raise I2IError(f"cannot load the CUDA driver ({name}): no NVIDIA GPU driver here ({exc})") from None
-        u64, vp, sz, i32 = ctypes.c_uint64, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int
-        signatures: dict[str, list[Any]] = {
-            "cuInit": [ctypes.c_uint],
-            "cuDeviceGet": [ctypes.POINTER(i32), i32],
-            "cuDeviceGetName": [ctypes.c_char_p, i32, i32],
-            "cuDeviceGetAttribute": [ctypes.POINTER(i32), i32, i32],
-            "cuDevicePrimaryCtxRetain": [ctypes.POINTER(vp), i32],
-            "cuDevicePrimaryCtxRelease_v2": [i32],
-            "cuCtxSetCurrent": [vp],
-            "cuStreamCreate": [ctypes.POINTER(vp), ctypes.c_uint],
-            "cuStreamDestroy_v2": [vp],
-            "cuStreamSynchronize": [vp],
-            "cuMemAlloc_v2": [ctypes.POINTER(u64), sz],
-            "cuMemFree_v2": [u64],
-            "cuMemcpyHtoDAsync_v2": [u64, vp, sz, vp],
-            "cuMemcpyDtoHAsync_v2": [vp, u64, sz, vp],
-            "cuGetErrorString": [i32, ctypes.POINTER(ctypes.c_char_p)],
-        }
-        for fn, argtypes in signatures.items():
-            getattr(lib, fn).argtypes = argtypes
-            getattr(lib, fn).restype = i32
-        self._lib = lib
-        self.check(lib.cuInit(0), "cuInit")
+    def __init__(self, runtime: Any = None) -> None:
+        self.rt = _cudart() if runtime is None else runtime
 
-    def check(self, status: int, what: str) -> None:
-        if status != 0:
-            text = ctypes.c_char_p()
-            self._lib.cuGetErrorString(status, ctypes.byref(text))
-            detail = text.value.decode() if text.value else f"error {status}"
+    def check(self, what: str, result: Any) -> Any:
+        """cuda-python returns (status, *values): raise on a bad status, return the value(s)."""
+        status, *values = result if isinstance(result, tuple) else (result,)
+        if status != self.rt.cudaError_t.cudaSuccess:
+            _, text = self.rt.cudaGetErrorString(status)
+            detail = text.decode() if isinstance(text, bytes) else str(text or status)
             raise I2IError(f"CUDA {what} failed: {detail}")
+        return values[0] if len(values) == 1 else tuple(values)
 
     def identity(self, index: int = 0) -> GpuIdentity:
-        device = ctypes.c_int()
-        self.check(self._lib.cuDeviceGet(ctypes.byref(device), index), f"cuDeviceGet({index})")
-        name = ctypes.create_string_buffer(256)
-        self.check(self._lib.cuDeviceGetName(name, 256, device.value), "cuDeviceGetName")
-        major, minor = ctypes.c_int(), ctypes.c_int()
-        self.check(self._lib.cuDeviceGetAttribute(ctypes.byref(major), _CC_MAJOR, device.value), "cuDeviceGetAttribute")
-        self.check(self._lib.cuDeviceGetAttribute(ctypes.byref(minor), _CC_MINOR, device.value), "cuDeviceGetAttribute")
-        return GpuIdentity(name.value.decode(), f"{major.value}.{minor.value}", index)
+        props = self.check(f"cudaGetDeviceProperties({index})", self.rt.cudaGetDeviceProperties(index))
+        name = props.name.split(b"\0", 1)[0].decode() if isinstance(props.name, bytes) else str(props.name)
+        return GpuIdentity(name, f"{props.major}.{props.minor}", index)
 
     def activate(self, index: int) -> None:
-        """Make the device's primary context (the one the CUDA runtime and TensorRT use) current."""
-        device = ctypes.c_int()
-        self.check(self._lib.cuDeviceGet(ctypes.byref(device), index), f"cuDeviceGet({index})")
-        context = ctypes.c_void_p()
-        self.check(self._lib.cuDevicePrimaryCtxRetain(ctypes.byref(context), device.value), "cuDevicePrimaryCtxRetain")
-        self.check(self._lib.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        """Make the device current (its primary context: the one TensorRT and the runtime share)."""
+        self.check(f"cudaSetDevice({index})", self.rt.cudaSetDevice(index))
 
     def release(self, index: int) -> None:
-        self.check(self._lib.cuDevicePrimaryCtxRelease_v2(index), "cuDevicePrimaryCtxRelease")
+        """Nothing to release: the primary context lives as long as the process."""
 
-    def stream(self) -> int:
-        handle = ctypes.c_void_p()
-        self.check(self._lib.cuStreamCreate(ctypes.byref(handle), 0), "cuStreamCreate")
-        return int(handle.value or 0)
+    def stream(self) -> Any:
+        # Non-blocking: no implicit synchronisation with the legacy default stream, so work other
+        # libraries put there (OpenCV, torch) never serialises with inference.
+        return self.check("cudaStreamCreateWithFlags", self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking))
 
-    def destroy_stream(self, stream: int) -> None:
-        self.check(self._lib.cuStreamDestroy_v2(ctypes.c_void_p(stream)), "cuStreamDestroy")
+    def destroy_stream(self, stream: Any) -> None:
+        self.check("cudaStreamDestroy", self.rt.cudaStreamDestroy(stream))
 
-    def synchronize(self, stream: int) -> None:
-        self.check(self._lib.cuStreamSynchronize(ctypes.c_void_p(stream)), "cuStreamSynchronize")
+    def synchronize(self, stream: Any) -> None:
+        self.check("cudaStreamSynchronize", self.rt.cudaStreamSynchronize(stream))
 
     def alloc(self, nbytes: int) -> int:
-        pointer = ctypes.c_uint64()
-        self.check(self._lib.cuMemAlloc_v2(ctypes.byref(pointer), max(1, nbytes)), f"cuMemAlloc({nbytes})")
-        return int(pointer.value)
+        return int(self.check(f"cudaMalloc({nbytes})", self.rt.cudaMalloc(max(1, nbytes))))
 
     def free(self, pointer: int) -> None:
-        self.check(self._lib.cuMemFree_v2(pointer), "cuMemFree")
+        self.check("cudaFree", self.rt.cudaFree(pointer))
 
-    def to_device(self, pointer: int, array: np.ndarray, stream: int) -> None:
-        self.check(
-            self._lib.cuMemcpyHtoDAsync_v2(pointer, array.ctypes.data, array.nbytes, ctypes.c_void_p(stream)),
-            "cuMemcpyHtoDAsync",
-        )
+    def host_array(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> tuple[int, np.ndarray]:
+        """A page-locked host buffer and a numpy view of it: copies from pinned memory are true DMA
+        (asynchronous, full bandwidth); from pageable memory the driver stages them itself."""
+        nbytes = max(1, int(np.prod(shape)) * dtype.itemsize)
+        pointer = int(self.check(f"cudaMallocHost({nbytes})", self.rt.cudaMallocHost(nbytes)))
+        raw = (ctypes.c_uint8 * nbytes).from_address(pointer)
+        return pointer, np.frombuffer(memoryview(raw), dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
-    def to_host(self, array: np.ndarray, pointer: int, stream: int) -> None:
-        self.check(
-            self._lib.cuMemcpyDtoHAsync_v2(array.ctypes.data, pointer, array.nbytes, ctypes.c_void_p(stream)),
-            "cuMemcpyDtoHAsync",
-        )
+    def host_free(self, pointer: int) -> None:
+        self.check("cudaFreeHost", self.rt.cudaFreeHost(pointer))
+
+    def to_device(self, device: int, host: int, nbytes: int, stream: Any) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self.check("cudaMemcpyAsync(host to device)", self.rt.cudaMemcpyAsync(device, host, nbytes, kind, stream))
+
+    def to_host(self, host: int, device: int, nbytes: int, stream: Any) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self.check("cudaMemcpyAsync(device to host)", self.rt.cudaMemcpyAsync(host, device, nbytes, kind, stream))
+
+    def capture(self, stream: Any, work: Any) -> Any:
+        """Run ``work()`` under stream capture and return the instantiated graph."""
+        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        self.check("cudaStreamBeginCapture", self.rt.cudaStreamBeginCapture(stream, mode))
+        try:
+            work()
+        finally:
+            graph = self.check("cudaStreamEndCapture", self.rt.cudaStreamEndCapture(stream))
+        try:
+            return self.check("cudaGraphInstantiate", self.rt.cudaGraphInstantiate(graph, 0))
+        finally:
+            self.check("cudaGraphDestroy", self.rt.cudaGraphDestroy(graph))
+
+    def launch(self, graph: Any, stream: Any) -> None:
+        self.check("cudaGraphLaunch", self.rt.cudaGraphLaunch(graph, stream))
+
+    def destroy_graph(self, graph: Any) -> None:
+        self.check("cudaGraphExecDestroy", self.rt.cudaGraphExecDestroy(graph))
+
+
+CudaDriver = Cuda  # the name the export side imports
 
 
 def gpu_identity(index: int = 0) -> GpuIdentity:
-    return CudaDriver().identity(index)
+    return Cuda().identity(index)
 
 
 # -- the sidecar ------------------------------------------------------------------------------------
@@ -289,6 +294,22 @@ def engine_specs(engine: trt.ICudaEngine, profile: dict[str, Any]) -> tuple[list
     return inputs, outputs
 
 
+@dataclass
+class _Buffers:
+    """Everything one input shape needs, allocated once: pinned staging in and out, device
+    tensors in and out, and (static engines) the captured graph of copy-in, inference, copy-out."""
+
+    shape: tuple[int, ...]
+    host_in: tuple[int, np.ndarray]
+    host_out: tuple[int, np.ndarray]
+    device_in: int
+    device_out: int
+    graph: Any = None
+
+
+KEEP_SHAPES = 4  # buffers kept for this many input shapes (frame sizes rarely change within a stream)
+
+
 @register_backend("trt")
 class TensorRTBackend(Backend):
     label = "TensorRT"
@@ -296,16 +317,19 @@ class TensorRTBackend(Backend):
     devices = ("cuda",)
     default_device = "cuda"
     precisions = ("fp32", "fp16", "bf16", "int8")  # an engine runs as built: _open checks the sidecar
-    options: ClassVar[Mapping[str, str]] = {}
+    options: ClassVar[Mapping[str, str]] = {
+        "cuda_graph": "true, false or auto (auto: replay static-shape engines as one CUDA graph)",
+    }
     auto_rank = (AutoTier(0, "TensorRT engine", "cuda"),)
-    _driver: CudaDriver
+    _cuda: Cuda
     _engine: trt.ICudaEngine
     _context: trt.IExecutionContext
-    _stream: int
+    _stream: Any
     _device_index: int
-    _buffers: dict[str, tuple[int, int]]  # tensor name -> (device pointer, bytes)
+    _buffers: OrderedDict[tuple[int, ...], _Buffers]
     _sidecar: dict[str, Any]
     _runtime: trt.Runtime
+    use_graph: bool = False
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -321,29 +345,24 @@ class TensorRTBackend(Backend):
                 f"trt backend: {path.name} was built for {built}; an engine runs at the precision it was built "
                 f"with: rebuild with `{sidecar['rebuild']}` and the precision you want"
             )
+        graph = _flag(opts.get("cuda_graph", "auto"))
         index = parse_device(device)
         version = require_tensorrt()
-        driver = CudaDriver()
-        check_compatible(sidecar, version, driver.identity(index))
+        cuda = Cuda()
+        check_compatible(sidecar, version, cuda.identity(index))
         check_engine_file(path, sidecar)
-
-        import tensorrt as trt
-
-        driver.activate(index)
-        logger = trt.Logger(trt.Logger.WARNING)
-        runtime = trt.Runtime(logger)
-        engine = runtime.deserialize_cuda_engine(path.read_bytes())
-        if engine is None:
-            raise I2IError(f"TensorRT could not deserialise {path.name}; rebuild with `{sidecar['rebuild']}`")
-        context = engine.create_execution_context()
-        if context is None:
-            raise I2IError(f"TensorRT could not create an execution context for {path.name} (out of GPU memory?)")
+        cuda.activate(index)
+        runtime, engine, context = _load_engine(path, sidecar)
         inputs, outputs = engine_specs(engine, sidecar["profiles"][0])
         if len(inputs) != 1 or len(outputs) != 1:
             raise I2IError(f"{path.name}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
         backend = cls(path, card, inputs, outputs, f"cuda:{index}", built)
-        backend._driver, backend._engine, backend._context = driver, engine, context
-        backend._stream, backend._device_index, backend._buffers = driver.stream(), index, {}
+        static = all(isinstance(d, int) for d in inputs[0].shape)
+        if graph and not static:
+            raise I2IError("trt backend: cuda_graph=true needs a static-shape engine (profile min == max)")
+        backend.use_graph = static if graph is None else graph
+        backend._cuda, backend._engine, backend._context = cuda, engine, context
+        backend._stream, backend._device_index, backend._buffers = cuda.stream(), index, OrderedDict()
         backend._sidecar = sidecar
         backend._runtime = runtime  # keep the runtime alive as long as the engine
         return backend
@@ -357,39 +376,94 @@ class TensorRTBackend(Backend):
                 f"{profile['min']}..{profile['max']}; rebuild with wider --min/--max"
             )
 
-    def _buffer(self, name: str, nbytes: int) -> int:
-        pointer, size = self._buffers.get(name, (0, 0))
-        if size < nbytes:  # grow only: frame sizes rarely change within a stream
-            if pointer:
-                self._driver.free(pointer)
-            pointer, size = self._driver.alloc(nbytes), nbytes
-            self._buffers[name] = (pointer, size)
-        return pointer
+    def _bind(self, shape: tuple[int, ...]) -> _Buffers:
+        """Allocate and bind the buffers of one input shape (the output shape comes from TensorRT)."""
+        in_spec, out_spec = self.inputs[0], self.outputs[0]
+        if not self._context.set_input_shape(in_spec.name, shape):
+            raise I2IError(f"{self.name}: TensorRT rejected input shape {shape}")
+        out_shape = _dims_tuple(self._context.get_tensor_shape(out_spec.name))
+        cuda = self._cuda
+        host_in = cuda.host_array(shape, np.dtype(in_spec.dtype))
+        host_out = cuda.host_array(out_shape, np.dtype(out_spec.dtype))
+        buffers = _Buffers(shape, host_in, host_out, cuda.alloc(host_in[1].nbytes), cuda.alloc(host_out[1].nbytes))
+        if self.use_graph:
+            self._enqueue(buffers)  # TensorRT's first enqueue does deferred setup that must not be captured
+            cuda.synchronize(self._stream)
+            buffers.graph = cuda.capture(self._stream, lambda: self._enqueue(buffers))
+        self._buffers[shape] = buffers
+        if len(self._buffers) > KEEP_SHAPES:
+            self._release(self._buffers.popitem(last=False)[1])
+        return buffers
+
+    def _enqueue(self, b: _Buffers) -> None:
+        """Copy in, infer, copy out: all asynchronous on the backend's stream."""
+        in_spec, out_spec = self.inputs[0], self.outputs[0]
+        context = self._context
+        context.set_input_shape(in_spec.name, b.shape)
+        context.set_tensor_address(in_spec.name, b.device_in)
+        context.set_tensor_address(out_spec.name, b.device_out)
+        self._cuda.to_device(b.device_in, b.host_in[0], b.host_in[1].nbytes, self._stream)
+        if not context.execute_async_v3(int(self._stream)):
+            raise I2IError(f"{self.name}: TensorRT execution failed")
+        self._cuda.to_host(b.host_out[0], b.device_out, b.host_out[1].nbytes, self._stream)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        source = np.ascontiguousarray(batch)
-        in_spec, out_spec = self.inputs[0], self.outputs[0]
-        if not self._context.set_input_shape(in_spec.name, tuple(source.shape)):
-            raise I2IError(f"{self.name}: TensorRT rejected input shape {tuple(source.shape)}")
-        out_shape = _dims_tuple(self._context.get_tensor_shape(out_spec.name))
-        result = np.empty(out_shape, dtype=np.dtype(out_spec.dtype))
-        device_in = self._buffer(in_spec.name, source.nbytes)
-        device_out = self._buffer(out_spec.name, result.nbytes)
-        self._driver.to_device(device_in, source, self._stream)
-        self._context.set_tensor_address(in_spec.name, device_in)
-        self._context.set_tensor_address(out_spec.name, device_out)
-        if not self._context.execute_async_v3(self._stream):
-            raise I2IError(f"{self.name}: TensorRT execution failed")
-        self._driver.to_host(result, device_out, self._stream)
-        self._driver.synchronize(self._stream)
-        return result
+        shape = tuple(batch.shape)
+        if shape in self._buffers:
+            self._buffers.move_to_end(shape)
+            buffers = self._buffers[shape]
+        else:
+            buffers = self._bind(shape)
+        np.copyto(buffers.host_in[1], batch)  # into page-locked staging; the dtype is the engine's own
+        if buffers.graph is not None:
+            self._cuda.launch(buffers.graph, self._stream)
+        else:
+            self._enqueue(buffers)
+        self._cuda.synchronize(self._stream)
+        return buffers.host_out[1].copy()  # the staging buffer is reused by the next call
+
+    def _release(self, b: _Buffers) -> None:
+        cuda = self._cuda
+        if b.graph is not None:
+            cuda.destroy_graph(b.graph)
+        cuda.free(b.device_in)
+        cuda.free(b.device_out)
+        cuda.host_free(b.host_in[0])
+        cuda.host_free(b.host_out[0])
 
     def _close(self) -> None:
-        self._driver.synchronize(self._stream)
-        for pointer, _ in self._buffers.values():
-            self._driver.free(pointer)
+        self._cuda.synchronize(self._stream)
+        for buffers in self._buffers.values():
+            self._release(buffers)
         self._buffers.clear()
         del self._context
         del self._engine
-        self._driver.destroy_stream(self._stream)
-        self._driver.release(self._device_index)
+        self._cuda.destroy_stream(self._stream)
+        self._cuda.release(self._device_index)
+
+    def describe(self) -> str:
+        graph = ", CUDA graph" if self.use_graph else ""
+        return f"{self.name} ({self.device}, {self.precision}{graph})"
+
+
+def _flag(value: Any) -> bool | None:
+    text = str(value).lower()
+    if text == "auto":
+        return None
+    if text in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return text in ("1", "true", "yes", "on")
+    raise I2IError(f"trt backend: option cuda_graph={value!r} must be true, false or auto")
+
+
+def _load_engine(path: Path, sidecar: dict[str, Any]) -> tuple[trt.Runtime, trt.ICudaEngine, trt.IExecutionContext]:
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    runtime = trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        raise I2IError(f"TensorRT could not deserialise {path.name}; rebuild with `{sidecar['rebuild']}`")
+    context = engine.create_execution_context()
+    if context is None:
+        raise I2IError(f"TensorRT could not create an execution context for {path.name} (out of GPU memory?)")
+    return runtime, engine, context

@@ -146,13 +146,9 @@ class TorchBackend(Backend):
         if cuda and not torch.cuda.is_available():
             raise I2IError(f"{cls.name} backend: CUDA is not available")
         generator, ckpt = load_generator(path)
-        card = {
-            "arch": ckpt["arch"],
-            "method": ckpt.get("method"),
-            "io": ckpt["io"],
-            "size_multiple": ckpt["io"]["size_multiple"],
-            "precision": precision,
-        }
+        from i2i.runtime.card import ModelCard
+
+        card = ModelCard.from_checkpoint(ckpt, where=str(path)).replace(precision=precision)
         tf32 = flag(opts.get("tf32"), "tf32", False)
         configure_torch(torch, cuda, tf32, flag(opts.get("cudnn_benchmark"), "cudnn_benchmark", True))
         spec = TensorSpec("image", ("batch", 3, "height", "width"), "float32")
