@@ -572,21 +572,21 @@ def _checkpoint_assets(d: Path, good: Path, marker: Path) -> dict[str, str]:
     return {f"pt_{key}": str(d / f"{name}.pt") for key, name in zip(keys, names)}
 
 
-def _engine_asset(d: Path, card: dict[str, Any], exported: Path) -> str:
-    from i2i.export.tensorrt import EngineConfig, Profile, make_sidecar, write_engine
+def _engine_asset(d: Path, card: Any, exported: Path) -> str:
+    from i2i.export.tensorrt import Built, EngineConfig, Profile, graph_io, make_sidecar, write_engine
     from i2i.runtime.backends.tensorrt import GpuIdentity
+    from i2i.runtime.card import ModelCard
 
     engine, engine_bytes = d / "model.engine", b"an engine built elsewhere"
     sidecar = make_sidecar(
-        card=card,
+        card=card if isinstance(card, ModelCard) else ModelCard.from_dict(card),
         engine=engine,
         engine_bytes=engine_bytes,
         onnx_path=exported,
-        tensorrt_version="8.6.1",
-        gpu=GpuIdentity("NVIDIA A100-SXM4-80GB", "8.0"),
+        tensors=graph_io(exported),
         profile=Profile("image", (1, 3, 64, 64), (1, 3, 256, 256), (1, 3, 512, 512)),
-        precision="fp16",
         config=EngineConfig(onnx=str(exported)),
+        built=Built("8.6.1", GpuIdentity("NVIDIA A100-SXM4-80GB", "8.0"), tf32=True, network_flags=0),
     )
     write_engine(engine, engine_bytes, sidecar)
     return str(engine)
