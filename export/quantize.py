@@ -112,7 +112,7 @@ def to_int8(model: onnx.ModelProto, batches: list[np.ndarray], calibrator: str =
         raise I2IError(f"unknown calibrator {calibrator!r}; valid: {', '.join(CALIBRATORS)}")
     input_name = model.graph.input[0].name
 
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
+    class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self._items = iter(batches)
 
