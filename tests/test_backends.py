@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -577,3 +577,22 @@ def test_every_backend_module_imports_without_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
     assert "i2i.runtime.backends.torch" in modules
+
+
+def test_a_provider_that_did_not_register_is_refused() -> None:
+    """ORT drops a provider that fails to initialise (TensorRT without its libraries) and carries on
+    with the next one: a TensorRT-provider plan that ends up on plain CUDA is an error, not a silent swap."""
+    from types import SimpleNamespace
+
+    from i2i.runtime.backends.onnxruntime import _check_registered
+
+    plan = plan_providers("cuda", ALL_PROVIDERS, provider="tensorrt")
+    closed: list[bool] = []
+    session = SimpleNamespace(
+        session=SimpleNamespace(get_providers=lambda: ["CUDAExecutionProvider"]), close=lambda: closed.append(True)
+    )
+    with pytest.raises(I2IError, match="TensorrtExecutionProvider failed to start .*runs CUDAExecutionProvider"):
+        _check_registered(cast(Any, session), plan)
+    assert closed == [True]
+    ok = SimpleNamespace(session=SimpleNamespace(get_providers=lambda: ["TensorrtExecutionProvider"]))
+    _check_registered(cast(Any, ok), plan)

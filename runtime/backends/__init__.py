@@ -2,10 +2,14 @@
 
 from i2i.runtime.backends.base import (  # noqa: F401
     BACKEND_MODULES,
+    BASELINE,
+    AutoTier,
     Backend,
     TensorSpec,
     available_backends,
+    backend_names,
     backend_status,
+    backends_for,
     get_backend,
     open_backend,
 )

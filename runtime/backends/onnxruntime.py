@@ -476,6 +476,7 @@ class OnnxRuntimeBackend(Backend):
         profile_dir = tempfile.TemporaryDirectory(prefix="i2i-ort-") if plan.cpu_fallback else None
         spin = bool(_flag(opts.get("spin", False), "spin"))
         session = _start_session(path, plan, int(opts.get("threads", 0)), spin, profile_dir)
+        _check_registered(session, plan)
         inputs, outputs = session.specs()
         backend = cls(path, card, inputs, outputs, plan.device, plan.precision)
         backend._session, backend.plan, backend._profile_dir = session, plan, profile_dir
@@ -540,6 +541,20 @@ def _preload_gpu_libraries() -> None:
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
         preload()
+
+
+def _check_registered(session: OrtSession, plan: ProviderPlan) -> None:
+    """The provider asked for must have registered (ORT drops one that fails to initialise, e.g. the
+    TensorRT provider without TensorRT's libraries, and carries on with the next). Where the
+    registered provider's nodes went is another question, answered by the fallback setting."""
+    active = session.session.get_providers()
+    wanted = PROVIDER_NAMES[plan.provider]
+    if not active or active[0] != wanted:
+        session.close()
+        raise I2IError(
+            f"ort backend: {wanted} failed to start (onnxruntime runs {', '.join(active) or 'nothing'}); "
+            "check the CUDA/cuDNN/TensorRT libraries match this onnxruntime-gpu"
+        )
 
 
 def _start_session(
