@@ -67,20 +67,56 @@ def test_stig_trains_a_few_steps(tiny_stig: Path) -> None:
     assert grid is not None and grid.shape[:2] == (3 * 32, 4 * 32)  # rows: generated | refined | real
 
 
-def test_patch_nce_on_every_layer_and_weighted_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The official code used one layer (zip with a 1-element list) and applied λ_NCE twice."""
-    method = Stig(StigConfig(lambda_nce=10.0, **TINY), torch.device("cpu"))
-    calls: list[int] = []
+def _unit_nce(method: Stig, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make every PatchNCE layer loss exactly 1 and record the batch size of every encoder pass."""
+    passes: list[int] = []
+    encode = method.generator.encode
 
-    def unit_loss(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        calls.append(query.shape[-1])
-        return (query * 0).sum() + 1.0  # every layer's loss is exactly 1
+    def spy(x: torch.Tensor) -> list[torch.Tensor]:
+        passes.append(x.shape[0])
+        return encode(x)
 
-    monkeypatch.setattr(method.nce_loss, "forward", unit_loss)
+    monkeypatch.setattr(method.nce_loss, "forward", lambda query, key: (query * 0).sum() + 1.0)
+    monkeypatch.setattr(method.generator, "encode", spy)
+    return passes
+
+
+@pytest.mark.parametrize(("weighting", "expected"), [("paper", 10.0 * 2.0), ("official", 10.0 * 10.0 / 5 * 2.0)])
+def test_patch_nce_weighting_and_separate_encoder_passes(
+    monkeypatch: pytest.MonkeyPatch, weighting: str, expected: float
+) -> None:
+    """paper: λ_NCE · (mean of the five layers), once for A and once for the identity term B.
+    official: λ_NCE² / 5 · first layer only, the official code's effective weight (20 · ℓ_0)."""
+    method = Stig(StigConfig(lambda_nce=10.0, nce_weighting=weighting, **TINY), torch.device("cpu"))
+    passes = _unit_nce(method, monkeypatch)
     images = torch.rand(2, 3, 32, 32) * 2 - 1
     losses = method.train_step({"source": images, "target": images.flip(0)})
-    assert len(calls) == 5  # nce_layers "0,1,2,3,4": all five encoder levels
-    assert losses["nce"] == pytest.approx(10.0 * 2.0)  # λ_NCE · (NCE_A + NCE_B), each the layer mean = 1
+    assert losses["nce"] == pytest.approx(expected)
+    # G's forward sees A and B in one batch of 4 (as the official code); then four PatchNCE encoder
+    # passes of one domain each (output and source, for A and for B): BatchNorm statistics apart.
+    assert passes == [4, 2, 2, 2, 2]
+
+
+def test_init_and_mlp_width_follow_the_official_code() -> None:
+    method = Stig(StigConfig(**{**TINY, "num_patches": 24}), torch.device("cpu"))
+    mlp_layers = [m for m in method.patch_mlp.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(mlp_layers) == 10 and all(m.out_features == 24 for m in mlp_layers)  # width = patches
+    for layer in [*mlp_layers, method.spectral_discriminator[0]]:  # PyTorch's default (kaiming-uniform)
+        bound = 1.0 / math.sqrt(layer.in_features)
+        assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
+        assert layer.bias.abs().max() > 0  # normal(0, 0.02) init would zero it
+        assert layer.weight.std() > 0.5 * bound / math.sqrt(3)
+    convs = [m for m in method.generator.modules() if isinstance(m, torch.nn.Conv2d)]
+    weights = torch.cat([m.weight.flatten() for m in convs])
+    assert abs(weights.std().item() - 0.02) < 0.002  # G (and D): normal(0, 0.02) as the official init_net
+
+
+@pytest.mark.parametrize("option", [dict(crop_size=128), dict(load_size=300), dict(flip=False)])
+def test_shared_augmentation_options_are_refused(option: dict[str, object], tmp_path: Path) -> None:
+    config = TrainConfig(data="", out=str(tmp_path), **option)  # type: ignore[arg-type]
+    flag = "--" + next(iter(option)).replace("_", "-")
+    with pytest.raises(I2IError, match=f"stig: {flag} does not apply"):
+        Stig.make_dataset(config, StigConfig(real=str(tmp_path), fake=str(tmp_path)))
 
 
 def test_stig_cli_needs_no_data_but_real_and_fake(demo_data: Path, tmp_path: Path) -> None:
@@ -93,6 +129,8 @@ def test_stig_cli_needs_no_data_but_real_and_fake(demo_data: Path, tmp_path: Pat
     assert (tmp_path / "run" / "model.pt").is_file()
     result = invoke(main, ["stig", "--real", demo_data / "train" / "B", *args])
     assert result.exit_code == 1 and "--fake DIR" in result.output
+    result = invoke(main, ["stig", "--real", demo_data / "train" / "B", "--fake", demo_data, "--crop-size", 16, *args])
+    assert result.exit_code == 1 and "--crop-size does not apply" in result.output
 
 
 @pytest.mark.parametrize(
@@ -102,6 +140,7 @@ def test_stig_cli_needs_no_data_but_real_and_fake(demo_data: Path, tmp_path: Pat
         (dict(sigma=20), "low-frequency box"),
         (dict(nce_layers="0,7"), "encoder levels are 0-4"),
         (dict(nce_layers="a"), "comma-separated"),
+        (dict(nce_weighting="cut"), "--nce-weighting 'cut': valid: paper, official"),
     ],
 )
 def test_stig_config_errors(overrides: dict[str, object], message: str) -> None:
@@ -194,7 +233,8 @@ def test_stig_refiner_exports_with_i2i_export(demo_data: Path, tmp_path: Path) -
         _config(tmp_path / "run", steps=2),
     )
     result = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run" / "model.pt"), progress=False))
-    assert result.card["method"] == "stig" and result.card["arch_kwargs"]["spectrum_size"] == 32
+    assert result.card.method == "stig" and result.card.refiner is not None
+    assert result.card.refiner.spectrum_size == 32 and result.card.test_norm == "frame"
     with open_refiner(result.onnx) as refiner:
         out = refiner((torch.rand(1, 3, 32, 32) * 2 - 1).numpy())
     assert out.shape == (1, 3, 32, 32) and np.isfinite(out).all()

@@ -5,7 +5,7 @@ generator sees M = log(1 + |F|), F = fftshift(fft2(x₀₁)), normalised to [-1,
 of the input is kept, and the refined image is Re(ifft2(ifftshift(expm1(M̂)·e^{iφ}))) (paper §3,
 Fig. 3). Everything here is differentiable, so losses can be taken on the refined image.
 
-Deviations from the official code (METHODS.md §1), kept identical in the numpy mirror:
+Deviations from the official code (github.com/ykykyk112/STIG), kept identical in the numpy mirror:
   * fftshift over the two spatial dims only (the official one shifts batch and channel too);
   * min/max normalisation per image, not over the whole batch, so a refined image does not depend
     on what else is in its batch (and runtime batches of any size give the same result);

@@ -15,15 +15,24 @@ Objective (paper Eq. 10 with the weights of the official code), D and Ds LSGAN o
          + λ_LF (L_LF(G(M_A), M_A) + L_LF(G(M_B), M_B))      low-frequency preservation (2σ box at DC)
 ℓ_NCE = (1/L) Σ_l mean_patches CE([q·k⁺, q·k⁻]/τ) over the L encoder layers (Oord et al.; Park et
 al., CUT, ECCV 2020; ``i2i.train.losses.patchnce``); G(M_B), x̂_B is the identity pass of a
-real spectrum (``nce_idt``).
-Defaults are the official code's (METHODS.md §1): λ_GAN = λ_PSD = λ_LF = 3, λ_NCE = 10,
-λ_SSIM = 3 (real) / 1 (generated), SSIM window 35 with σ 1.5, σ_LF = 8, 256 patches, τ = 0.07,
-lr 8e-5, 2 epochs constant + 8 decaying, normal(0, 0.02) init.
+real spectrum (``nce_idt``). As in the official code (github.com/ykykyk112/STIG), G sees M_A and
+M_B in one forward pass, and each PatchNCE term encodes its source and its output in passes of
+their own, so the BatchNorm statistics of A and B are never pooled in the encoder.
+Defaults are the official code's: λ_GAN = λ_PSD = λ_LF = 3, λ_NCE = 10, λ_SSIM = 3 (real) /
+1 (generated), SSIM window 35 with σ 1.5, σ_LF = 8, 256 patches, a patch MLP as wide as the
+number of patches, τ = 0.07, lr 8e-5, 2 epochs constant + 8 decaying; G and D initialised
+normal(0, 0.02), the patch MLP and the spectral discriminator left at PyTorch's default init.
 
-Deviations from the official code, on purpose (each a defect listed in METHODS.md §1):
-  * PatchNCE on every listed encoder layer (``nce_layers``, default all five X^{0,0}…X^{4,0}); the
-    official loss list has one element, so zip() used only X^{0,0} and then divided by 5.
-  * λ_NCE applied once; the official code multiplies by it inside and again outside the NCE loss.
+NCE weighting (``nce_weighting``):
+  * ``paper`` (default): λ_NCE · ℓ_NCE, the mean over every listed encoder layer (default all
+    five, X^{0,0} … X^{4,0}): the paper's objective with the multilayer PatchNCE of CUT that it
+    builds on, each term weighted once.
+  * ``official``: what the official code computes, λ_NCE² / L · ℓ_NCE of the first listed layer
+    only (20 · ℓ at X^{0,0} with the defaults): its criterion list has one element, so zip()
+    stops after the first layer, the sum is still divided by the five layers, and λ_NCE is
+    applied both inside and outside the loss. Use it to reproduce the official training.
+
+Other deviations from the official code, on purpose:
   * fftshift over the spatial dims of each image only; the official one rolls batch and channel.
   * LFD computed in float (``i2i.train.spectral.lfd`` / ``i2i-eval spectrum``); the official
     one subtracts reloaded uint8 PNGs, which wraps.
@@ -31,21 +40,25 @@ Deviations from the official code, on purpose (each a defect listed in METHODS.m
     discriminator branches see the same profile normalisation (official: the real one the [-1, 1]
     spectrum, the fake one a [0, 1] per-sample spectrum); real part of the inverse DFT, not abs();
     no min-max stretch of the refined image. See ``i2i.train.spectral``.
+  * No conv bias before a BatchNorm in the UNet++ (the BatchNorm's mean subtraction cancels it);
+    official checkpoints import with the bias folded into the running mean (``i2i-train import``).
   * The spectral discriminator and patch MLPs are built eagerly (sizes follow from the config),
     not in a data-dependent init; D and Ds step first, then G, as in the official loop.
 Options not in the paper: ``residual`` (G predicts a correction and starts as the identity; see
 ``i2i.train.nets.nested_unet``), ``upsample`` (``bilinear`` avoids bicubic's CUDA non-determinism).
 Data: ``--real``/``--fake`` folders, resized to ``size`` only where they differ (a resize low-passes
 the spectrum); the shared ``--load-size/--crop-size/--flip`` do not apply (the official code
-neither crops nor flips). Evaluation (LFD before/after) is ``i2i-eval spectrum REAL FAKE --refine``
-with the exported refiner, not the official loop over the training loader.
+neither crops nor flips) and a value other than their default is refused. Evaluation (LFD
+before/after) is ``i2i-eval spectrum REAL FAKE --refine`` with the exported refiner, not the
+official loop over the training loader.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -60,7 +73,9 @@ from i2i.train.losses.gan import GANLoss
 from i2i.train.losses.patchnce import PatchNCELoss, PatchSampleMLP
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
-from i2i.train.nets.norm import init_weights
+from i2i.train.nets.nested_unet import UPSAMPLE_MODES
+from i2i.train.nets.norm import NORMS, init_weights
+from i2i.train.options import option
 
 if TYPE_CHECKING:
     from i2i.train.loop import TrainConfig
@@ -68,28 +83,46 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StigConfig(MethodConfig):
-    real: str = ""  # folder of real target-domain images (B)
-    fake: str = ""  # folder of generated images to refine (A), paired with real by sorted index
-    size: int = 256  # images are resized to size×size (not cropped: that would change their spectra)
-    ngf: int = 64
-    ndf: int = 64
-    norm: str = "batch"  # the official UNet++ uses BatchNorm
-    upsample: str = "bicubic"
-    residual: bool = False  # not in the paper: G predicts a correction and starts as the identity
-    lambda_gan: float = 3.0
-    lambda_nce: float = 10.0
-    lambda_psd: float = 3.0
-    lambda_lf: float = 3.0
-    lambda_ssim_real: float = 3.0  # 1 − SSIM(x_B, identity-refined x_B)
-    lambda_ssim_fake: float = 1.0  # 1 − SSIM(x_A, refined x_A)
-    nce_layers: str = "0,1,2,3,4"  # encoder levels X^{i,0} used by PatchNCE
-    num_patches: int = 256
-    nce_temperature: float = 0.07
-    nce_idt: bool = True
-    sigma: int = 8  # half-width of the low-frequency box around DC, in bins
+    real: str = option("", "Folder of real target-domain images (B).")
+    fake: str = option("", "Folder of generated images to refine (A), paired with --real by sorted index.")
+    size: int = option(
+        256,
+        "Images are resized to SIZE x SIZE when they differ, never cropped (resizing changes spectra: "
+        "prefer matching sizes).",
+        minimum=16,
+    )
+    ngf: int = option(64, "UNet++ width (filters of the first level).", minimum=1)
+    ndf: int = option(64, "Spectrum discriminator width.", minimum=1)
+    norm: str = option("batch", "UNet++ normalisation (the official UNet++: batch).", choices=NORMS)
+    upsample: str = option("bicubic", "UNet++ upsampling (the paper: bicubic).", choices=UPSAMPLE_MODES)
+    residual: bool = option(
+        False, "G predicts a correction of its input spectrum and starts as the identity (not in the paper)."
+    )
+    lambda_gan: float = option(3.0, "Weight of the spectrum discriminator loss.")
+    lambda_nce: float = option(10.0, "Weight of the PatchNCE loss.")
+    lambda_psd: float = option(3.0, "Weight of the spectral (ring profile) discriminator loss.")
+    lambda_lf: float = option(3.0, "Weight of the low-frequency preservation loss.")
+    lambda_ssim_real: float = option(3.0, "Weight of 1 - SSIM between a real image and its identity refinement.")
+    lambda_ssim_fake: float = option(1.0, "Weight of 1 - SSIM between a generated image and its refinement.")
+    nce_layers: str = option("0,1,2,3,4", "UNet++ encoder levels X^{i,0} (0-4) compared by PatchNCE.")
+    nce_weighting: str = option(
+        "paper",
+        "paper: lambda_nce x mean over --nce-layers; official: the official code's lambda_nce^2 / L x the "
+        "first layer only (20 x layer 0 with the defaults).",
+        choices=("paper", "official"),
+    )
+    num_patches: int = option(256, "Patches per image and layer for PatchNCE, also the patch MLP width.", minimum=1)
+    nce_temperature: float = option(0.07, "PatchNCE softmax temperature.", above=0)
+    nce_idt: bool = option(True, "Identity terms on real images: PatchNCE, SSIM and L_LF of G(M_B).")
+    sigma: int = option(8, "Half-width (bins) of the low-frequency box around DC that L_LF preserves.", minimum=1)
     epochs: int = 2
     epochs_decay: int = 8
     lr: float = 8e-5
+
+
+NCE_WEIGHTINGS = ("paper", "official")
+# TrainConfig's augmentation options: STIG resizes to --size only, never crops or flips.
+UNUSED_TRAIN_OPTIONS = ("load_size", "crop_size", "flip")
 
 
 class RealFakeDataset(Dataset[dict[str, Any]]):
@@ -173,9 +206,15 @@ class Stig(Method):
     layout = "real+fake"
     needs_data = False  # reads --real and --fake, not --data (see i2i.train.cli)
     summary = "spectral refiner: UNet++ on log-magnitude spectra, GAN + PatchNCE + SSIM + LF (Lee et al. 2024)"
+    unused_train_options: ClassVar[tuple[str, ...]] = UNUSED_TRAIN_OPTIONS
 
     @classmethod
     def make_dataset(cls, config: TrainConfig, method_config: StigConfig) -> RealFakeDataset:
+        defaults = {f.name: f.default for f in dataclasses.fields(config)}
+        for name in UNUSED_TRAIN_OPTIONS:
+            if getattr(config, name) != defaults[name]:
+                flag = "--" + name.replace("_", "-")
+                raise I2IError(f"stig: {flag} does not apply (images are resized to --size, never cropped or flipped)")
         if not method_config.real or not method_config.fake:
             raise I2IError("stig needs --real DIR (real target images) and --fake DIR (the generator's outputs)")
         return RealFakeDataset(method_config.real, method_config.fake, method_config.size)
@@ -192,6 +231,8 @@ class Stig(Method):
             raise I2IError(f"--nce-layers {config.nce_layers!r}: give comma-separated encoder levels 0-4") from None
         if not self.nce_layers or not set(self.nce_layers) <= set(range(5)):
             raise I2IError(f"--nce-layers {config.nce_layers!r}: encoder levels are 0-4")
+        if config.nce_weighting not in NCE_WEIGHTINGS:
+            raise I2IError(f"--nce-weighting {config.nce_weighting!r}: valid: {', '.join(NCE_WEIGHTINGS)}")
         self.g_kwargs: dict[str, Any] = dict(
             input_nc=3,
             output_nc=3,
@@ -206,13 +247,19 @@ class Stig(Method):
             self.generator.zero_head()  # after init_weights, which would randomise it
         self.discriminator = init_weights(SpectrumDiscriminator(3, config.ndf)).to(device)
         self.rings = spectral.chebyshev_rings(config.size, config.size).to(device)
-        self.spectral_discriminator = init_weights(nn.Sequential(nn.Linear(self.rings.shape[0], 1), nn.Sigmoid())).to(
-            device
-        )
+        # The spectral discriminator and the patch MLP keep PyTorch's default init: the official
+        # code creates both after its init_net calls (in data_dependent_init and on the MLP's
+        # first forward), so normal(0, 0.02) never reaches them.
+        self.spectral_discriminator = nn.Sequential(nn.Linear(self.rings.shape[0], 1), nn.Sigmoid()).to(device)
         widths = [config.ngf * m for m in (1, 2, 4, 8, 8)]
-        self.patch_mlp = PatchSampleMLP(channels=256).to(device)
-        self.patch_mlp.build([widths[i] for i in self.nce_layers])  # sizes are known: no lazy init
-        init_weights(self.patch_mlp)  # STIG initialises every net normal(0, 0.02), the MLP included
+        self.patch_mlp = PatchSampleMLP(channels=config.num_patches).to(device)  # official width: nc = num_patch
+        # official weighting: only the first layer's loss counts, so only its head is built (the
+        # official code builds all five and never trains the other four).
+        self.mlp_layers = self.nce_layers[:1] if config.nce_weighting == "official" else self.nce_layers
+        self.patch_mlp.build([widths[i] for i in self.mlp_layers])  # sizes are known: no lazy init
+        for layer in self.patch_mlp.modules():
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()  # build() uses CUT's xavier-normal(0.02)
         self.nce_loss = PatchNCELoss(config.nce_temperature)
         self.gan_loss = GANLoss("lsgan")  # MSE to 1/0 on the sigmoid outputs, as the official code
         betas = (config.beta1, 0.999)
@@ -222,13 +269,18 @@ class Stig(Method):
         self.opt_f = torch.optim.Adam(self.patch_mlp.parameters(), lr=config.lr, betas=betas)
 
     def _nce(self, source: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        """(1/L) Σ_l PatchNCE between encoder features of the output (queries) and input (keys)."""
+        """The weighted PatchNCE term between encoder features of the output (queries) and the
+        input (keys), each encoded in a pass of its own: λ · (1/L) Σ_l ℓ_l (``paper``) or
+        λ² / L · ℓ of the first layer (``official``; see the module docstring)."""
         cfg: StigConfig = self.config  # type: ignore[assignment]
         feats_q = self.generator.encode(output)
         feats_k = self.generator.encode(source)
-        keys, ids = self.patch_mlp([feats_k[i] for i in self.nce_layers], cfg.num_patches)
-        queries, _ = self.patch_mlp([feats_q[i] for i in self.nce_layers], cfg.num_patches, ids)
-        return torch.stack([self.nce_loss(q, k) for q, k in zip(queries, keys)]).mean()
+        keys, ids = self.patch_mlp([feats_k[i] for i in self.mlp_layers], cfg.num_patches)
+        queries, _ = self.patch_mlp([feats_q[i] for i in self.mlp_layers], cfg.num_patches, ids)
+        per_layer = torch.stack([self.nce_loss(q, k) for q, k in zip(queries, keys)])
+        if cfg.nce_weighting == "official":
+            return cfg.lambda_nce * cfg.lambda_nce / len(self.nce_layers) * per_layer.sum()
+        return cfg.lambda_nce * per_layer.mean()
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         cfg: StigConfig = self.config  # type: ignore[assignment]
@@ -272,12 +324,12 @@ class Stig(Method):
         if cfg.nce_idt:
             out_b = outputs[n:]
             identity = spectral.from_spectrum(out_b, spec_b)
-            # One pass over A and B together: same-image negatives make it the sum of both terms.
-            losses["nce"] = cfg.lambda_nce * 2.0 * self._nce(inputs, outputs)
+            # A and B in separate encoder passes (their BatchNorm statistics apart), as the official code.
+            losses["nce"] = self._nce(spec_a.normed, out_a) + self._nce(spec_b.normed, out_b)
             losses["ssim_real"] = cfg.lambda_ssim_real * (1.0 - ssim(to01(real_img), to01(identity)))
             losses["lf"] = losses["lf"] + cfg.lambda_lf * spectral.low_frequency_loss(out_b, spec_b.normed, cfg.sigma)
         else:
-            losses["nce"] = cfg.lambda_nce * self._nce(spec_a.normed, out_a)
+            losses["nce"] = self._nce(spec_a.normed, out_a)
         sum(losses.values()).backward()  # type: ignore[union-attr]
         self.opt_g.step()
         self.opt_f.step()
