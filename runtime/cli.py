@@ -72,36 +72,13 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
     return opts
 
 
-def open_model(config: RunConfig) -> tuple[Any, Any, str]:
-    """The backend for ``config.model`` and the refiner for ``config.refine`` (or None), opened as
-    ``--backend``/``--device``/``--precision``/``-O`` say; and why that backend was chosen."""
-    from i2i.runtime.backends import open_backend
-    from i2i.runtime.backends.auto import open_auto
+def open_model(config: RunConfig) -> Any:
+    """The model with its refiner, opened by ``i2i.load`` exactly as the Python API opens it
+    (``--backend``/``--device``/``--precision``/``-O``/``--refine``): an ``i2i.Translator``."""
+    from i2i.api import load
 
-    opts = dict(config.backend_options)
-    if config.backend == "auto":
-        backend, why = open_auto(config.model, config.device, config.precision, opts)
-    else:
-        backend = open_backend(config.backend, config.model, device=config.device, precision=config.precision, **opts)
-        why = "chosen with --backend"
-    try:
-        refiner = _open_refiner(config.refine, backend.io.kind, config.device) if config.refine else None
-    except BaseException:
-        backend.close()
-        raise
-    return backend, refiner, why
-
-
-def _open_refiner(path: Path, kind: str, device: str) -> Any:
-    """The spectral refiner, imported only when --refine is given (numpy FFT code the run may not need)."""
-    if kind == "frame":
-        raise I2IError(
-            "--refine needs a tensor-I/O model; this one takes uint8 frames (exported with --io frame): "
-            "bake the refinement in at export instead"
-        )
-    from i2i.runtime.spectral import open_refiner
-
-    return open_refiner(path, device=device)
+    precision = config.precision or "auto"
+    return load(config.model, config.backend, config.device, precision, config.refine, **config.backend_options)
 
 
 def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_clients: int) -> dict[str, Any]:
@@ -275,6 +252,7 @@ def main(**options: Any) -> None:
       i2i-run model.onnx --source 0 --sink http://0.0.0.0:8080 --token "$(openssl rand -hex 16)"   # on the LAN
       i2i-run model.onnx --source rtsp://cam.local/stream --sink null --stats stats.json
       i2i-run model.onnx --source clip.mp4 --sink null --batch 4 --backend ort -O threads=2
+      i2i-run model.onnx --source clip.mp4 --sink compare.mp4 --refine profile.npz --view before-after
 
     Frames of any size (gray, BGR, BGRA) are padded to the model's size multiple and cropped back;
     fixed-size models get frames resized to their size and back. Ctrl-C stops cleanly: the output
@@ -314,17 +292,15 @@ def run(config: RunConfig) -> None:
                 config.source, camera_size=config.camera_size, camera_fps=config.camera_fps, reconnect=config.reconnect
             )
         )
-        backend, refiner, why = open_model(config)
-        stack.enter_context(backend)
-        if hasattr(refiner, "__exit__"):  # the pipeline takes any callable; the runtime's refiners close
-            stack.enter_context(refiner)
-        click.echo(f"backend: {backend.describe()} — {why}", err=True)
-        if hasattr(refiner, "describe"):
-            click.echo(f"refine: {refiner.describe()}", err=True)
+        translator = stack.enter_context(open_model(config))  # closes the backend and the refiner
+        backend, refiner = translator.backend, translator.refiner
         viewer = dict(config.viewer)
         out = stack.enter_context(
             open_sink(config.sink, fps=config.fps or src.fps, view=config.view, overlay=config.overlay, viewer=viewer)
         )
+        click.echo(f"backend: {backend.describe()} — {translator.why or 'chosen with --backend'}", err=True)
+        if hasattr(refiner, "describe"):  # the pipeline takes any callable refiner
+            click.echo(f"refine: {refiner.describe()}", err=True)
         mode = config.mode or ("realtime" if src.live else "every-frame")
         stats.info = {
             "model": str(config.model),

@@ -294,7 +294,7 @@ def test_cli_refine_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     opened: list[tuple[Path, str]] = []
 
-    def open_refiner(path: Path, device: str) -> Any:
+    def open_refiner(path: Path, device: str = "auto") -> Any:
         opened.append((Path(path), device))
         return lambda batch: batch * 0.0
 
