@@ -1,4 +1,6 @@
-"""``i2i-train import``: released reference generators load key for key and translate identically.
+"""``i2i-train import``: released reference generators load key for key and translate identically
+(pytorch-CycleGAN-and-pix2pix, CUT, SN-DCR; pytorch/examples fast-neural-style and STIG through
+their key and value mappings).
 
 The reference networks below are an independent re-implementation of the module structure of
 pytorch-CycleGAN-and-pix2pix / CUT ``models/networks.py`` (norm_layer partials, use_bias rule,
@@ -23,6 +25,7 @@ from i2i.errors import I2IError
 from i2i.train.checkpoint import load_generator
 from i2i.train.cli import main as train_cli
 from i2i.train.nets import build_net
+from i2i.train.reference import PIXEL_HALF_RANGE as PIXEL
 from i2i.train.reference import import_reference
 
 
@@ -305,7 +308,7 @@ def test_truncated_file_fails_cleanly(tmp_path: Path) -> None:
 
 def test_unknown_state_dict_and_missing_file(tmp_path: Path) -> None:
     torch.save({"encoder.weight": torch.zeros(2)}, tmp_path / "other.pth")
-    with pytest.raises(I2IError, match="not a pytorch-CycleGAN-and-pix2pix / CUT generator"):
+    with pytest.raises(I2IError, match="not a generator state dict i2i can import"):
         import_reference(tmp_path / "other.pth")
     with pytest.raises(I2IError, match="not found"):
         import_reference(tmp_path / "absent.pth")
@@ -353,3 +356,185 @@ def test_an_i2i_checkpoint_needs_no_import(tmp_path: Path) -> None:
     result = import_reference(tmp_path / "g.pth")
     with pytest.raises(I2IError, match="already an i2i checkpoint"):
         import_reference(result.output)
+
+
+# --------------------------------------------------------------------------- pytorch/examples fast-neural-style
+
+
+class RefConvLayer(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: int | None = None) -> None:
+        super().__init__()
+        self.upsample = upsample
+        if upsample:
+            self.upsample_layer = nn.Upsample(mode="nearest", scale_factor=upsample)
+        self.reflection_pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv2d = nn.Conv2d(cin, cout, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2d(self.reflection_pad(self.upsample_layer(x) if self.upsample else x))
+
+
+class RefStyleResidual(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1, self.in1 = RefConvLayer(c, c, 3), nn.InstanceNorm2d(c, affine=True)
+        self.conv2, self.in2 = RefConvLayer(c, c, 3), nn.InstanceNorm2d(c, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.in2(self.conv2(F.relu(self.in1(self.conv1(x)))))
+
+
+class RefTransformerNet(nn.Module):
+    """pytorch/examples' TransformerNet: [0, 255] in, [0, 255] out, no final activation, res1…res5."""
+
+    def __init__(self, ngf: int = 32) -> None:
+        super().__init__()
+        self.conv1, self.in1 = RefConvLayer(3, ngf, 9), nn.InstanceNorm2d(ngf, affine=True)
+        self.conv2, self.in2 = RefConvLayer(ngf, 2 * ngf, 3, 2), nn.InstanceNorm2d(2 * ngf, affine=True)
+        self.conv3, self.in3 = RefConvLayer(2 * ngf, 4 * ngf, 3, 2), nn.InstanceNorm2d(4 * ngf, affine=True)
+        for i in range(1, 6):
+            setattr(self, f"res{i}", RefStyleResidual(4 * ngf))
+        self.deconv1, self.in4 = RefConvLayer(4 * ngf, 2 * ngf, 3, upsample=2), nn.InstanceNorm2d(2 * ngf, affine=True)
+        self.deconv2, self.in5 = RefConvLayer(2 * ngf, ngf, 3, upsample=2), nn.InstanceNorm2d(ngf, affine=True)
+        self.deconv3 = RefConvLayer(ngf, 3, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.in1(self.conv1(x)))
+        y = F.relu(self.in3(self.conv3(F.relu(self.in2(self.conv2(y))))))
+        for i in range(1, 6):
+            y = getattr(self, f"res{i}")(y)
+        y = F.relu(self.in5(self.deconv2(F.relu(self.in4(self.deconv1(y))))))
+        return self.deconv3(y)
+
+
+def _style_reference() -> RefTransformerNet:
+    ref = randomise(RefTransformerNet(ngf=4))
+    with torch.no_grad():  # outputs around the [0, 255] range, as a trained model gives
+        ref.deconv3.conv2d.weight.mul_(400.0)
+        ref.deconv3.conv2d.bias.fill_(127.5)
+    return ref
+
+
+def test_fast_neural_style_model_imports_with_its_value_range(tmp_path: Path) -> None:
+    ref = _style_reference()
+    state = dict(ref.state_dict())
+    for name in ("in1", "res3.in2"):  # what files saved by old torch hold (pytorch/examples deletes them)
+        state[f"{name}.running_mean"], state[f"{name}.running_var"] = torch.zeros(4), torch.ones(4)
+    torch.save(state, tmp_path / "mosaic.model")
+    result = import_reference(tmp_path / "mosaic.model", tmp_path / "mosaic.pt")
+    assert (result.arch, result.reference) == ("transformer", "fast_neural_style")
+    assert result.arch_kwargs == dict(input_nc=3, output_nc=3, ngf=4, n_blocks=5)
+    assert len(result.dropped) == 4 and len(result.notes) == 2
+    net, ckpt = load_generator(result.output)
+    assert ckpt["train_config"]["imported"]["value_mappings"] == result.notes
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        u = ref(PIXEL * (x + 1)) / PIXEL - 1  # the reference's output on i2i's scale
+        got = net(x)
+    assert u.abs().max() > 1.0  # the test covers the clamped range too
+    assert torch.allclose(got, torch.tanh(u), atol=1e-4)  # exactly the stated mapping
+    saved = u.clamp(-1, 1)  # what pytorch/examples' stylize writes
+    mid = u.abs() <= 0.3
+    assert (got - saved)[mid].abs().max() <= 0.011  # the README's bound for mid-tones
+
+
+def test_fast_neural_style_that_does_not_fit_names_its_keys(tmp_path: Path) -> None:
+    state = dict(_style_reference().state_dict())
+    del state["res2.conv1.conv2d.weight"]
+    state["res2.extra.weight"] = torch.zeros(3)
+    torch.save(state, tmp_path / "candy.pth")
+    with pytest.raises(I2IError, match=r"does not fit fast_neural_style .*missing keys: res2\.conv1\.conv2d\.weight"):
+        import_reference(tmp_path / "candy.pth")
+    with pytest.raises(I2IError, match=r"unexpected keys: res2\.extra\.weight"):
+        import_reference(tmp_path / "candy.pth")
+
+
+# --------------------------------------------------------------------------- STIG
+
+
+class RefVGGBlock(nn.Module):
+    """The official STIG VGGBlock: conv (with bias) → BN → ReLU, twice."""
+
+    def __init__(self, cin: int, mid: int, cout: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, mid, 3, padding=1), nn.BatchNorm2d(mid)
+        self.conv2, self.bn2 = nn.Conv2d(mid, cout, 3, padding=1), nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+
+class RefNestedUNet(nn.Module):
+    """The official STIG NestedUNet layout (conv{i}_{j}, final), width ``n`` instead of 64."""
+
+    def __init__(self, n: int = 64) -> None:
+        super().__init__()
+        w = [n, 2 * n, 4 * n, 8 * n, 8 * n]
+        for i in range(5):
+            setattr(self, f"conv{i}_0", RefVGGBlock(3 if i == 0 else w[i - 1], w[i], w[i]))
+        for j in range(1, 5):
+            for i in range(5 - j):
+                setattr(self, f"conv{i}_{j}", RefVGGBlock(w[i] * j + w[i + 1], w[i], w[i]))
+        self.final = nn.Conv2d(w[0], 3, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = lambda t: F.interpolate(t, scale_factor=2, mode="bicubic", align_corners=False)  # noqa: E731
+        grid = {(0, 0): self.conv0_0(x)}
+        for i in range(1, 5):
+            grid[(i, 0)] = getattr(self, f"conv{i}_0")(F.max_pool2d(grid[(i - 1, 0)], 2))
+        for j in range(1, 5):
+            for i in range(5 - j):
+                inputs = [grid[(i, k)] for k in range(j)] + [up(grid[(i + 1, j - 1)])]
+                grid[(i, j)] = getattr(self, f"conv{i}_{j}")(torch.cat(inputs, 1))
+        return 2.0 * torch.sigmoid(self.final(grid[(0, 4)])) - 1.0
+
+
+def test_official_stig_checkpoint_imports_with_conv_biases_folded(tmp_path: Path) -> None:
+    ref = randomise(RefNestedUNet(n=4))
+    with torch.no_grad():
+        for module in ref.modules():
+            if isinstance(module, nn.Conv2d):
+                module.bias.uniform_(-0.5, 0.5)  # biases that matter in eval mode
+    official = {"Generator": ref.state_dict(), "Discriminator": {}, "MLP": {}, "PSD": {}}  # its save_checkpoint
+    torch.save(official, tmp_path / "parameters_10_epoch.pt")
+    result = import_reference(tmp_path / "parameters_10_epoch.pt", tmp_path / "refiner.pt")
+    assert (result.arch, result.reference) == ("unetpp", "stig")
+    assert result.arch_kwargs["spectrum_size"] == 256 and result.arch_kwargs["norm"] == "batch"
+    assert result.notes == ["30 conv biases before BatchNorm folded into the running means"]
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        running, ckpt = load_generator(result.output, test_norm="running")
+        assert torch.allclose(running(x), ref(x), atol=1e-5)
+        frame, _ = load_generator(result.output)  # the official inference: BatchNorm in train mode
+        per_frame = reference_test_mode(ref)
+        expected = torch.cat([per_frame(x[i : i + 1]) for i in range(2)])
+        assert torch.allclose(frame(x), expected, atol=1e-5)
+    assert ckpt["method"] == "stig"  # so the model card calls it a refiner
+    sized = import_reference(tmp_path / "parameters_10_epoch.pt", tmp_path / "r32.pt", spectrum_size=32)
+    assert sized.arch_kwargs["spectrum_size"] == 32
+    with pytest.raises(I2IError, match="multiple of 16"):
+        import_reference(tmp_path / "parameters_10_epoch.pt", tmp_path / "r.pt", spectrum_size=40)
+
+
+def test_stig_checkpoint_that_does_not_fit_names_its_keys(tmp_path: Path) -> None:
+    state = dict(RefNestedUNet(n=4).state_dict())
+    del state["conv1_2.bn1.weight"]
+    torch.save(state, tmp_path / "g.pt")
+    with pytest.raises(I2IError, match=r"does not fit stig .*missing keys: conv1_2\.bn1\.weight"):
+        import_reference(tmp_path / "g.pt")
+    torch.save(RefResnetGenerator(ngf=8, norm="instance", n_blocks=2).state_dict(), tmp_path / "r.pth")
+    with pytest.raises(I2IError, match="--arch stig: the file holds a resnet_2blocks generator"):
+        import_reference(tmp_path / "r.pth", arch="stig")
+    with pytest.raises(I2IError, match="spectrum_size applies to STIG refiners only"):
+        import_reference(tmp_path / "r.pth", spectrum_size=32)
+
+
+def test_cli_imports_fast_neural_style_and_stig_files(tmp_path: Path) -> None:
+    torch.save(_style_reference().state_dict(), tmp_path / "udnie.model")
+    result = invoke(train_cli, ["import", tmp_path / "udnie.model", "-o", tmp_path / "udnie.pt"])
+    assert result.exit_code == 0, result.output
+    assert "fast_neural_style → transformer" in result.output and (tmp_path / "udnie.pt").is_file()
+    torch.save({"Generator": RefNestedUNet(n=4).state_dict()}, tmp_path / "stig.pt")
+    result = invoke(train_cli, ["import", tmp_path / "stig.pt", "--arch", "stig", "-o", tmp_path / "refiner.pt"])
+    assert result.exit_code == 0, result.output
+    assert "stig → unetpp" in result.output

@@ -1,4 +1,5 @@
-"""Import released generators of pytorch-CycleGAN-and-pix2pix, CUT and SN-DCR into the ``model.pt`` format.
+"""Import released generators of pytorch-CycleGAN-and-pix2pix, CUT, SN-DCR, pytorch/examples
+fast-neural-style and STIG into the ``model.pt`` format.
 
 The reference repositories save ``net.module.cpu().state_dict()`` as ``latest_net_G.pth``
 (``*_net_G_A.pth`` / ``_G_B`` for CycleGAN). Our networks keep the reference module indices, so
@@ -13,6 +14,24 @@ read off the state dict itself:
   told apart by which candidate's key set and shapes match exactly.
 * U-Net (``model.model.0.weight``): depth from how deep the ``model.model.1(.model.3)*`` chain goes.
 
+Two layouts are renamed onto i2i's networks first (:data:`LAYOUTS`), and their values mapped so
+the imported model computes what the original does:
+
+* pytorch/examples fast-neural-style (``*.pth`` / ``*.model``, ``conv1.conv2d.weight``): its
+  ``TransformerNet`` is i2i's ``transformer`` up to key names (``res1`` → ``res.0``,
+  ``deconv1.conv2d`` → ``deconv1.conv.conv2d``) and value range: it maps [0, 255] images to
+  [0, 255] with no final activation (its ``stylize`` clamps when saving), i2i maps [-1, 1] to
+  [-1, 1] through a tanh. The [-1, 1] → [0, 255] input scaling is folded into the first conv
+  exactly; the output scaling into the last conv, so i2i computes tanh(u) where the original
+  saves clamp(u, -1, 1) (u = its output / 127.5 − 1): equal at u = 0, |difference| ≤ 0.011 for
+  |u| ≤ 0.3, 0.038 at |u| = 0.5, 0.24 at |u| = 1 (in [-1, 1] units; 127.5 × that in pixel levels).
+  Mid-tones match, the extremes are compressed.
+* STIG (``conv0_0.conv1.weight``, bare or under the official checkpoint's ``Generator`` key):
+  the official ``NestedUNet`` is i2i's ``unetpp`` up to key names and one thing: its convolutions
+  keep a bias before every BatchNorm. A bias b before a BatchNorm changes nothing but the running
+  mean (batch or per-frame statistics subtract it again), so it is folded exactly into
+  ``running_mean − b``. The spectrum size is the official default (256) unless given.
+
 Older released checkpoints carry InstanceNorm ``running_mean``/``running_var``/``num_batches_tracked``
 entries that affine-free, stat-free InstanceNorm layers do not have; they are dropped, as the
 original loader's ``__patch_instance_norm_state_dict`` does. Missing constant buffers (the blur
@@ -26,7 +45,7 @@ import pickle
 import re
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +57,18 @@ from i2i.errors import I2IError
 from i2i.train.checkpoint import atomic_save, file_sha256, make_checkpoint
 from i2i.train.nets import build_net
 
-# Reference --netG names (and ours for CUT / SN-DCR) accepted by ``i2i-train import --arch``.
-REFERENCE_ARCHS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", "cut_resnet", "sn_resnet")
+# Reference --netG names (and ours for CUT / SN-DCR / the other layouts) accepted by ``i2i-train import --arch``.
+REFERENCE_ARCHS = (
+    "resnet_9blocks",
+    "resnet_6blocks",
+    "unet_256",
+    "unet_128",
+    "cut_resnet",
+    "sn_resnet",
+    "fast_neural_style",
+    "stig",
+)
+STIG_SPECTRUM_SIZE = 256  # the official --size default: the spectrum side an official refiner was trained at
 LEGACY_NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 CONSTANT_BUFFERS = ("filt", "pre_computed_dct_weights")  # fixed by the architecture, safe to regenerate
 AA_VARIANTS = ((True, True), (True, False), (False, True), (False, False))  # (antialias, antialias_up)
@@ -50,6 +79,7 @@ class Candidate:
     arch: str  # our registry name
     kwargs: dict[str, Any]
     reference: str  # what the reference calls it, for messages
+    method: str = "imported"  # what model.pt records ("stig" makes the card see a refiner)
 
 
 @dataclass
@@ -60,6 +90,7 @@ class Fit:
     wrong_shape: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # legacy InstanceNorm statistics
     regenerated: list[str] = field(default_factory=list)  # constant buffers absent from the file
+    notes: list[str] = field(default_factory=list)  # value mappings of the layout (see LAYOUTS)
 
     @property
     def exact(self) -> bool:
@@ -78,6 +109,7 @@ class ImportResult:
     reference: str
     dropped: list[str]
     regenerated: list[str]
+    notes: list[str] = field(default_factory=list)  # value mappings applied (folded biases, ranges)
 
 
 # --------------------------------------------------------------------------- reading
@@ -111,12 +143,145 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     obj = load_weights_file(path)
     if isinstance(obj, Mapping) and obj.get("format") == "i2i-checkpoint/1":
         raise I2IError(f"{path} is already an i2i checkpoint; no import needed")
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):  # {"state_dict": ...} wrappers
-        obj = obj["state_dict"]
+    for wrapper in ("state_dict", "Generator"):  # {"state_dict": ...}; the official STIG checkpoint
+        if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
+            obj = obj[wrapper]
+            break
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise I2IError(f"{path} is not a state dict of tensors (a released *_net_G.pth is one)")
     # nn.DataParallel prefixes every key with "module."; the reference strips it before saving.
     return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+# --------------------------------------------------------------------------- other layouts
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A file layout other than pix2pix/CUT's: ``convert`` renames its keys onto an i2i network
+    and maps its values (returning notes on what it mapped); ``file_key`` names an i2i key as the
+    file would, for the list of keys that do not fit."""
+
+    name: str
+    marker: str  # a key that only this layout has
+    convert: Callable[[dict[str, torch.Tensor]], tuple[dict[str, torch.Tensor], list[str]]]
+    file_key: Callable[[str], str]
+    candidates: Callable[[Mapping[str, torch.Tensor]], Iterator[Candidate]]
+
+
+PIXEL_HALF_RANGE = 127.5  # [-1, 1] ↔ [0, 255]: v255 = 127.5 · (v + 1)
+
+
+def _fast_neural_style_to_i2i(key: str) -> str:
+    key = re.sub(r"^res(\d+)\.", lambda m: f"res.{int(m.group(1)) - 1}.", key)
+    return re.sub(r"^deconv([12])\.conv2d\.", r"deconv\1.conv.conv2d.", key)
+
+
+def _fast_neural_style_key(key: str) -> str:
+    key = re.sub(r"^res\.(\d+)\.", lambda m: f"res{int(m.group(1)) + 1}.", key)
+    return re.sub(r"^deconv([12])\.conv\.conv2d\.", r"deconv\1.conv2d.", key)
+
+
+def _from_fast_neural_style(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename, then fold the value ranges into the first and last convolutions (exact affine maps)."""
+    out = {_fast_neural_style_to_i2i(k): v for k, v in state.items()}
+    notes = []
+    w, b = out.get("conv1.conv2d.weight"), out.get("conv1.conv2d.bias")
+    if w is not None and b is not None:  # conv(127.5·(x + 1)) = conv'(x); reflection padding keeps constants
+        w64 = w.double()
+        out["conv1.conv2d.bias"] = (b.double() + PIXEL_HALF_RANGE * w64.sum(dim=(1, 2, 3))).to(b.dtype)
+        out["conv1.conv2d.weight"] = (PIXEL_HALF_RANGE * w64).to(w.dtype)
+        notes.append("input: i2i's [-1, 1] mapped to its [0, 255] inside conv1")
+    w, b = out.get("deconv3.conv2d.weight"), out.get("deconv3.conv2d.bias")
+    if w is not None and b is not None:  # u = y255 / 127.5 − 1, then i2i's tanh (module docstring)
+        out["deconv3.conv2d.weight"] = (w.double() / PIXEL_HALF_RANGE).to(w.dtype)
+        out["deconv3.conv2d.bias"] = (b.double() / PIXEL_HALF_RANGE - 1.0).to(b.dtype)
+        notes.append("output: its [0, 255] mapped to [-1, 1] inside deconv3, then tanh where it clamps")
+    return out, notes
+
+
+def _fast_neural_style_candidates(state: Mapping[str, torch.Tensor]) -> Iterator[Candidate]:
+    first = state["conv1.conv2d.weight"]  # (ngf, input_nc, 9, 9)
+    last = state.get("deconv3.conv2d.weight")  # (output_nc, ngf, 9, 9)
+    kwargs = dict(
+        input_nc=int(first.shape[1]),
+        output_nc=int(last.shape[0]) if last is not None else 3,
+        ngf=int(first.shape[0]),
+        n_blocks=len(_indices(state, r"res\.(\d+)\..*")),
+    )
+    yield Candidate("transformer", kwargs, "fast_neural_style")
+
+
+_STIG_PARTS = {"conv1": "0", "bn1": "1", "conv2": "3", "bn2": "4"}  # VGGBlock → i2i's body indices
+_STIG_FILE = re.compile(r"conv(\d)_(\d)\.(conv1|bn1|conv2|bn2)\.(\w+)")
+_STIG_I2I = re.compile(r"(?:encoder\.(\d)|nodes\.(\d)_(\d))\.body\.([0134])\.(\w+)")
+
+
+def _stig_to_i2i(key: str) -> str:
+    found = _STIG_FILE.fullmatch(key)
+    if found:
+        i, j, part, leaf = found.groups()
+        node = f"encoder.{i}" if j == "0" else f"nodes.{i}_{j}"
+        return f"{node}.body.{_STIG_PARTS[part]}.{leaf}"
+    return "head." + key.removeprefix("final.") if key.startswith("final.") else key
+
+
+def _stig_key(key: str) -> str:
+    found = _STIG_I2I.fullmatch(key)
+    if found:
+        level, i, j, index, leaf = found.groups()
+        part = {v: k for k, v in _STIG_PARTS.items()}[index]
+        return f"conv{level}_0.{part}.{leaf}" if level is not None else f"conv{i}_{j}.{part}.{leaf}"
+    return "final." + key.removeprefix("head.") if key.startswith("head.") else key
+
+
+def _from_stig(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename, then fold each conv bias into the running mean of the BatchNorm after it."""
+    out = {_stig_to_i2i(k): v for k, v in state.items()}
+    folded = 0
+    for key in [k for k in out if _STIG_I2I.fullmatch(k) and k.endswith(".bias")]:
+        body, _, rest = key.rpartition(".body.")
+        index = rest.split(".")[0]
+        mean = f"{body}.body.{int(index) + 1}.running_mean"
+        if index in ("0", "3") and mean in out:
+            # BN(conv(x) + b) = BN'(conv(x)) with running_mean' = running_mean − b; batch and
+            # per-frame statistics subtract b with the mean.
+            out[mean] = out[mean] - out.pop(key)
+            folded += 1
+    notes = [f"{folded} conv biases before BatchNorm folded into the running means"] if folded else []
+    return out, notes
+
+
+def _stig_candidates(state: Mapping[str, torch.Tensor]) -> Iterator[Candidate]:
+    first = state["encoder.0.body.0.weight"]  # (ngf, input_nc, 3, 3)
+    head = state.get("head.weight")  # (output_nc, ngf, 1, 1)
+    kwargs = dict(
+        input_nc=int(first.shape[1]),
+        output_nc=int(head.shape[0]) if head is not None else 3,
+        ngf=int(first.shape[0]),
+        norm="batch",
+        upsample="bicubic",
+        spectrum_size=STIG_SPECTRUM_SIZE,
+        residual=False,
+    )
+    yield Candidate("unetpp", kwargs, "stig", method="stig")
+
+
+LAYOUTS = (
+    Layout(
+        "pytorch/examples fast-neural-style",
+        "deconv1.conv2d.weight",
+        _from_fast_neural_style,
+        _fast_neural_style_key,
+        _fast_neural_style_candidates,
+    ),
+    Layout("STIG", "conv0_0.conv1.weight", _from_stig, _stig_key, _stig_candidates),
+)
+
+
+def detect_layout(state: Mapping[str, torch.Tensor]) -> Layout | None:
+    """The layout whose marker key the file holds; None for the pix2pix/CUT layout."""
+    return next((layout for layout in LAYOUTS if layout.marker in state), None)
 
 
 # --------------------------------------------------------------------------- candidates
@@ -167,15 +332,18 @@ def _unet_candidates(state: Mapping[str, torch.Tensor]) -> Iterator[Candidate]:
     yield Candidate("unet", kwargs, f"unet_{2**num_downs}")
 
 
-def candidates(state: Mapping[str, torch.Tensor]) -> list[Candidate]:
+def candidates(state: Mapping[str, torch.Tensor], layout: Layout | None = None) -> list[Candidate]:
+    if layout is not None:
+        return list(layout.candidates(state))
     if "model.1.weight" in state:
         return list(_resnet_candidates(state))
     if "model.model.0.weight" in state:
         return list(_unet_candidates(state))
     keys = ", ".join(list(state)[:4])
     raise I2IError(
-        "not a pytorch-CycleGAN-and-pix2pix / CUT generator state dict: expected model.1.weight (ResNet) "
-        f"or model.model.0.weight (U-Net), found {keys} …"
+        "not a generator state dict i2i can import: expected model.1.weight (pix2pix/CUT ResNet), "
+        "model.model.0.weight (U-Net), deconv1.conv2d.weight (fast-neural-style) or conv0_0.conv1.weight "
+        f"(STIG), found {keys} …"
     )
 
 
@@ -186,6 +354,8 @@ def _wanted(candidate: Candidate, arch: str | None) -> bool:
         return candidate.arch == "resnet" and candidate.reference == arch
     if arch.startswith("unet_"):
         return candidate.arch == "unet" and candidate.reference == arch
+    if arch in ("fast_neural_style", "stig"):
+        return candidate.reference == arch
     return candidate.arch == arch
 
 
@@ -224,11 +394,12 @@ def _listing(keys: list[str], limit: int = 6) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def choose(state: Mapping[str, torch.Tensor], arch: str | None = None) -> Fit:
-    """The first candidate (CycleGAN before CUT before SN-DCR) whose keys and shapes match exactly."""
+def choose(state: Mapping[str, torch.Tensor], arch: str | None = None, layout: Layout | None = None) -> Fit:
+    """The first candidate (CycleGAN before CUT before SN-DCR) whose keys and shapes match exactly.
+    ``state`` is in i2i's key names (``layout.convert`` applied); messages use the file's."""
     if arch is not None and arch not in REFERENCE_ARCHS:
         raise I2IError(f"unknown --arch {arch!r}; valid: {', '.join(REFERENCE_ARCHS)}")
-    found = candidates(state)
+    found = candidates(state, layout)
     pool = [c for c in found if _wanted(c, arch)]
     if not pool:
         detected = found[0].reference
@@ -238,8 +409,9 @@ def choose(state: Mapping[str, torch.Tensor], arch: str | None = None) -> Fit:
         if f.exact:
             return f
     best = min(fits, key=lambda f: f.errors)
+    named = layout.file_key if layout is not None else (lambda key: key)
     parts = [
-        f"{label} keys: {_listing(keys)}"
+        f"{label} keys: {_listing([named(k) for k in keys])}"
         for label, keys in (
             ("missing", best.missing),
             ("unexpected", best.unexpected),
@@ -254,10 +426,27 @@ def choose(state: Mapping[str, torch.Tensor], arch: str | None = None) -> Fit:
 # --------------------------------------------------------------------------- import
 
 
-def load_reference(path: str | Path, arch: str | None = None) -> tuple[nn.Module, Fit]:
+def _with_spectrum_size(candidate: Candidate, spectrum_size: int) -> Candidate:
+    if candidate.arch != "unetpp":
+        raise I2IError(f"spectrum_size applies to STIG refiners only, not to a {candidate.reference} generator")
+    if spectrum_size < 16 or spectrum_size % 16:
+        raise I2IError(f"spectrum_size {spectrum_size}: STIG's UNet++ needs a positive multiple of 16")
+    return Candidate(candidate.arch, {**candidate.kwargs, "spectrum_size": spectrum_size}, candidate.reference, "stig")
+
+
+def load_reference(
+    path: str | Path, arch: str | None = None, spectrum_size: int | None = None
+) -> tuple[nn.Module, Fit]:
     """Build the matching generator and load the file into it with strict key matching."""
     state = read_state_dict(path)
-    chosen = choose(state, arch)
+    layout = detect_layout(state)
+    notes: list[str] = []
+    if layout is not None:
+        state, notes = layout.convert(state)
+    chosen = choose(state, arch, layout)
+    chosen.notes = notes
+    if spectrum_size is not None:
+        chosen.candidate = _with_spectrum_size(chosen.candidate, spectrum_size)
     net = _build(chosen.candidate)
     own = net.state_dict()
     cleaned = {k: v for k, v in state.items() if k not in chosen.dropped}
@@ -267,11 +456,16 @@ def load_reference(path: str | Path, arch: str | None = None) -> tuple[nn.Module
 
 
 def import_reference(
-    path: str | Path, output: str | Path | None = None, arch: str | None = None, direction: str = "AtoB"
+    path: str | Path,
+    output: str | Path | None = None,
+    arch: str | None = None,
+    direction: str = "AtoB",
+    spectrum_size: int | None = None,
 ) -> ImportResult:
-    """Convert a released ``*_net_G.pth`` into a ``model.pt`` (default: beside it, same stem)."""
+    """Convert a released ``*_net_G.pth`` into a ``model.pt`` (default: beside it, same stem).
+    ``spectrum_size``: the square spectrum side a STIG refiner was trained at (default 256)."""
     path = Path(path)
-    net, chosen = load_reference(path, arch)
+    net, chosen = load_reference(path, arch, spectrum_size)
     out = Path(output) if output else path.with_suffix(".pt")
     if out.resolve() == path.resolve():
         raise I2IError(f"-o {out}: would overwrite the input file")
@@ -280,7 +474,7 @@ def import_reference(
         net,
         arch=c.arch,
         arch_kwargs=c.kwargs,
-        method="imported",
+        method=c.method,
         direction=direction,
         train_config={
             "imported": {
@@ -289,8 +483,9 @@ def import_reference(
                 "reference_arch": c.reference,
                 "dropped_keys": chosen.dropped,
                 "regenerated_buffers": chosen.regenerated,
+                "value_mappings": chosen.notes,
             }
         },
     )
     atomic_save(ckpt, out)
-    return ImportResult(out, c.arch, c.kwargs, c.reference, chosen.dropped, chosen.regenerated)
+    return ImportResult(out, c.arch, c.kwargs, c.reference, chosen.dropped, chosen.regenerated, chosen.notes)
