@@ -581,8 +581,14 @@ def _train(
     method, start = run.method, time.perf_counter()
     loader = run.loader()
     method.train(True)
-    shown = config.progress and run.main
-    bar = tqdm(total=run.total_steps, initial=run.step, desc=f"train {method.name}", unit="step", disable=not shown)
+    bar = tqdm(
+        total=run.total_steps,
+        initial=run.step,
+        desc=f"train {method.name}",
+        unit="step",
+        disable=not (config.progress and run.main),
+        dynamic_ncols=True,
+    )
     run.board = _tensorboard(run.out) if run.main else None
     try:
         with contextlib.ExitStack() as stack:
