@@ -143,8 +143,8 @@ def test_export_parity(name: str, tiny_run: Callable[[str], Path]) -> None:
     out = tiny_run(name)
     result = export_checkpoint(ExportConfig(checkpoint=str(out / "model.pt"), progress=False))
     assert result.parity["passed"] and result.parity["max_abs"] <= 1e-4
-    assert result.card["method"] == name
-    assert load_checkpoint(out / "model.pt")["arch"] == result.card["arch"]
+    assert result.card.method == name
+    assert load_checkpoint(out / "model.pt")["arch"] == result.card.arch
 
 
 # --------------------------------------------------------------------------- CUT specifics
