@@ -57,9 +57,31 @@ $(DEMO)/bench.json: $(DEMO)/run/model.onnx
 	$(BIN)/i2i-bench $(DEMO)/run/model.onnx --size 240x320 --iters 20 \
 	    --json $(DEMO)/bench.json --markdown $(DEMO)/bench.md
 
-demo: $(DEMO)/video_translated.mp4 $(DEMO)/bench.json
+# Spectral refinement (no training): a profile fitted on the model's translations of the training
+# inputs against their targets, the video refined (unrefined | refined, side by side), and LFD
+# before/after on the held-out test images, which the profile has not seen.
+$(DEMO)/refine/profile.npz: $(DEMO)/run/model.onnx
+	rm -rf $(DEMO)/refine/train_translated
+	$(BIN)/i2i-run $(DEMO)/run/model.onnx -s $(DEMO)/data/train/A -o $(DEMO)/refine/train_translated/ --no-progress
+	$(BIN)/i2i-eval profile $(DEMO)/data/train/B $(DEMO)/refine/train_translated -o $@
+
+$(DEMO)/refine/lfd.txt: $(DEMO)/refine/profile.npz
+	rm -rf $(DEMO)/refine/test_translated
+	$(BIN)/i2i-run $(DEMO)/run/model.onnx -s $(DEMO)/data/test/A -o $(DEMO)/refine/test_translated/ --no-progress
+	$(BIN)/i2i-eval spectrum $(DEMO)/data/test/B $(DEMO)/refine/test_translated --refine $< \
+	    --out $(DEMO)/refine/spectrum --json $(DEMO)/refine/lfd.json > $@.tmp
+	mv $@.tmp $@
+
+$(DEMO)/video_refined.mp4: $(DEMO)/run/model.onnx $(DEMO)/refine/profile.npz
+	$(BIN)/i2i-run $(DEMO)/run/model.onnx --source $(DEMO)/data/video.mp4 --refine $(DEMO)/refine/profile.npz \
+	    --view before-after --sink $@ --no-progress
+
+demo: $(DEMO)/video_translated.mp4 $(DEMO)/bench.json $(DEMO)/video_refined.mp4 $(DEMO)/refine/lfd.txt
 	@echo
 	@cat $(DEMO)/bench.md
+	@echo
+	@echo "spectral refinement on the held-out images (profile fitted on the training translations):"
+	@cat $(DEMO)/refine/lfd.txt
 	@echo
 	@echo "artefacts:"
 	@echo "  dataset        $(DEMO)/data  (paired train/A,B test/A,B; unpaired trainA,B testA,B)"
@@ -69,6 +91,8 @@ demo: $(DEMO)/video_translated.mp4 $(DEMO)/bench.json
 	@echo "  training log   $(DEMO)/run/log.jsonl"
 	@echo "  onnx model     $(DEMO)/run/model.onnx  (parity: $(DEMO)/run/model.parity.json)"
 	@echo "  output video   $(DEMO)/video_translated.mp4"
+	@echo "  refined video  $(DEMO)/video_refined.mp4  (unrefined | refined; profile: $(DEMO)/refine/profile.npz)"
+	@echo "  spectra        $(DEMO)/refine/spectrum/  (LFD: $(DEMO)/refine/lfd.json)"
 	@echo "  run stats      $(DEMO)/run_stats.json"
 	@echo "  benchmark      $(DEMO)/bench.json, $(DEMO)/bench.md"
 
