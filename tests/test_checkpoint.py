@@ -161,6 +161,7 @@ def _trained_unet() -> torch.nn.Module:
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.5, 0.5)
                 m.running_mean.uniform_(-1.0, 1.0)
@@ -180,6 +181,7 @@ def test_frame_batchnorm_is_a_one_frame_train_mode_batchnorm() -> None:
     with torch.no_grad():
         bn.weight.uniform_(0.5, 1.5)
         bn.bias.uniform_(-1.0, 1.0)
+        assert bn.running_mean is not None
         bn.running_mean.fill_(3.0)
     reference = copy.deepcopy(bn).train()  # what the reference test.py runs: train mode, batch 1
     frame = FrameBatchNorm(bn)

@@ -408,10 +408,13 @@ class RefTransformerNet(nn.Module):
 
 
 def _style_reference() -> RefTransformerNet:
-    ref = randomise(RefTransformerNet(ngf=4))
+    ref = RefTransformerNet(ngf=4)
+    randomise(ref)
+    last = ref.deconv3.conv2d
+    assert last.bias is not None
     with torch.no_grad():  # outputs around the [0, 255] range, as a trained model gives
-        ref.deconv3.conv2d.weight.mul_(400.0)
-        ref.deconv3.conv2d.bias.fill_(127.5)
+        last.weight.mul_(400.0)
+        last.bias.fill_(127.5)
     return ref
 
 
@@ -479,9 +482,9 @@ class RefNestedUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         up = lambda t: F.interpolate(t, scale_factor=2, mode="bicubic", align_corners=False)  # noqa: E731
-        grid = {(0, 0): self.conv0_0(x)}
-        for i in range(1, 5):
-            grid[(i, 0)] = getattr(self, f"conv{i}_0")(F.max_pool2d(grid[(i - 1, 0)], 2))
+        grid: dict[tuple[int, int], torch.Tensor] = {}
+        for i in range(5):
+            grid[(i, 0)] = getattr(self, f"conv{i}_0")(x if i == 0 else F.max_pool2d(grid[(i - 1, 0)], 2))
         for j in range(1, 5):
             for i in range(5 - j):
                 inputs = [grid[(i, k)] for k in range(j)] + [up(grid[(i + 1, j - 1)])]
@@ -493,7 +496,7 @@ def test_official_stig_checkpoint_imports_with_conv_biases_folded(tmp_path: Path
     ref = randomise(RefNestedUNet(n=4))
     with torch.no_grad():
         for module in ref.modules():
-            if isinstance(module, nn.Conv2d):
+            if isinstance(module, nn.Conv2d) and module.bias is not None:
                 module.bias.uniform_(-0.5, 0.5)  # biases that matter in eval mode
     official = {"Generator": ref.state_dict(), "Discriminator": {}, "MLP": {}, "PSD": {}}  # its save_checkpoint
     torch.save(official, tmp_path / "parameters_10_epoch.pt")
