@@ -69,12 +69,17 @@ def psnr(reference: np.ndarray, other: np.ndarray) -> float:
     return psnr_db(reference, other, 2.0)
 
 
-def build_model(torch: Any, name: str, device: str) -> Any:
+def model_spec(name: str, dry: bool) -> tuple[str, dict[str, Any]]:
+    arch, kwargs = (DRY_MODELS if dry else MODELS)[name]
+    return arch, {"input_nc": 3, "output_nc": 3, **kwargs}
+
+
+def build_model(torch: Any, name: str, device: str, dry: bool) -> Any:
     from i2i.train.nets import build_net
 
-    arch, kwargs = (DRY_MODELS if device == "cpu" else MODELS)[name]
+    arch, kwargs = model_spec(name, dry)
     torch.manual_seed(0)
-    net = build_net(arch, input_nc=3, output_nc=3, **kwargs)
+    net = build_net(arch, **kwargs)
     return net.to(device).eval()
 
 
@@ -160,12 +165,12 @@ def measured(samples: list[float], out: np.ndarray, ref: np.ndarray | None, what
     }
 
 
-def torch_cells(torch: Any, plan: Plan) -> list[dict[str, Any]]:
-    """Every torch cell; the fp32 eager output of each model and size is the parity reference."""
+def torch_cells(torch: Any, plan: Plan, variants: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The torch cells of ``variants``; fp32 eager output of each model and size is the parity reference."""
     rows: list[dict[str, Any]] = []
-    for variant in VARIANTS:  # cheap variants first: compile goes last, where the budget may end it
+    for variant in variants:
         for name in MODELS:
-            net = build_model(torch, name, plan.device)
+            net = build_model(torch, name, plan.device, plan.dry_run)
             for hw in plan.sizes:
                 x = torch.from_numpy(_input(hw)).to(plan.device)
                 for precision in plan.precisions:
@@ -202,20 +207,68 @@ def _torch_cell(
     return row(name, hw, precision, engine, **measured(samples, result, _REFERENCES.get(key), what))
 
 
-def ort_cells(plan: Plan) -> list[dict[str, Any]]:
-    """ONNX Runtime's CUDA provider, when this onnxruntime has it (exports each model via i2i)."""
+def ort_cells(torch: Any, plan: Plan) -> list[dict[str, Any]]:
+    """ONNX Runtime on this device (its CUDA provider on a GPU) for each model exported by i2i in
+    fp32 and fp16; timed through the backend, host copies included, as ``i2i-run`` pays them."""
+    why = _ort_unavailable(plan)
+    if why:
+        return [row("*", (0, 0), "*", "ort", skipped=why)]
+    import tempfile
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="i2i-gpu-check-") as work:
+        for name in MODELS:
+            for precision in ("fp32", "fp16") if plan.device.startswith("cuda") else ("fp32",):
+                rows += _ort_model(torch, name, precision, Path(work), plan)
+    return rows
+
+
+def _ort_unavailable(plan: Plan) -> str | None:
     try:
         import onnxruntime
     except ImportError as exc:
-        return [row("*", (0, 0), "*", "ort cuda", skipped=f"onnxruntime does not import: {exc}")]
+        return f"onnxruntime does not import: {exc}"
+    try:
+        import onnx  # noqa: F401 - the exporter needs it
+    except ImportError as exc:
+        return f"the exporter needs onnx ({exc}): pip install 'i2i[export]'"
     from i2i.runtime.backends.onnxruntime import gpu_fix_command
 
-    if not plan.device.startswith("cuda"):
-        return [row("*", (0, 0), "*", "ort cuda", skipped="the dry run measures no ONNX Runtime GPU provider")]
-    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        why = f"onnxruntime {onnxruntime.__version__} has no CUDAExecutionProvider (`{gpu_fix_command()}`)"
-        return [row("*", (0, 0), "*", "ort cuda", skipped=why)]
-    return [row("*", (0, 0), "*", "ort cuda", skipped="not measured by gpu-check yet: use `make bench-gpu`")]
+    if plan.device.startswith("cuda") and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return f"onnxruntime {onnxruntime.__version__} has no CUDAExecutionProvider (`{gpu_fix_command()}`)"
+    return None
+
+
+def _ort_model(torch: Any, name: str, precision: str, work: Path, plan: Plan) -> list[dict[str, Any]]:
+    from i2i import export
+    from i2i.runtime.backends import open_backend
+    from i2i.train.checkpoint import make_checkpoint
+
+    arch, kwargs = model_spec(name, plan.dry_run)
+    net = build_model(torch, name, "cpu", plan.dry_run)
+    checkpoint = work / f"{name}.pt"
+    torch.save(make_checkpoint(net, arch=arch, arch_kwargs=kwargs, method="none", test_norm="running"), checkpoint)
+    engine = f"ort {plan.device.partition(':')[0]}"
+    try:
+        onnx_path = export(checkpoint, work / f"{name}-{precision}.onnx", precision=precision, progress=False).onnx
+    except Exception as exc:  # below the parity bar, an exporter problem: recorded with the reason
+        return [row(name, (0, 0), precision, engine, skipped=f"export failed: {' '.join(str(exc).split())[:200]}")]
+    rows = []
+    with open_backend("ort", onnx_path, device=plan.device) as backend:
+        for hw in plan.sizes:
+            if plan.left() <= 0:
+                rows.append(row(name, hw, precision, engine, skipped="time budget spent"))
+                continue
+            batch = _input(hw).astype(backend.io.dtype)
+
+            def call(b: np.ndarray = batch) -> np.ndarray:
+                return backend(b)
+
+            samples, out = time_call(torch, call, plan)
+            ref = _REFERENCES.get((name, hw))
+            result = out.astype(np.float32)
+            rows.append(row(name, hw, precision, engine, **measured(samples, result, ref, backend.describe())))
+    return rows
 
 
 def tensorrt_cells() -> list[dict[str, Any]]:
@@ -318,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu-check: torch sees no CUDA device here; run it on the GPU machine (or --dry-run)", file=sys.stderr)
         return 2
     configure_torch(torch, cuda, tf32=False, cudnn_benchmark=True)
-    rows = torch_cells(torch, plan) + ort_cells(plan) + tensorrt_cells()
+    # Cheap cells first; torch.compile goes last, where the time budget may end it.
+    rows = torch_cells(torch, plan, VARIANTS[:3]) + ort_cells(torch, plan) + tensorrt_cells()
+    rows += torch_cells(torch, plan, VARIANTS[3:])
     machine = machine_info(gpu=cuda)
     result = {
         "suite": "gpu-check",
