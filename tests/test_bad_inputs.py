@@ -288,6 +288,11 @@ CASES.update(
         "dataset/gray/i2i-train": train_case("ds_gray", check=trained),
         "dataset/rgba/i2i-train": train_case("ds_rgba", check=trained),
         "dataset/16-bit/i2i-train": train_case("ds_16bit", check=trained),
+        "dataset/aligned/i2i-train": train_case("ds_aligned", check=trained),
+        "dataset/aligned-single-images/i2i-train": train_case(
+            "ds_singles", 1, r"is 40x40 \(WxH\), not an A\|B pair", ("{ds_singles}/train/a.png",)
+        ),
+        "dataset/aligned-odd-width/i2i-train": train_case("ds_odd", 1, "width is odd", ("{ds_odd}/train/a.png",)),
         "dataset/missing/i2i-eval": Case(
             "i2i-eval", "psnr {ds_missing} {eval_ref}", 1, "not a folder", ("{ds_missing}",)
         ),
@@ -628,6 +633,10 @@ def _dataset_assets(d: Path) -> dict[str, str]:
         "ds_truncated": _dataset(d / "truncated", {**good, "b.png": (truncated_png, ok)}),
         "ds_unmatched": _unmatched(d / "unmatched", ok),
         "ds_layout": _dataset(d / "layout", good, ("trainA", "trainB")),
+        # The reference's aligned layout (A|B side by side in train/), and two folders that are not.
+        "ds_aligned": _aligned(d / "aligned", {"a.png": _image(rng, 40, 80), "b.png": _image(rng, 36, 72)}),
+        "ds_singles": _aligned(d / "singles", {"a.png": ok, "b.png": ok}),
+        "ds_odd": _aligned(d / "odd", {"a.png": _image(rng, 40, 81)}),
         "ds_mixed": _dataset(
             d / "mixed", {"a.png": (_image(rng, 40, 60), _image(rng, 50, 30)), "b.png": (_image(rng, 17, 33),) * 2}
         ),
@@ -652,6 +661,11 @@ def _dataset_assets(d: Path) -> dict[str, str]:
 def _unmatched(root: Path, image: np.ndarray) -> str:
     _png(root / "train/A/a.png", image)
     _png(root / "train/B/z.png", image)
+    return str(root)
+
+
+def _aligned(root: Path, images: dict[str, np.ndarray | bytes]) -> str:
+    _folder(root / "train", images)
     return str(root)
 
 
