@@ -45,11 +45,12 @@ from typing import Any, ClassVar
 import torch
 
 from i2i.errors import I2IError
-from i2i.train.losses.gan import GANLoss
+from i2i.train.losses.gan import GAN_MODES, GANLoss
 from i2i.train.losses.patchnce import PatchNCELoss, PatchSampleMLP
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
 from i2i.train.nets.cut_resnet import AntialiasedPatchGAN, CutResnetGenerator, xavier_init
+from i2i.train.nets.norm import NORMS
 from i2i.train.options import option
 
 
@@ -72,7 +73,9 @@ class CUTConfig(MethodConfig):
     ndf: int = option(64, "Discriminator width.", minimum=1)
     n_blocks: int = option(9, "Residual blocks in the generator.", minimum=0)
     n_layers_d: int = option(3, "PatchGAN depth (3 = 70x70 patches).", minimum=1)
-    norm: str = option("instance", "Normalisation: batch, instance or none (none: no conv biases, as the reference).")
+    norm: str = option(
+        "instance", "Normalisation: batch, instance or none (none: no conv biases, as the reference).", choices=NORMS
+    )
     dropout: bool = option(False, "Dropout in the generator.")
     antialias: bool = option(
         True, "Anti-aliased (blur-pool) downsampling in G and D; off = strided convs (CUT --no_antialias)."
@@ -81,7 +84,7 @@ class CUTConfig(MethodConfig):
         True, "Fixed-kernel anti-aliased upsampling in G; off = transposed convs (CUT --no_antialias_up)."
     )
     init_gain: float = option(0.02, "Gain of the xavier-normal weight init.")
-    gan_mode: str = option("lsgan", "Adversarial loss: lsgan, vanilla or hinge.")
+    gan_mode: str = option("lsgan", "Adversarial loss: lsgan, vanilla or hinge.", choices=GAN_MODES)
     lambda_gan: float = option(1.0, "Weight of the adversarial term.")
     lambda_nce: float = option(1.0, "Weight of the PatchNCE loss.")
     nce_idt: bool = option(True, "Identity PatchNCE on target images, NCE(y, G(y)) (CUT yes, FastCUT no).")

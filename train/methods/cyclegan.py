@@ -15,10 +15,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from i2i.train.losses.gan import GANLoss
+from i2i.train.losses.gan import GAN_MODES, GANLoss
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
-from i2i.train.nets.norm import init_weights
+from i2i.train.nets.norm import NORMS, init_weights
 from i2i.train.options import option
 
 
@@ -53,9 +53,11 @@ class CycleGANConfig(MethodConfig):
     ndf: int = option(64, "Discriminator width.", minimum=1)
     n_blocks: int = option(9, "Residual blocks in each generator (9 for 256x256, 6 for 128x128).", minimum=0)
     n_layers_d: int = option(3, "PatchGAN depth (3 = 70x70 patches).", minimum=1)
-    norm: str = option("instance", "Normalisation: batch, instance or none (none: no conv biases, as the reference).")
+    norm: str = option(
+        "instance", "Normalisation: batch, instance or none (none: no conv biases, as the reference).", choices=NORMS
+    )
     dropout: bool = option(False, "Dropout in the generator.")
-    gan_mode: str = option("lsgan", "Adversarial loss: lsgan, vanilla or hinge.")
+    gan_mode: str = option("lsgan", "Adversarial loss: lsgan, vanilla or hinge.", choices=GAN_MODES)
     lambda_a: float = option(10.0, "Weight of the A->B->A cycle loss.")
     lambda_b: float = option(10.0, "Weight of the B->A->B cycle loss.")
     lambda_identity: float = option(0.5, "Identity loss weight, relative to the cycle weights.")

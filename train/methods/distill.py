@@ -33,7 +33,7 @@ from i2i.train.data import PairedFolderDataset, list_images, load_image_rgb, sou
 from i2i.train.losses.gan import GANLoss
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
-from i2i.train.nets.norm import init_weights
+from i2i.train.nets.norm import NORMS, init_weights
 from i2i.train.nets.vgg import (
     RELU1_2,
     RELU2_2,
@@ -54,7 +54,7 @@ class DistillConfig(MethodConfig):
     arch: str = option("fast", "Student architecture (a registered network, e.g. fast).")
     ngf: int = option(16, "Student width (filters in the first layer).", minimum=1)
     n_blocks: int = option(6, "Residual blocks in the student.", minimum=0)
-    norm: str = option("batch", "Normalisation: batch, instance or none.")
+    norm: str = option("batch", "Normalisation: batch, instance or none.", choices=NORMS)
     lambda_l1: float = option(10.0, "Weight of the L1 term.")
     lambda_gan: float = option(0.0, "Weight of the adversarial term (0 = pure regression; > 0 adds an LSGAN PatchGAN).")
     lambda_perceptual: float = option(

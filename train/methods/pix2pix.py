@@ -14,10 +14,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from i2i.train.losses.gan import GANLoss
+from i2i.train.losses.gan import GAN_MODES, GANLoss
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
-from i2i.train.nets.norm import init_weights
+from i2i.train.nets.norm import NORMS, init_weights
 from i2i.train.options import option
 
 
@@ -27,9 +27,11 @@ class Pix2PixConfig(MethodConfig):
     ndf: int = option(64, "Discriminator width.", minimum=1)
     num_downs: int = option(8, "U-Net levels; inputs must be multiples of 2**num_downs.", minimum=1)
     n_layers_d: int = option(3, "PatchGAN depth (3 = 70x70 patches).", minimum=1)
-    norm: str = option("batch", "Normalisation: batch, instance or none (none: no conv biases, as the reference).")
+    norm: str = option(
+        "batch", "Normalisation: batch, instance or none (none: no conv biases, as the reference).", choices=NORMS
+    )
     dropout: bool = option(True, "Dropout in the generator.")
-    gan_mode: str = option("vanilla", "Adversarial loss: lsgan, vanilla or hinge.")
+    gan_mode: str = option("vanilla", "Adversarial loss: lsgan, vanilla or hinge.", choices=GAN_MODES)
     lambda_l1: float = option(100.0, "Weight of the L1 term.")
 
 
