@@ -131,10 +131,12 @@ def plan(job: ExportJob) -> list[str]:
     wanted = {"onnx"} | ({"engine"} if job.engine else set()) | ({"triton"} if job.triton else set())
     names = list(FORMATS)
     todo = [name for name in names[names.index(start) + 1 :] if name in wanted]
-    if start == "engine" and job.engine is None and job.triton is None:
-        raise I2IError(f"{job.source.name} is a TensorRT engine: give --triton DIR to serve it")
-    if start == "triton" or (start == "engine" and "engine" in wanted):
-        raise I2IError(f"{job.source} cannot be re-exported; give the model.pt or model.onnx it came from")
+    if start == "triton" or (start == "engine" and (not todo or job.engine is not None)):
+        kind = "a Triton repository" if start == "triton" else "a TensorRT engine"
+        raise I2IError(
+            f"{job.source.name} is {kind}, which cannot be re-exported; give the model.pt or model.onnx it came "
+            "from" + (" (or --triton DIR to serve the engine)" if start == "engine" and job.triton is None else "")
+        )
     if start == "onnx" and not todo:
         raise I2IError(f"{job.source.name} is already ONNX: give --engine trt and/or --triton DIR")
     return todo
@@ -251,5 +253,5 @@ def build_triton(model_file: Path, job: ExportJob, result: ExportResult) -> Path
         repository=options.repository, name=options.name, instances=options.instances, kind=options.kind, **limits
     )
     card = FORMATS["engine" if model_file.suffix in FORMATS["engine"].suffixes else "onnx"].read_card(model_file)
-    result.triton = write_repository(model_file, card.to_dict(), config)
+    result.triton = write_repository(model_file, card, config)
     return result.triton

@@ -335,11 +335,9 @@ def _check_options(model_file: Path, config: TritonConfig) -> None:
         raise I2IError("--triton-max-batch, --triton-instances and the version must be >= 1")
 
 
-def write_repository(model_file: Path, card: ModelCard | dict[str, Any], config: TritonConfig) -> Path:
+def write_repository(model_file: Path, card: ModelCard, config: TritonConfig) -> Path:
     """Write DIR/<name>/config.pbtxt and DIR/<name>/<version>/model.{onnx,plan}; return the config path."""
     _check_options(model_file, config)
-    if not isinstance(card, ModelCard):
-        card = ModelCard.from_dict(card, where=str(model_file))
     data = config_dict(card, model_file, config, model_facts(model_file))
     limit = data["max_batch_size"]
     if config.preferred_batch_sizes and limit == 0:
