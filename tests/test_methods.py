@@ -463,15 +463,13 @@ def test_test_mode_is_recorded_in_model_pt(demo_data: Path, tmp_path: Path) -> N
 
 def test_option_help_and_bounds_live_beside_the_config_defaults() -> None:
     """Each config field carries its help (and range or choices) as field metadata, which the CLI
-    reads: no table in the CLI to keep in step. STIG's config is the one not converted yet."""
+    reads: no table in the CLI to keep in step."""
     import click
 
     from i2i.train.cli import main as train_cli
     from i2i.train.options import field_metadata
 
-    for name, method_cls in METHODS.items():
-        if name == "stig":
-            continue
+    for method_cls in METHODS.values():
         for config_cls in (TrainConfig, method_cls.config_class):
             for f in dataclasses.fields(config_cls):
                 assert field_metadata(config_cls, f.name).get("help"), f"{config_cls.__name__}.{f.name}"

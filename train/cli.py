@@ -23,39 +23,6 @@ from i2i._cli import Group, debug_option
 from i2i.errors import I2IError
 from i2i.train.options import field_metadata
 
-# Help of STIG's own options, until its config (i2i.train.methods.stig) carries them as field
-# metadata like every other config: the one flat table left here.
-STIG_HELP = {
-    "real": "Folder of real target-domain images.",
-    "fake": "Folder of generated images to refine (paired with --real by sorted index).",
-    "size": "Images are resized to SIZE x SIZE when they differ (resizing changes spectra: prefer matching sizes).",
-    "upsample": "UNet++ upsampling: bicubic (paper), bilinear or nearest.",
-    "residual": "G predicts a correction of its input spectrum and starts as the identity (not in the paper).",
-    "lambda_psd": "Weight of the spectral (ring profile) discriminator loss.",
-    "lambda_lf": "Weight of the low-frequency preservation loss.",
-    "lambda_ssim_real": "Weight of 1 - SSIM between a real image and its identity refinement.",
-    "lambda_ssim_fake": "Weight of 1 - SSIM between a generated image and its refinement.",
-    "sigma": "Half-width (bins) of the low-frequency box around DC that L_LF preserves.",
-}
-STIG_MIN = {"size": 1, "sigma": 0}
-
-
-def _shared_metadata() -> dict[str, dict[str, Any]]:
-    """CLI metadata by field name over every config (a name means the same in each): what a config
-    that declares none for a field (STIG's, today) falls back on."""
-    from i2i.train.loop import TrainConfig
-    from i2i.train.methods import METHODS
-
-    shared: dict[str, dict[str, Any]] = {}
-    for config_cls in (TrainConfig, *(m.config_class for m in METHODS.values())):
-        for f in dataclasses.fields(config_cls):
-            meta = field_metadata(config_cls, f.name)
-            if meta and f.name not in shared:
-                shared[f.name] = meta
-    for name, text in STIG_HELP.items():
-        shared.setdefault(name, {"help": text, **({"minimum": STIG_MIN[name]} if name in STIG_MIN else {})})
-    return shared
-
 
 def _option_type(name: str, kind: Any, meta: dict[str, Any]) -> Any:
     """The click type of a config field: its choices or range (field metadata); loss weights
@@ -77,14 +44,13 @@ def _options_from(config_cls: type, skip: tuple[str, ...] = ()) -> Callable[[Cal
     """Turn a dataclass's fields into click options (``--field-name``; bools as --x/--no-x), with
     the help, range and choices each field's metadata gives (``i2i.train.options.option``)."""
     hints = typing.get_type_hints(config_cls)
-    shared = _shared_metadata()
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
         for f in reversed(dataclasses.fields(config_cls)):
             if f.name in skip:
                 continue
             flag, kind = "--" + f.name.replace("_", "-"), hints[f.name]
-            meta = field_metadata(config_cls, f.name) or shared.get(f.name, {})
+            meta = field_metadata(config_cls, f.name)
             help_text = meta.get("help", "")
             if kind is bool:
                 decl: tuple[str, ...] = (f"{flag}/--no-{flag[2:]}", f.name)

@@ -2,8 +2,7 @@
 
 ``lr: float = option(2e-4, "Adam learning rate.", above=0)`` is a dataclass field whose metadata
 ``i2i.train.cli`` turns into ``--lr`` with that help and range. A subclass that only changes a
-default (``epochs: int = 150``) keeps the help and bounds of the field it overrides; a name means
-the same in every config, so the CLI also finds them on a same-named field of another method.
+default (``epochs: int = 150``) keeps the help and bounds of the field it overrides.
 """
 
 from __future__ import annotations
