@@ -27,7 +27,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -368,15 +368,3 @@ def source_images_dir(
             raise I2IError(f"cannot encode the input half of {path} as PNG")
         write_bytes(out / f"{path.stem}.png", encoded.tobytes(), "input half")
     return out
-
-
-# The demo builder lived here; these names still resolve, from i2i.train.demo.
-_MOVED_TO_DEMO = ("build_demo_dataset", "pencil_sketch", "DEMO_TRAIN_PHOTOS", "DEMO_TEST_PHOTOS", "DEMO_EFFECT_PARAMS")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_DEMO:
-        from i2i.train import demo
-
-        return getattr(demo, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
