@@ -20,12 +20,11 @@ the imported model computes what the original does:
 * pytorch/examples fast-neural-style (``*.pth`` / ``*.model``, ``conv1.conv2d.weight``): its
   ``TransformerNet`` is i2i's ``transformer`` up to key names (``res1`` → ``res.0``,
   ``deconv1.conv2d`` → ``deconv1.conv.conv2d``) and value range: it maps [0, 255] images to
-  [0, 255] with no final activation (its ``stylize`` clamps when saving), i2i maps [-1, 1] to
-  [-1, 1] through a tanh. The [-1, 1] → [0, 255] input scaling is folded into the first conv
-  exactly; the output scaling into the last conv, so i2i computes tanh(u) where the original
-  saves clamp(u, -1, 1) (u = its output / 127.5 − 1): equal at u = 0, |difference| ≤ 0.011 for
-  |u| ≤ 0.3, 0.038 at |u| = 0.5, 0.24 at |u| = 1 (in [-1, 1] units; 127.5 × that in pixel levels).
-  Mid-tones match, the extremes are compressed.
+  [0, 255] with no final activation (its ``stylize`` clamps to [0, 255] when saving), i2i maps
+  [-1, 1] to [-1, 1]. The [-1, 1] → [0, 255] input scaling is folded into the first conv exactly;
+  the output scaling into the last conv, and the net is built with ``final="clamp"``, so it
+  computes clamp(u, -1, 1) with u = its output / 127.5 − 1: what the original saves, to float
+  precision. (i2i-trained style nets end in tanh.)
 * STIG (``conv0_0.conv1.weight``, bare or under the official checkpoint's ``Generator`` key):
   the official ``NestedUNet`` is i2i's ``unetpp`` up to key names and one thing: its convolutions
   keep a bias before every BatchNorm. A bias b before a BatchNorm changes nothing but the running
@@ -193,10 +192,10 @@ def _from_fast_neural_style(state: dict[str, torch.Tensor]) -> tuple[dict[str, t
         out["conv1.conv2d.weight"] = (PIXEL_HALF_RANGE * w64).to(w.dtype)
         notes.append("input: i2i's [-1, 1] mapped to its [0, 255] inside conv1")
     w, b = out.get("deconv3.conv2d.weight"), out.get("deconv3.conv2d.bias")
-    if w is not None and b is not None:  # u = y255 / 127.5 − 1, then i2i's tanh (module docstring)
+    if w is not None and b is not None:  # u = y255 / 127.5 − 1, then the net's clamp (module docstring)
         out["deconv3.conv2d.weight"] = (w.double() / PIXEL_HALF_RANGE).to(w.dtype)
         out["deconv3.conv2d.bias"] = (b.double() / PIXEL_HALF_RANGE - 1.0).to(b.dtype)
-        notes.append("output: its [0, 255] mapped to [-1, 1] inside deconv3, then tanh where it clamps")
+        notes.append("output: its [0, 255] mapped to [-1, 1] inside deconv3, then clamped to [-1, 1] as it saves")
     return out, notes
 
 
@@ -208,6 +207,7 @@ def _fast_neural_style_candidates(state: Mapping[str, torch.Tensor]) -> Iterator
         output_nc=int(last.shape[0]) if last is not None else 3,
         ngf=int(first.shape[0]),
         n_blocks=len(_indices(state, r"res\.(\d+)\..*")),
+        final="clamp",  # its stylize clamps the output when saving; i2i's own style nets end in tanh
     )
     yield Candidate("transformer", kwargs, "fast_neural_style")
 

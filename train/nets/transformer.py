@@ -7,7 +7,9 @@ supplementary Table 1), in the form most re-implementations use (pytorch/example
 * 9×9 stem, two stride-2 3×3 downsamplings, 5 residual blocks of 3×3 convolutions at 4·ngf channels;
 * resize-convolution upsampling (nearest ×2, then a 3×3 convolution; Odena et al., Distill 2016)
   instead of fractionally strided convolutions, so the output has no checkerboard artefacts;
-* a 9×9 output convolution and tanh: [-1, 1] like every i2i generator (the paper's scaled tanh).
+* a 9×9 output convolution and tanh: [-1, 1] like every i2i generator (the paper's scaled tanh);
+  ``final="clamp"`` clamps to [-1, 1] instead, which is what pytorch/examples' ``stylize`` does to
+  its unbounded output when saving (set for imported fast-neural-style files, so they compute it exactly).
 
 Module names follow pytorch/examples' ``TransformerNet`` (conv1, in1, res1…res5, deconv1…3).
 ngf=32, 5 blocks: 1.68 M parameters, ≈40 GMAC per 512² frame.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from i2i.errors import I2IError
 from i2i.train.nets import register_net
 
 
@@ -60,9 +63,17 @@ class ResidualBlock(nn.Module):
         return x + self.in2(self.conv2(self.relu(self.in1(self.conv1(x)))))
 
 
+FINALS = ("tanh", "clamp")  # the output activation: i2i's tanh, or pytorch/examples' clamp to [-1, 1]
+
+
 class TransformerNet(nn.Module):
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 32, n_blocks: int = 5) -> None:
+    def __init__(
+        self, input_nc: int = 3, output_nc: int = 3, ngf: int = 32, n_blocks: int = 5, final: str = "tanh"
+    ) -> None:
         super().__init__()
+        if final not in FINALS:
+            raise I2IError(f"transformer final {final!r} is not one of {', '.join(FINALS)}")
+        self.final = final
         self.relu = nn.ReLU(inplace=True)
         self.conv1 = ConvLayer(input_nc, ngf, kernel_size=9)
         self.in1 = nn.InstanceNorm2d(ngf, affine=True)
@@ -85,7 +96,8 @@ class TransformerNet(nn.Module):
         y = self.res(y)
         y = self.relu(self.in4(self.deconv1(y)))  # (B, 2·ngf, H/2, W/2)
         y = self.relu(self.in5(self.deconv2(y)))  # (B, ngf, H, W)
-        return torch.tanh(self.deconv3(y))
+        y = self.deconv3(y)
+        return torch.tanh(y) if self.final == "tanh" else y.clamp(-1.0, 1.0)
 
 
 @register_net("transformer")
