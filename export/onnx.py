@@ -358,28 +358,30 @@ def frame_parity(
     return summarize_frames(cases)
 
 
-def default_calibration_dir(ckpt: dict[str, Any]) -> Path | None:
+def _dataset_images(ckpt: dict[str, Any], splits: tuple[str, ...], scratch: Path) -> Path | None:
+    """Input-side images of the first of ``splits`` that the training dataset has (any layout:
+    ``<split>/A``, ``<split>A`` or aligned A|B files, whose input halves go to ``scratch``)."""
+    from i2i.train.data import source_images_dir
+
+    data = ckpt.get("train_config", {}).get("train", {}).get("data")
+    if not data or not Path(data).is_dir():
+        return None
+    direction = ckpt.get("direction") or "AtoB"
+    for split in splits:
+        found = source_images_dir(data, split, direction, scratch)
+        if found is not None:
+            return found
+    return None
+
+
+def default_calibration_dir(ckpt: dict[str, Any], scratch: Path) -> Path | None:
     """Calibration images for int8: the training split of the dataset the model was trained on."""
-    data = ckpt.get("train_config", {}).get("train", {}).get("data")
-    if not data:
-        return None
-    source = "A" if ckpt.get("direction", "AtoB") == "AtoB" else "B"
-    for candidate in (Path(data) / "train" / source, Path(data) / f"train{source}"):
-        if candidate.is_dir():
-            return candidate
-    return None
+    return _dataset_images(ckpt, ("train",), scratch)
 
 
-def default_parity_dir(ckpt: dict[str, Any]) -> Path | None:
-    """Real images for parity: the test split of the dataset the model was trained on, if present."""
-    data = ckpt.get("train_config", {}).get("train", {}).get("data")
-    if not data:
-        return None
-    source = "A" if ckpt.get("direction", "AtoB") == "AtoB" else "B"
-    for candidate in (Path(data) / "test" / source, Path(data) / f"test{source}"):
-        if candidate.is_dir():
-            return candidate
-    return None
+def default_parity_dir(ckpt: dict[str, Any], scratch: Path) -> Path | None:
+    """Real images for parity: the test (or val) split of the dataset the model was trained on, if present."""
+    return _dataset_images(ckpt, ("test", "val"), scratch)
 
 
 # -- stage 7: card + finalise -------------------------------------------------------------------
@@ -503,6 +505,7 @@ class _Job:
     test_dropout: bool
     refine_info: dict[str, Any] | None
     image_dir: Path | None
+    scratch: Path  # a temporary folder for derived images, removed when the export ends
     steps: Any = None
 
     @property
@@ -513,7 +516,7 @@ class _Job:
         self.steps.set_postfix_str(label)
 
 
-def _prepare(config: ExportConfig) -> _Job:
+def _prepare(config: ExportConfig, scratch: Path) -> _Job:
     """Validate the options, load the checkpoint and build the module to trace (stage 1)."""
     checkpoint = Path(config.checkpoint)
     check_config(config)
@@ -534,7 +537,7 @@ def _prepare(config: ExportConfig) -> _Job:
         refine_path = Path(config.refine)
         module = refine_module(module, refine_path, config.size)
         refine_info = {"name": refine_path.name, "sha256": file_sha256(refine_path)}
-    image_dir = Path(config.parity_data) if config.parity_data else default_parity_dir(ckpt)
+    image_dir = Path(config.parity_data) if config.parity_data else default_parity_dir(ckpt, scratch)
     return _Job(
         config,
         checkpoint,
@@ -547,6 +550,7 @@ def _prepare(config: ExportConfig) -> _Job:
         test_dropout,
         refine_info,
         image_dir,
+        scratch,
     )
 
 
@@ -582,7 +586,7 @@ def _trace_step(job: _Job) -> onnx.ModelProto:
         job.step(config.precision)
         if config.precision == "int8" and job.image_dir is None:
             raise I2IError("int8 parity needs real images: --parity-data DIR (ideally not the calibration images)")
-        calib = Path(config.calib_data) if config.calib_data else default_calibration_dir(job.ckpt)
+        calib = Path(config.calib_data) if config.calib_data else default_calibration_dir(job.ckpt, job.scratch)
         conversion = Conversion(job.multiple, config.keep_fp32_ops, config.fp16_io, calib, config.calibrator)
         model = convert(model, config.precision, conversion)
         job.steps.update(1)
@@ -611,7 +615,13 @@ def _parity_step(job: _Job, model: onnx.ModelProto) -> tuple[onnx.ModelProto, di
 
 def export_checkpoint(config: ExportConfig) -> ExportResult:
     """model.pt -> model.onnx with its card and parity report; an I2IError (nothing written) below the bar."""
-    job = _prepare(config)
+    # Scratch space for images the export derives (the input halves of an aligned dataset), removed at the end.
+    with tempfile.TemporaryDirectory(prefix="i2i-export-") as scratch:
+        return _export(_prepare(config, Path(scratch)))
+
+
+def _export(job: _Job) -> ExportResult:
+    config = job.config
     n_steps = 4 + (config.precision != "fp32") + (config.io == "frame")
     job.steps = tqdm(total=n_steps, desc="export", unit="step", disable=not config.progress, dynamic_ncols=True)
     # Nothing is written under the final names before the end: the trace goes to a temp folder that

@@ -272,3 +272,33 @@ def test_write_failure_while_tracing_names_the_output(tmp_path: Path, monkeypatc
     with pytest.raises(I2IError, match=rf"^cannot write {re.escape(str(out))}: File too large"):
         export_checkpoint(ExportConfig(checkpoint=str(checkpoint), output=str(out), progress=False, opset=19))
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["model.pt"]  # no temp folder, no model
+
+
+@pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+def test_parity_uses_the_input_halves_of_an_aligned_dataset(tmp_path: Path, direction: str) -> None:
+    """A model trained on the reference pix2pix layout (test/*.jpg = A|B side by side) is checked on
+    the input halves of its test split, taken from the side its direction reads."""
+    torch.manual_seed(0)
+    kwargs = GENERATORS["resnet"]
+    data = tmp_path / "facades"
+    (data / "test").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        left = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (9, 9), 0)
+        cv2.imwrite(str(data / "test" / f"{k}.png"), np.concatenate([left, 255 - left], axis=1))
+    ckpt = make_checkpoint(
+        build_net("resnet", **kwargs).eval(), arch="resnet", arch_kwargs=kwargs, method="pix2pix",
+        direction=direction, train_config={"train": {"data": str(data)}},
+    )  # fmt: skip
+    atomic_save(ckpt, tmp_path / "model.pt")
+    _, parity = export(tmp_path / "model.pt", "aligned")
+    images = [c["input"] for c in parity["cases"] if c["input"].startswith("image ")]
+    assert sorted(images) == ["image 0.png", "image 1.png"]
+    assert sorted(p.name for p in (data / "test").iterdir()) == ["0.png", "1.png"]  # the dataset is not written to
+    from i2i.export.onnx import default_parity_dir
+
+    found = default_parity_dir(ckpt, tmp_path / "scratch")
+    assert found is not None
+    pair = cv2.imread(str(data / "test" / "0.png"))
+    half = pair[:, :64] if direction == "AtoB" else pair[:, 64:]
+    assert np.array_equal(cv2.imread(str(found / "0.png")), half)
