@@ -134,7 +134,7 @@ def plan(job: ExportJob) -> list[str]:
     if start == "triton" or (start == "engine" and (not todo or job.engine is not None)):
         kind = "a Triton repository" if start == "triton" else "a TensorRT engine"
         raise I2IError(
-            f"{job.source.name} is {kind}, which cannot be re-exported; give the model.pt or model.onnx it came "
+            f"{job.source} is {kind}, which cannot be re-exported; give the model.pt or model.onnx it came "
             "from" + (" (or --triton DIR to serve the engine)" if start == "engine" and job.triton is None else "")
         )
     if start == "onnx" and not todo:

@@ -24,11 +24,11 @@ def describe_onnx(path: Path) -> dict[str, Any]:
 
     from i2i.runtime.card import find_onnx_card
 
-    card = find_onnx_card(path)  # also the one clear error for a file that is not ONNX
     try:
         model = onnx.load(str(path))
     except Exception as exc:
         raise I2IError(f"cannot read ONNX model {path}: {' '.join(str(exc).split())[:160]}") from None
+    card = find_onnx_card(path)
     names = {v: k for k, v in onnx.TensorProto.DataType.items()}
     io = {
         role: [

@@ -403,7 +403,7 @@ class _Run:
 
 
 def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]:
-    from i2i.bench import machine_info
+    from i2i.machine import machine_info
 
     run = _Run(suite, work)
     rows: list[dict[str, Any]] = []
@@ -425,7 +425,7 @@ def run_suite(suite: Suite, work: Path, progress: bool = True) -> dict[str, Any]
     return {
         "suite": suite.name,
         "description": suite.description,
-        "machine": machine_info(),
+        "machine": machine_info(gpu=any(c.device.startswith("cuda") for c in suite.matrix)),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "rows": rows,
     }
@@ -645,12 +645,9 @@ def _backend_colours() -> dict[str, tuple[int, int, int]]:
     return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(backend_names())}
 
 
-def machine_slug(machine: dict[str, Any]) -> str:
-    name = re.sub(r"[^a-z0-9]+", "-", str(machine.get("gpu") or machine["cpu"]).lower()).strip("-")
-    return f"{name}-{machine['cores']}c"
-
-
 def write_results(result: dict[str, Any], root: Path) -> list[Path]:
+    from i2i.machine import machine_slug
+
     folder = root / machine_slug(result["machine"])
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / result["suite"]
