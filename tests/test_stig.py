@@ -130,7 +130,18 @@ def test_stig_cli_needs_no_data_but_real_and_fake(demo_data: Path, tmp_path: Pat
     result = invoke(main, ["stig", "--real", demo_data / "train" / "B", *args])
     assert result.exit_code == 1 and "--fake DIR" in result.output
     result = invoke(main, ["stig", "--real", demo_data / "train" / "B", "--fake", demo_data, "--crop-size", 16, *args])
-    assert result.exit_code == 1 and "--crop-size does not apply" in result.output
+    assert result.exit_code == 2 and "No such option '--crop-size'" in result.output  # not offered at all
+
+
+def test_stig_help_leaves_out_the_options_it_does_not_use() -> None:
+    from i2i.train.cli import main
+
+    stig = invoke(main, ["stig", "--help"])
+    pix2pix = invoke(main, ["pix2pix", "--help"])
+    assert stig.exit_code == pix2pix.exit_code == 0
+    for flag in ("--load-size", "--crop-size", "--flip"):
+        assert flag not in stig.output and flag in pix2pix.output
+    assert "--batch-size" in stig.output  # the shared options it does use stay
 
 
 @pytest.mark.parametrize(

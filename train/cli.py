@@ -184,7 +184,7 @@ def _method_command(name: str) -> click.Command:
     )
 
     @_options_from(config_cls)
-    @_options_from(TrainConfig, skip=("data", "out"))
+    @_options_from(TrainConfig, skip=("data", "out", *method_cls.unused_train_options))
     @click.option(
         "--out", "out", type=click.Path(file_okay=False), default=None, help=field_metadata(TrainConfig, "out")["help"]
     )

@@ -54,6 +54,8 @@ class Method:
     needs_data: ClassVar[bool] = True  # False: the method reads its own folders, and has no --data option
     # True: the decay epochs resize to the crop size without random crops (the official CUT loaders).
     crop_free_decay: ClassVar[bool] = False
+    # TrainConfig fields the method does not read (stig: no crops or flips): left out of its command's options.
+    unused_train_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         self.config = config

@@ -58,7 +58,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -206,7 +206,7 @@ class Stig(Method):
     layout = "real+fake"
     needs_data = False  # reads --real and --fake, not --data (see i2i.train.cli)
     summary = "spectral refiner: UNet++ on log-magnitude spectra, GAN + PatchNCE + SSIM + LF (Lee et al. 2024)"
-    unused_train_options: ClassVar[tuple[str, ...]] = UNUSED_TRAIN_OPTIONS
+    unused_train_options = UNUSED_TRAIN_OPTIONS  # i2i-train stig does not offer them
 
     @classmethod
     def make_dataset(cls, config: TrainConfig, method_config: StigConfig) -> RealFakeDataset:
