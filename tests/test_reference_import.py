@@ -540,7 +540,14 @@ def test_cli_imports_fast_neural_style_and_stig_files(tmp_path: Path) -> None:
     result = invoke(train_cli, ["import", tmp_path / "udnie.model", "-o", tmp_path / "udnie.pt"])
     assert result.exit_code == 0, result.output
     assert "fast_neural_style → transformer" in result.output and (tmp_path / "udnie.pt").is_file()
+    assert "mapped: output: its [0, 255] mapped to [-1, 1] inside deconv3" in result.output  # the notes
     torch.save({"Generator": RefNestedUNet(n=4).state_dict()}, tmp_path / "stig.pt")
-    result = invoke(train_cli, ["import", tmp_path / "stig.pt", "--arch", "stig", "-o", tmp_path / "refiner.pt"])
+    args = ["import", tmp_path / "stig.pt", "--arch", "stig", "-o", tmp_path / "refiner.pt", "--spectrum-size", "64"]
+    result = invoke(train_cli, args)
     assert result.exit_code == 0, result.output
-    assert "stig → unetpp" in result.output
+    assert "stig → unetpp" in result.output and "mapped: 30 conv biases before BatchNorm folded" in result.output
+    assert load_generator(tmp_path / "refiner.pt")[1]["arch_kwargs"]["spectrum_size"] == 64
+    bad = invoke(train_cli, [*args[:-1], "40"])
+    assert bad.exit_code == 1 and "stig.pt: spectrum_size 40" in bad.output and "multiple of 16" in bad.output
+    style = invoke(train_cli, ["import", tmp_path / "udnie.model", "-o", tmp_path / "u.pt", "--spectrum-size", "64"])
+    assert style.exit_code == 1 and "applies to STIG refiners only" in style.output

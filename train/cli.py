@@ -121,24 +121,36 @@ def data_demo(out_dir: Path, crops_per_photo: int, crop: int, video_seconds: flo
 @click.option(
     "--arch",
     default=None,
-    help="resnet_9blocks, resnet_6blocks, unet_256, unet_128, cut_resnet or sn_resnet [default: from the shapes].",
+    help="resnet_9blocks, resnet_6blocks, unet_256, unet_128, cut_resnet, sn_resnet, fast_neural_style or stig "
+    "[default: from the shapes].",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="model.pt to write.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
-def import_weights(weights: Path, arch: str | None, output: Path | None, direction: str) -> None:
-    """Convert a released generator (*_net_G.pth of pytorch-CycleGAN-and-pix2pix, CUT or SN-DCR) to model.pt.
+@click.option(
+    "--spectrum-size",
+    type=click.IntRange(1),
+    default=None,
+    help="STIG files: the square spectrum side the refiner was trained at (its --size, a multiple of 16) "
+    "[default: 256].",
+)
+def import_weights(
+    weights: Path, arch: str | None, output: Path | None, direction: str, spectrum_size: int | None
+) -> None:
+    """Convert a released generator to model.pt: *_net_G.pth of pytorch-CycleGAN-and-pix2pix, CUT or
+    SN-DCR, a pytorch/examples fast-neural-style .pth/.model, or an official STIG checkpoint.
 
     \b
     Examples:
       i2i-train import latest_net_G.pth -o horse2zebra.pt
       i2i-train import facades_label2photo.pth --arch unet_256 -o facades.pt
+      i2i-train import parameters_10_epoch.pt --spectrum-size 512 -o refiner.pt
     """
     from i2i.train.reference import REFERENCE_ARCHS, import_reference
 
     if arch is not None and arch not in REFERENCE_ARCHS:
         raise click.BadParameter(f"{arch!r}; valid: {', '.join(REFERENCE_ARCHS)}", param_hint="--arch")
     try:
-        result = import_reference(weights, output, arch=arch, direction=direction)
+        result = import_reference(weights, output, arch=arch, direction=direction, spectrum_size=spectrum_size)
     except I2IError as exc:  # say which file, also where the check that failed only saw its tensors
         if str(weights) not in exc.message:
             raise I2IError(f"{weights}: {exc.message}") from None
@@ -146,6 +158,8 @@ def import_weights(weights: Path, arch: str | None, output: Path | None, directi
     click.echo(f"imported {weights.name} as {result.reference} → {result.arch} {result.arch_kwargs}")
     if result.dropped:
         click.echo(f"  dropped {len(result.dropped)} legacy InstanceNorm statistics")
+    for note in result.notes:  # the layout's value mappings (folded ranges and biases)
+        click.echo(f"  mapped: {note}")
     click.echo(f"  checkpoint: {result.output}")
 
 
