@@ -204,7 +204,7 @@ BAD_CHECKPOINTS = {
     "random-bytes": r"truncated or not a torch file",
     "pickle-with-code": r"refusing to load .*: it holds objects other than tensors",
     "legacy-pickle-with-code": r"refusing to load|truncated or not a torch file",
-    "not-i2i": r"is not an i2i checkpoint|not a pytorch-CycleGAN-and-pix2pix|not an Inception-v3 weight file",
+    "not-i2i": r"is not an i2i checkpoint|not a pytorch-CycleGAN-and-pix2pix|not a generator state dict i2i can import|not an Inception-v3 weight file",
 }
 CHECKPOINT_READERS = {
     "i2i-export": ("i2i-export", "{pt} -o {out}/model.onnx --no-progress"),
