@@ -44,6 +44,8 @@ def _one_thread():  # type: ignore[no-untyped-def]
 def ref_norm(kind: str):  # type: ignore[no-untyped-def]
     if kind == "batch":
         return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    if kind == "none":  # the reference's is a lambda returning Identity: no .func, so its use_bias is False too
+        return functools.partial(nn.Identity)
     return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
 
 
@@ -247,6 +249,18 @@ def test_pix2pix_unet128(tmp_path: Path) -> None:
     assert (result.reference, result.arch_kwargs["num_downs"]) == ("unet_128", 7)
     assert result.arch_kwargs["use_dropout"]  # pix2pix's U-Net has dropout (it only acts with test_dropout)
     assert ckpt["io"]["size_multiple"] == 128
+
+
+@pytest.mark.parametrize("norm", ["none", "instance"])
+def test_norm_none_files_are_told_from_instance_norm_by_their_conv_biases(norm: str, tmp_path: Path) -> None:
+    resnet = randomise(RefResnetGenerator(ngf=8, norm=norm, n_blocks=2))
+    assert ("model.1.bias" in resnet.state_dict()) == (norm == "instance")  # the reference's use_bias rule
+    result, _ = import_and_compare(resnet, tmp_path, 32)
+    assert (result.reference, result.arch_kwargs["norm"]) == ("resnet_2blocks", norm)
+    unet = randomise(RefUnetGenerator(num_downs=5, ngf=4, norm=norm))
+    assert ("model.model.0.bias" in unet.state_dict()) == (norm == "instance")
+    result, _ = import_and_compare(unet, tmp_path, 32)
+    assert (result.reference, result.arch_kwargs["norm"]) == ("unet_32", norm)
 
 
 def test_cut_antialiased_resnet_from_data_parallel(tmp_path: Path) -> None:

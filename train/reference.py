@@ -7,8 +7,9 @@ a state dict loads key for key once the architecture and its hyper-parameters ar
 read off the state dict itself:
 
 * ResNet family (``model.1.weight``): ngf and input channels from the first conv, the number of
-  residual blocks from the ``model.K.conv_block.*`` keys, batch vs instance norm from whether the
-  norm after the first conv has a ``weight``, dropout from ``conv_block.6`` (dropout shifts the
+  residual blocks from the ``model.K.conv_block.*`` keys, the norm from whether the norm after the
+  first conv has a ``weight`` (batch) or else the first conv a bias (instance; none without, the
+  reference's ``use_bias`` rule), dropout from ``conv_block.6`` (dropout shifts the
   second conv from index 5 to 6). CycleGAN's ``resnet``, CUT's anti-aliased ``cut_resnet`` (blur
   ``filt`` buffers, shifted indices) and SN-DCR's ``sn_resnet`` (``u`` and DCT buffers) are then
   told apart by which candidate's key set and shapes match exactly.
@@ -292,6 +293,15 @@ def _indices(state: Mapping[str, torch.Tensor], pattern: str) -> list[int]:
     return sorted({int(m.group(1)) for k in state if (m := regex.fullmatch(k))})
 
 
+def _norm_of(state: Mapping[str, torch.Tensor], norm_weight: str, first_conv_bias: str) -> str:
+    """batch if the norm after the first conv has a weight; else the reference's ``use_bias`` rule
+    tells the two weightless ones apart: a conv bias is kept only before an InstanceNorm, so a
+    first conv without one was saved with ``--norm none``."""
+    if norm_weight in state:
+        return "batch"
+    return "instance" if first_conv_bias in state else "none"
+
+
 def _resnet_candidates(state: Mapping[str, torch.Tensor]) -> Iterator[Candidate]:
     first = state["model.1.weight"]  # (ngf, input_nc, 7, 7)
     convs = _indices(state, r"model\.(\d+)\.weight")
@@ -300,7 +310,7 @@ def _resnet_candidates(state: Mapping[str, torch.Tensor]) -> Iterator[Candidate]
         input_nc=int(first.shape[1]),
         output_nc=int(last.shape[0]),
         ngf=int(first.shape[0]),
-        norm="batch" if "model.2.weight" in state else "instance",
+        norm=_norm_of(state, "model.2.weight", "model.1.bias"),
         # Dropout pushes the second conv to index 6 (a 4-D weight; index 6 is otherwise the norm).
         use_dropout=any(k.endswith(".conv_block.6.weight") and v.dim() == 4 for k, v in state.items()),
         n_blocks=len(_indices(state, r"model\.(\d+)\.conv_block\..*")),
@@ -324,7 +334,7 @@ def _unet_candidates(state: Mapping[str, torch.Tensor]) -> Iterator[Candidate]:
         output_nc=int(outer_up.shape[1]),
         num_downs=num_downs,
         ngf=int(first.shape[0]),
-        norm="batch" if "model.model.1.model.2.weight" in state else "instance",
+        norm=_norm_of(state, "model.model.1.model.2.weight", "model.model.0.bias"),
         # Dropout has no weights, so the file cannot tell; pix2pix trains its U-Net with dropout unless
         # --no_dropout. It acts only when the model runs with test_dropout=True.
         use_dropout=True,
