@@ -108,3 +108,25 @@ def test_teacher_cache_manifest_is_written_last_and_whole(
     cache_teacher_outputs(teacher, images, cache, 64, torch.device("cpu"), progress=False)
     manifest = json.loads((cache / "manifest.json").read_text())
     assert manifest["count"] == 2 and len(list((cache / "train" / "B").iterdir())) == 2
+
+
+def test_distill_command_defaults_to_running_statistics(tiny_run: Path, demo_data: Path, tmp_path: Path) -> None:
+    import torch
+    from conftest import invoke
+
+    from i2i.train.cli import main as train_cli
+
+    args = ["distill", "--data", demo_data, "--teacher", tiny_run / "model.pt", "--ngf", 4, "--n-blocks", 1]
+    args += ["--load-size", 32, "--crop-size", 32, "--batch-size", 2, "--max-steps", 1, "--workers", 0]
+    args += ["--no-progress", "--eval-every", -1]
+    recorded = {}
+    for given in ([], ["--test-norm", "frame"]):
+        out = tmp_path / ("given" if given else "default")
+        result = invoke(train_cli, [*args, "--out", out, *given])
+        assert result.exit_code == 0, result.output
+        recorded[bool(given)] = torch.load(out / "model.pt", weights_only=True)["test_norm"]
+    assert recorded == {False: "running", True: "frame"}  # the student's default; the user's choice wins
+    for method, default in (("distill", "running"), ("pix2pix", "frame")):
+        shown = invoke(train_cli, [method, "--help"]).output
+        test_norm_help = " ".join(shown.split("--test-norm [")[1].split("--test-dropout")[0].split())
+        assert test_norm_help.endswith(f"[default: {default}]"), test_norm_help

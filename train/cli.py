@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,14 @@ def _option_type(name: str, kind: Any, meta: dict[str, Any]) -> Any:
     return kind
 
 
-def _options_from(config_cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _options_from(
+    config_cls: type, skip: tuple[str, ...] = (), defaults: Mapping[str, Any] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Turn a dataclass's fields into click options (``--field-name``; bools as --x/--no-x), with
-    the help, range and choices each field's metadata gives (``i2i.train.options.option``)."""
+    the help, range and choices each field's metadata gives (``i2i.train.options.option``);
+    ``defaults`` replaces some fields' defaults (a method's ``train_defaults``)."""
     hints = typing.get_type_hints(config_cls)
+    defaults = defaults or {}
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
         for f in reversed(dataclasses.fields(config_cls)):
@@ -51,15 +55,15 @@ def _options_from(config_cls: type, skip: tuple[str, ...] = ()) -> Callable[[Cal
                 continue
             flag, kind = "--" + f.name.replace("_", "-"), hints[f.name]
             meta = field_metadata(config_cls, f.name)
-            help_text = meta.get("help", "")
+            help_text, default = meta.get("help", ""), defaults.get(f.name, f.default)
             if kind is bool:
                 decl: tuple[str, ...] = (f"{flag}/--no-{flag[2:]}", f.name)
-                func = click.option(*decl, default=f.default, show_default=True, help=help_text)(func)
+                func = click.option(*decl, default=default, show_default=True, help=help_text)(func)
             else:
                 option_type = _option_type(f.name, kind, meta)
-                func = click.option(
-                    flag, f.name, type=option_type, default=f.default, show_default=True, help=help_text
-                )(func)
+                func = click.option(flag, f.name, type=option_type, default=default, show_default=True, help=help_text)(
+                    func
+                )
         return func
 
     return deco
@@ -198,7 +202,9 @@ def _method_command(name: str) -> click.Command:
     )
 
     @_options_from(config_cls)
-    @_options_from(TrainConfig, skip=("data", "out", *method_cls.unused_train_options))
+    @_options_from(
+        TrainConfig, skip=("data", "out", *method_cls.unused_train_options), defaults=method_cls.train_defaults
+    )
     @click.option(
         "--out", "out", type=click.Path(file_okay=False), default=None, help=field_metadata(TrainConfig, "out")["help"]
     )

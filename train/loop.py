@@ -96,7 +96,8 @@ class TrainConfig:
     test_norm: str = option(
         "frame",
         "Test-time BatchNorm (model.pt, samples, evaluation): frame = per-frame statistics (the reference "
-        "test.py), running = running statistics (its --eval).",
+        "test.py), running = running statistics (its --eval; the default of i2i-train distill, whose "
+        "student trains in batches).",
         choices=TEST_NORMS,
     )
     test_dropout: bool = option(

@@ -7,8 +7,9 @@ A method owns its networks, losses and optimisers and implements one training st
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -56,6 +57,9 @@ class Method:
     crop_free_decay: ClassVar[bool] = False
     # TrainConfig fields the method does not read (stig: no crops or flips): left out of its command's options.
     unused_train_options: ClassVar[tuple[str, ...]] = ()
+    # TrainConfig defaults of this method's command where they differ from TrainConfig's own
+    # (distill: test_norm "running"); an option given on the command line wins.
+    train_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         self.config = config
