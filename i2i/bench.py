@@ -22,6 +22,7 @@ from i2i._files import write_text
 from i2i.common import parse_hw, psnr_db, round_up
 from i2i.errors import I2IError
 from i2i.machine import machine_info
+from i2i.runtime.card import ModelCard
 
 
 def time_backend(backend: Any, batch: np.ndarray, warmup: int, iters: int) -> tuple[list[float], np.ndarray]:
@@ -37,9 +38,9 @@ def time_backend(backend: Any, batch: np.ndarray, warmup: int, iters: int) -> tu
     return samples, np.asarray(out)
 
 
-def find_checkpoint(model: Path, card: Any) -> Path | None:
-    source = (card.get("source") or card.get("source_checkpoint") if isinstance(card, dict) else card.source) or {}
-    name = source.get("name")
+def find_checkpoint(model: Path, card: ModelCard) -> Path | None:
+    """The checkpoint an exported model came from, when it lies beside it (the torch baseline runs it)."""
+    name = (card.source or {}).get("name")
     candidate = model.parent / name if name else None
     return candidate if candidate is not None and candidate.is_file() else None
 
@@ -116,7 +117,7 @@ def run_bench(
     rows: list[dict[str, Any]] = []
     outputs: dict[str, np.ndarray] = {}
     tensor: np.ndarray | None = None
-    card: Any = None
+    card: ModelCard | None = None
     for name in backends:
         path = model if model.suffix.lower() in get_backend(name).suffixes else checkpoint
         if path is None:
@@ -130,7 +131,7 @@ def run_bench(
     if not rows:
         raise I2IError("no backend ran")
     _relate_to_baseline(rows, outputs)
-    arch = card.get("arch") if isinstance(card, dict) else getattr(card, "arch", None)
+    arch = card.arch if card is not None else None
     return {
         "model": str(model),
         "arch": arch,

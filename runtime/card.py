@@ -362,11 +362,6 @@ def _parse_static(static: Any, multiple: int, where: str) -> tuple[int, int] | N
     return size
 
 
-def parse_io(card: dict[str, Any], where: str = "model") -> ModelIO:
-    """The I/O of a card dict (``ModelCard.from_dict(card).io``)."""
-    return _parse_io(card, where)
-
-
 # -- reading the card from an ONNX file without the onnx package --------------------------------
 # ModelProto field 14 is `repeated StringStringEntryProto metadata_props` (key = 1, value = 2).
 # The graph (field 7) may be hundreds of MB: length-delimited fields other than 14 are skipped
@@ -445,16 +440,3 @@ def find_onnx_card(path: str | Path) -> ModelCard | None:
     if CARD_KEY not in meta:
         return None
     return ModelCard.from_json(meta[CARD_KEY], where=str(path))
-
-
-# -- transition shims: dict views for callers not yet on ModelCard (removed once none remain) ----
-def read_onnx_card(path: str | Path) -> dict[str, Any] | None:
-    """The card of an ONNX file as a validated dict (``ModelCard.to_dict``), or None."""
-    card = find_onnx_card(path)
-    return None if card is None else card.to_dict()
-
-
-def require_card(card: dict[str, Any] | None, path: str | Path) -> dict[str, Any]:
-    if card is None:
-        raise I2IError(f"{path} has no i2i model card (metadata key {CARD_KEY!r}); export it with i2i-export")
-    return card

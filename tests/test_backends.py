@@ -21,7 +21,7 @@ from i2i.runtime.backends import BACKEND_MODULES, backend_status, get_backend, o
 from i2i.runtime.backends import base as backends_base
 from i2i.runtime.backends.auto import Candidate, open_auto, plan_auto
 from i2i.runtime.backends.onnxruntime import BoundRunner, OrtSession, plan_providers
-from i2i.runtime.card import parse_io, read_onnx_card
+from i2i.runtime.card import ModelCard, ModelIO, find_onnx_card
 
 ALL_PROVIDERS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 CPU_ONLY = ["CPUExecutionProvider"]
@@ -236,10 +236,14 @@ def test_backend_runs_every_card_kind(
 # --- the card contract --------------------------------------------------------------------------
 
 
-def test_parse_io_defaults_and_errors() -> None:
-    io = parse_io({"size_multiple": 4})
+def _io(card: dict[str, Any], where: str = "model") -> ModelIO:
+    return ModelCard.from_dict(card, where=where).io
+
+
+def test_card_io_defaults_and_errors() -> None:
+    io = _io({"size_multiple": 4})
     assert (io.kind, io.dtype, io.static_size, io.size_multiple) == ("tensor", "float32", None, 4)
-    frame = parse_io({"io": {"kind": "frame", "dtype": "float16"}, "static_size": [64, 96], "size_multiple": 32})
+    frame = _io({"io": {"kind": "frame", "dtype": "float16"}, "static_size": [64, 96], "size_multiple": 32})
     assert frame.dtype == "uint8" and frame.layout == "NHWC" and frame.static_size == (64, 96)
     for card, message in [
         ({"io": {"kind": "video"}}, "io.kind 'video'"),
@@ -250,7 +254,7 @@ def test_parse_io_defaults_and_errors() -> None:
         ({"io": {"channels": 1}}, "3-channel"),
     ]:
         with pytest.raises(I2IError, match=message):
-            parse_io(card, where="m.onnx")
+            _io(card, where="m.onnx")
 
 
 def test_card_must_agree_with_graph(tmp_path: Path) -> None:
@@ -263,16 +267,16 @@ def test_card_must_agree_with_graph(tmp_path: Path) -> None:
 
 
 def test_read_onnx_card(tmp_path: Path, tiny_onnx: Path) -> None:
-    card = read_onnx_card(tiny_onnx)
-    assert card is not None and card["arch"] == "unet" and card["size_multiple"] == 32
+    card = find_onnx_card(tiny_onnx)
+    assert card is not None and card.arch == "unet" and card.size_multiple == 32
     with OrtSession(tiny_onnx) as session:
         assert session.card == card  # same bytes, read without onnxruntime
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not onnx at all" * 10)
     with pytest.raises(I2IError, match="cannot load ONNX model .*garbage.onnx"):
-        read_onnx_card(garbage)
+        find_onnx_card(garbage)
     with pytest.raises(I2IError, match="model not found"):
-        read_onnx_card(tmp_path / "missing.onnx")
+        find_onnx_card(tmp_path / "missing.onnx")
 
 
 def test_model_without_card(tmp_path: Path) -> None:
@@ -281,7 +285,7 @@ def test_model_without_card(tmp_path: Path) -> None:
     model = onnx.load(str(path))
     del model.metadata_props[:]
     onnx.save(model, str(path))
-    assert read_onnx_card(path) is None
+    assert find_onnx_card(path) is None
     for name in ("ort", "openvino"):
         if backend_status(name)[0]:
             with pytest.raises(I2IError, match="has no i2i model card"):

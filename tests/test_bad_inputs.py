@@ -204,7 +204,8 @@ BAD_CHECKPOINTS = {
     "random-bytes": r"truncated or not a torch file",
     "pickle-with-code": r"refusing to load .*: it holds objects other than tensors",
     "legacy-pickle-with-code": r"refusing to load|truncated or not a torch file",
-    "not-i2i": r"is not an i2i checkpoint|not a pytorch-CycleGAN-and-pix2pix|not a generator state dict i2i can import|not an Inception-v3 weight file",
+    "not-i2i": r"is not an i2i checkpoint|not a pytorch-CycleGAN-and-pix2pix"
+    r"|not a generator state dict i2i can import|not an Inception-v3 weight file",
 }
 CHECKPOINT_READERS = {
     "i2i-export": ("i2i-export", "{pt} -o {out}/model.onnx --no-progress"),
@@ -721,11 +722,10 @@ def _frame_assets(d: Path) -> dict[str, str]:
 def assets(
     tmp_path_factory: pytest.TempPathFactory, tiny_run: Path, tiny_onnx: Path, demo_data: Path
 ) -> dict[str, str]:
-    from i2i.runtime.card import read_onnx_card
+    from i2i.runtime.card import ModelCard
 
     d = tmp_path_factory.mktemp("bad")
-    card = read_onnx_card(tiny_onnx)
-    assert card is not None
+    card = ModelCard.from_onnx(tiny_onnx).to_dict()
     values = {
         "pt": str(tiny_run / "model.pt"),
         "onnx": str(tiny_onnx),

@@ -27,7 +27,7 @@ from test_backends import make_model
 
 from i2i.errors import I2IError
 from i2i.runtime.backends.base import Backend, TensorSpec
-from i2i.runtime.card import parse_io
+from i2i.runtime.card import ModelCard, ModelIO
 from i2i.runtime.frames import FrameCodec
 from i2i.runtime.live import LiveDisplay, live_supported, status_line
 from i2i.runtime.pipeline import run_pipeline
@@ -41,17 +41,21 @@ RNG = np.random.default_rng(0)
 # --- helpers ------------------------------------------------------------------------------------
 
 
+def _io(card: dict[str, Any]) -> ModelIO:
+    return ModelCard.from_dict(card).io
+
+
 class FakeBackend(Backend):
     """An exact invert model for any card; records batch sizes; optional delay (a slow model)."""
 
     name = "fake"
 
     def __init__(self, card: dict[str, Any] | None = None, delay: float = 0.0, batch: int | None = None) -> None:
-        card = card or {"size_multiple": 8}
-        io = parse_io(card)
+        model_card = ModelCard.from_dict(card or {"size_multiple": 8})
+        io = model_card.io
         h, w = io.static_size or ("H", "W")
         spec = TensorSpec("x", io.batch_shape(batch or "N", h, w), io.dtype)
-        super().__init__(Path("fake.onnx"), card, [spec], [spec], "cpu", "fp32")
+        super().__init__(Path("fake.onnx"), model_card, [spec], [spec], "cpu", "fp32")
         self.delay = delay
         self.batches: list[tuple[int, ...]] = []
 
@@ -121,7 +125,7 @@ def bgr(image: np.ndarray) -> np.ndarray:
 )
 @pytest.mark.parametrize("size", [(1, 1), (17, 33), (48, 64)])
 def test_codec_round_trip_exact_through_invert(card: dict[str, Any], size: tuple[int, int]) -> None:
-    io = parse_io(card)
+    io = _io(card)
     codec = FrameCodec(io)
     frames = [frame(*size) for _ in range(2)]
     batch, geometry = codec.encode(frames)
@@ -140,7 +144,7 @@ def test_codec_round_trip_exact_through_invert(card: dict[str, Any], size: tuple
 def test_codec_resizes_for_static_models() -> None:
     for kind in ("tensor", "frame"):
         card = {"size_multiple": 8, "static_size": [32, 48], "io": {"kind": kind}}
-        codec = FrameCodec(parse_io(card))
+        codec = FrameCodec(_io(card))
         smooth = cv2.resize(frame(6, 8), (160, 120), interpolation=cv2.INTER_CUBIC)
         batch, geometry = codec.encode([smooth])
         assert geometry.resized and geometry.model_size == (32, 48) and codec.io.hw(batch.shape) == (32, 48)
@@ -152,7 +156,7 @@ def test_codec_resizes_for_static_models() -> None:
 
 
 def test_codec_rejects_bad_model_output() -> None:
-    codec = FrameCodec(parse_io({"io": {"kind": "frame"}}))
+    codec = FrameCodec(_io({"io": {"kind": "frame"}}))
     batch, geometry = codec.encode([frame(8, 8)])
     with pytest.raises(I2IError, match=r"expected uint8 \(N, H, W, 3\) BGR"):
         codec.decode(batch.astype(np.float32), geometry)

@@ -80,9 +80,9 @@ def open_auto(
     if Path(model).suffix.lower() == ".onnx":
         # Model-level problems (missing file, no card, a bad card) fail alike on every tier:
         # report them now, so the loop below only falls through on backend start-up failures.
-        from i2i.runtime.backends.base import card_io, read_model_card
+        from i2i.runtime.backends.base import read_model_card
 
-        card_io(read_model_card(Path(model)), where=str(model))
+        read_model_card(Path(model))
     candidates = plan_auto(model, device) if candidates is None else candidates
     skipped: list[str] = []
     for candidate in candidates:

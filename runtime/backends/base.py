@@ -20,12 +20,12 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 
 from i2i.errors import I2IError
-from i2i.runtime.card import ModelIO, parse_io
+from i2i.runtime.card import ModelCard, ModelIO
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,13 @@ class AutoTier:
     opts: Mapping[str, str] = field(default_factory=dict)
 
 
-# The card as backends receive it: the typed ModelCard (a plain dict from hand-made test backends).
-# Backends read it through ``card_io`` / ``card_field``, which accept either.
-Card = Any
+# The card as ``_open`` receives it: the model's ``ModelCard``, or None for a checkpoint, whose card
+# the torch backend builds from the checkpoint it loads anyway (so it is loaded once, not twice).
+Card: TypeAlias = "ModelCard | None"
 
 
-def read_model_card(path: Path) -> Card:
-    """The card of ``path``, read once by ``Backend.open`` and handed to ``_open``.
-
-    A checkpoint's card comes from the checkpoint itself, which the torch backend loads anyway:
-    None here, so it is loaded once, not twice."""
+def read_model_card(path: Path) -> ModelCard | None:
+    """The card of ``path``, read once by ``Backend.open`` and handed to ``_open``."""
     if path.suffix.lower() == ".pt":
         return None
     from i2i.runtime.formats import read_card
@@ -62,14 +59,11 @@ def read_model_card(path: Path) -> Card:
     return read_card(path)
 
 
-def card_io(card: Card, where: str) -> ModelIO:
-    io = getattr(card, "io", None)
-    return io if isinstance(io, ModelIO) else parse_io(card, where=where)
-
-
-def card_field(card: Card, name: str, default: Any = None) -> Any:
-    value = card.get(name, default) if isinstance(card, dict) else getattr(card, name, default)
-    return default if value is None else value
+def required_card(card: ModelCard | None, path: Path) -> ModelCard:
+    """The card of a model file (only checkpoints come without one)."""
+    if card is None:
+        raise I2IError(f"{path}: this backend runs exported models, not checkpoints; export it with i2i-export")
+    return card
 
 
 def device_kind(device: str) -> str:
@@ -95,7 +89,7 @@ class Backend(abc.ABC):
     def __init__(
         self,
         path: Path,
-        card: Card,
+        card: ModelCard,
         inputs: list[TensorSpec],
         outputs: list[TensorSpec],
         device: str,
@@ -110,7 +104,7 @@ class Backend(abc.ABC):
         self._closed = False
         # A card that disagrees with the graph is an export bug; catching it here means a wrong
         # model fails at load time with a clear message, not as garbage frames at run time.
-        self.io: ModelIO = card_io(card, where=str(path))
+        self.io: ModelIO = card.io
         self._check_graph()
 
     # -- what subclasses implement -------------------------------------------------------------

@@ -34,8 +34,8 @@ import numpy as np
 
 from i2i.common import round_up
 from i2i.errors import I2IError
-from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, card_field, card_io, register_backend
-from i2i.runtime.card import CARD_KEY, ModelIO
+from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend, required_card
+from i2i.runtime.card import CARD_KEY, ModelCard, ModelIO
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
 PROVIDER_NAMES = {
@@ -327,9 +327,10 @@ class OrtSession:
         self.output_name = self.session.get_outputs()[0].name
 
     @property
-    def card(self) -> dict[str, Any] | None:
+    def card(self) -> ModelCard | None:
+        """The card as ONNX Runtime reads the metadata (the same bytes ``ModelCard.from_onnx`` parses)."""
         meta = self.session.get_modelmeta().custom_metadata_map
-        return json.loads(meta[CARD_KEY]) if CARD_KEY in meta else None
+        return ModelCard.from_json(meta[CARD_KEY], where=str(self.path)) if CARD_KEY in meta else None
 
     def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         def spec(arg: Any) -> TensorSpec:
@@ -452,16 +453,15 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def _open(cls, path: Path, card: Card, device: str, precision: str, **opts: Any) -> Backend:
-        io = card_io(card, where=str(path))
+        card = required_card(card, path)
+        io = card.io
         trt_profile = (
-            profile_shapes(io, _input_name(path), card_field(card, "static_batch"))
-            if opts.get("provider") == "tensorrt"
-            else None
+            profile_shapes(io, _input_name(path), card.static_batch) if opts.get("provider") == "tensorrt" else None
         )
         plan = plan_providers(
             device,
             cls.available_providers(),
-            model_precision=str(card_field(card, "precision", "fp32")),
+            model_precision=card.precision,
             precision=precision,
             static=io.static_size is not None,
             provider=opts.get("provider"),

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from i2i.errors import I2IError, MissingDependencyError
-from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, card_field, register_backend
+from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend, required_card
 
 OPTIONS = {
     "threads": "inference threads (0: OpenVINO's default)",
@@ -80,7 +80,8 @@ class OpenVinoBackend(Backend):
 
     @classmethod
     def _open(cls, path: Path, card: Card, device: str, precision: str, **opts: Any) -> Backend:
-        quantised = card_field(card, "precision") == "int8"
+        card = required_card(card, path)
+        quantised = card.precision == "int8"
         precision = ("int8" if quantised else "fp32") if precision == "auto" else precision
         if (precision == "int8") != quantised:
             raise I2IError(
