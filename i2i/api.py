@@ -41,8 +41,8 @@ class Translator:
     @property
     def card(self) -> ModelCard:
         """The model card: I/O, precision, provenance, parity."""
-        card = self.backend.card
-        return card if isinstance(card, ModelCard) else ModelCard.from_dict(card, where=str(self.backend.path))
+        card: ModelCard = self.backend.card
+        return card
 
     @overload
     def __call__(self, frames: np.ndarray) -> np.ndarray: ...
@@ -174,4 +174,5 @@ def open_refiner(path: str | Path, backend: Backend) -> Any:
         )
     from i2i.runtime.spectral import open_refiner as open_spectral
 
-    return open_spectral(Path(path))
+    # A STIG refiner runs where the model runs (a profile .npz is host-side numpy either way).
+    return open_spectral(Path(path), device=backend.device)

@@ -386,9 +386,6 @@ class StigRefiner(Refiner):
         self.backend.close()
 
 
-StigOnnxRefiner = StigRefiner  # its name from when it always ran on ONNX Runtime
-
-
 def open_refiner(path: str | Path, *, backend: str = "auto", device: str = "auto") -> Refiner:
     """Open a refinement for the runtime's refine stage: a profile ``.npz``, or a STIG refiner in any
     model format the backends run (``.onnx``, an engine, ...) on ``backend`` (``auto``: the fastest
@@ -418,20 +415,3 @@ def _open_network(path: Path, backend: str, device: str) -> Any:
     if backend == "auto":
         return open_auto(path, device)[0]
     return open_backend(backend, path, device=device)
-
-
-# Fitting and measuring moved to i2i.analysis; these names still import from here.
-_MOVED = frozenset(
-    (
-        "LFD_SCALE SpectrumStats estimate_profile lfd lfd_from_means log_magnitude normalised_log_magnitude "
-        "phase radial_index radial_profile ring_radius"
-    ).split()
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import i2i.analysis
-
-        return getattr(i2i.analysis, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -184,7 +184,7 @@ def _export_refiner(model_pt: Path, out: Path) -> Path:
 
 
 def test_stig_onnx_refiner_matches_torch(tiny_stig: Path, tmp_path: Path) -> None:
-    from i2i.runtime.spectral import StigOnnxRefiner, open_refiner
+    from i2i.runtime.spectral import StigRefiner, open_refiner
     from i2i.train.checkpoint import load_generator
 
     onnx_path = _export_refiner(tiny_stig / "model.pt", tmp_path / "refiner.onnx")
@@ -193,7 +193,7 @@ def test_stig_onnx_refiner_matches_torch(tiny_stig: Path, tmp_path: Path) -> Non
     with torch.no_grad():
         expected = spectral.refine(network, batch).numpy()
     with open_refiner(onnx_path) as refiner:
-        assert isinstance(refiner, StigOnnxRefiner) and refiner.spectrum_size == 32
+        assert isinstance(refiner, StigRefiner) and refiner.spectrum_size == 32
         got = refiner(batch.numpy())
         assert np.abs(got - expected).max() <= 1e-3
         # Any frame size: the spectrum is resampled to the trained 32² grid and the change back.

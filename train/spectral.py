@@ -113,6 +113,6 @@ def normalised_log_magnitude(images01: torch.Tensor) -> torch.Tensor:
 
 
 def lfd(real01: torch.Tensor, fake01: torch.Tensor) -> float:
-    """Log frequency distance of two image sets in [0, 1] (float64; see ``i2i.runtime.spectral.lfd``)."""
+    """Log frequency distance of two image sets in [0, 1] (float64; see ``i2i.analysis.lfd``)."""
     diff = (normalised_log_magnitude(real01).mean(0) - normalised_log_magnitude(fake01).mean(0)) * LFD_SCALE
     return float(torch.log(diff.pow(2).sum() + 1.0))
