@@ -146,7 +146,8 @@ def run(job: ExportJob) -> ExportResult:
     """Build every format ``plan`` names, each from the artefact before it."""
     todo = plan(job)
     if not job.source.exists():
-        raise I2IError(f"model not found: {job.source}")
+        what = "checkpoint" if format_of(job.source).name == "checkpoint" else "model"
+        raise I2IError(f"{what} not found: {job.source}")
     result = ExportResult(card=_source_card(job))
     if "engine" in todo:  # fail before a long export, not after it
         from i2i.runtime.backends.tensorrt import require_tensorrt

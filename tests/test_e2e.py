@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from conftest import invoke, run_script
 
+from i2i.runtime.card import ModelCard
+
 pytestmark = pytest.mark.e2e
 
 
@@ -28,9 +30,10 @@ def test_export_parity_and_card(tiny_onnx: Path, tiny_run: Path) -> None:
     import onnx
 
     model = onnx.load(str(tiny_onnx))
-    card = json.loads({p.key: p.value for p in model.metadata_props}["i2i"])
-    assert card["arch"] == "unet" and card["size_multiple"] == 32 and card["precision"] == "fp32"
-    assert card["opset"] >= 17 and card["source_checkpoint"]["name"] == "model.pt"
+    card = ModelCard.from_json({p.key: p.value for p in model.metadata_props}["i2i"])
+    assert card.arch == "unet" and card.size_multiple == 32 and card.precision == "fp32"
+    assert card.opset is not None and card.opset >= 17 and card.source is not None
+    assert card.source["name"] == "model.pt"
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))  # dynamic N, H, W
     report = json.loads(tiny_onnx.with_suffix(".parity.json").read_text())

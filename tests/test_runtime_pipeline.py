@@ -306,7 +306,7 @@ def test_cli_refine_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     stats = tmp_path / "stats.json"
     result = invoke(main, [*args, "--refine", tmp_path / "p.npz", "--stats", stats, "--sink", tmp_path / "out"])
     assert result.exit_code == 0, result.output
-    assert opened == [(tmp_path / "p.npz", "auto")] and "refine" in json.loads(stats.read_text())["stages"]
+    assert opened == [(tmp_path / "p.npz", "cpu")] and "refine" in json.loads(stats.read_text())["stages"]
     assert all((cv2.imread(str(p)) == 128).all() for p in (tmp_path / "out").glob("*.png"))
     frame_model = make_model(tmp_path / "f.onnx", kind="frame", dtype="uint8")
     result = invoke(main, [frame_model, *args[1:], "--refine", tmp_path / "p.npz"])

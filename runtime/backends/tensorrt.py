@@ -30,7 +30,7 @@ import numpy as np
 
 from i2i.common import file_sha256
 from i2i.errors import I2IError, MissingDependencyError
-from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend
+from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend, required_card
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -356,7 +356,7 @@ class TensorRTBackend(Backend):
         inputs, outputs = engine_specs(engine, sidecar["profiles"][0])
         if len(inputs) != 1 or len(outputs) != 1:
             raise I2IError(f"{path.name}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
-        backend = cls(path, card, inputs, outputs, f"cuda:{index}", built)
+        backend = cls(path, required_card(card, path), inputs, outputs, f"cuda:{index}", built)
         static = all(isinstance(d, int) for d in inputs[0].shape)
         if graph and not static:
             raise I2IError("trt backend: cuda_graph=true needs a static-shape engine (profile min == max)")
