@@ -15,11 +15,12 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.i2i-installed
 
-.PHONY: help venv demo test lint bench bench-gpu gpu-check soak student clean-demo
+.PHONY: help venv demo test test-fast lint bench bench-gpu gpu-check soak student clean-demo
 
 help:
 	@echo "make demo   - build demo data, train, export, run a video, print a benchmark (CPU, < 10 min)"
-	@echo "make test   - run the test suite"
+	@echo "make test   - run the test suite (what CI runs; JOBS=N workers, default one per core)"
+	@echo "make test-fast - the edit-loop subset: no slow, end-to-end or signal tests (< 3 min)"
 	@echo "make bench  - the CPU benchmark suites -> benchmarks/results/<machine>/ (distils the demo student first)"
 	@echo "make bench-gpu - the GPU suite (benchmarks/gpu.toml) on a CUDA machine"
 	@echo "make gpu-check - a short GPU check (< 8 min): torch peers + whatever engines are installed"
@@ -130,10 +131,24 @@ soak: $(STAMP)
 clean-demo:
 	rm -rf $(DEMO)
 
-# pytest exits 5 when it collects no test: that is a failure, not a pass.
+# The suite runs on JOBS pytest-xdist workers (one file per worker at a time), then the `serial`
+# tests (signals, process launchers) in one plain pytest process. pytest exits 5 when it collects no
+# test: that is a failure, not a pass, for either part.
+JOBS ?= auto
+PYTEST := $(BIN)/pytest
+define run_pytest
+	$(PYTEST) $(1) $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests ($(1)): failing" >&2; exit 1; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi
+endef
+
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+	@$(call run_pytest,-n $(JOBS) --dist loadfile -m "not serial")
+	@$(call run_pytest,-m serial)
+
+# The edit loop (< 3 min on 2 cores): no slow, end-to-end or serial tests.
+test-fast: $(STAMP)
+	@$(call run_pytest,-n $(JOBS) --dist loadfile -m "not slow and not e2e and not serial")
 
 lint: $(STAMP)
 	$(BIN)/ruff check i2i train export runtime tests

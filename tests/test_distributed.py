@@ -12,6 +12,10 @@ import pytest
 from i2i.train.loop import EpochBatches, TrainConfig, train
 from i2i.train.methods.cyclegan import CycleGANConfig
 
+# Signals, process groups and torch launchers: these run in their own pytest process, not under
+# pytest-xdist workers (make test runs them after the parallel part).
+pytestmark = pytest.mark.serial
+
 SCRIPT = """
 import json, sys
 import torch, torch.distributed as dist

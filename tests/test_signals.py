@@ -36,6 +36,10 @@ from i2i.runtime.stats import StageStats
 from i2i.train.checkpoint import atomic_file, atomic_save, build_generator, load_checkpoint, make_checkpoint
 from i2i.train.nets import build_net
 
+# Signals, process groups and torch launchers: these run in their own pytest process, not under
+# pytest-xdist workers (make test runs them after the parallel part).
+pytestmark = pytest.mark.serial
+
 HANG_GUARD_S = 300
 SIGNALS = [
     pytest.param(signal.SIGTERM, EXIT_TERMINATED, "Terminated", id="SIGTERM"),
