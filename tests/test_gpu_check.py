@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 
 
+@pytest.mark.slow  # the whole check, end to end (on the CPU)
 def test_gpu_check_dry_run(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, str(SCRIPT), "--dry-run", "--out", str(tmp_path)],
@@ -59,6 +62,7 @@ def test_gpu_check_refuses_a_cpu_run_that_would_look_like_a_gpu_one(tmp_path: Pa
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_from_a_bare_working_tree(tmp_path: Path) -> None:
     """The GPU box gets the working tree, not an install: the script maps i2i.* onto its folders.
     Run a copy of the tree with ``python -S`` (no .pth files, so no editable install of i2i) and
