@@ -42,8 +42,18 @@ def test_two_gloo_processes_keep_identical_replicas(demo_data: Path, tmp_path: P
     script = tmp_path / "ddp.py"
     script.write_text(SCRIPT)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-           str(script), str(demo_data), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        str(script),
+        str(demo_data),
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     replicas = json.loads((out / "replicas.json").read_text())
@@ -63,9 +73,21 @@ def test_ranks_see_disjoint_shards_of_each_global_batch() -> None:
 
 
 def test_bf16_autocast_on_cpu(demo_data: Path, tmp_path: Path) -> None:
-    result = train("cyclegan", CycleGANConfig(ngf=8, ndf=8, n_blocks=1),
-                   TrainConfig(data=str(demo_data), out=str(tmp_path), load_size=40, crop_size=32, max_steps=2,
-                               workers=0, progress=False, amp="bf16", log_every=1))
+    result = train(
+        "cyclegan",
+        CycleGANConfig(ngf=8, ndf=8, n_blocks=1),
+        TrainConfig(
+            data=str(demo_data),
+            out=str(tmp_path),
+            load_size=40,
+            crop_size=32,
+            max_steps=2,
+            workers=0,
+            progress=False,
+            amp="bf16",
+            log_every=1,
+        ),
+    )
     assert result.steps == 2
     last = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
     assert all(v == v for v in last.values())  # finite, not NaN
@@ -75,5 +97,8 @@ def test_fp16_on_cpu_is_refused(demo_data: Path, tmp_path: Path) -> None:
     from i2i.errors import I2IError
 
     with pytest.raises(I2IError, match="--amp fp16 needs a CUDA device"):
-        train("cyclegan", CycleGANConfig(ngf=8, ndf=8, n_blocks=1),
-              TrainConfig(data=str(demo_data), out=str(tmp_path), max_steps=1, workers=0, progress=False, amp="fp16"))
+        train(
+            "cyclegan",
+            CycleGANConfig(ngf=8, ndf=8, n_blocks=1),
+            TrainConfig(data=str(demo_data), out=str(tmp_path), max_steps=1, workers=0, progress=False, amp="fp16"),
+        )
