@@ -8,6 +8,7 @@ builder its row names (``build_onnx``, ``build_engine``, ``build_triton`` below)
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -190,25 +191,10 @@ def build_onnx(checkpoint: Path, job: ExportJob, result: ExportResult) -> Path:
     target = job.output or checkpoint.with_suffix(".onnx")
     report = target.with_suffix(".parity.json")
     report_existed = report.exists()
-    config = ExportConfig(
-        checkpoint=str(checkpoint),
-        output=str(target),
-        opset=job.opset,
-        parity_data=job.parity_data,
-        progress=job.progress,
-        precision=job.precision,
-        calib_data=job.calib_data,
-        calibrator=job.calibrator,
-        fp16_io=job.fp16_io,
-        io=job.io,
-        size=job.size,
-        batch=job.batch,
-        keep_fp32_ops=job.keep_fp32_ops,
-        slim=job.slim,
-        refine=job.refine,
-        test_norm=job.test_norm,
-        test_dropout=job.test_dropout,
-    )
+    # The job's ONNX options are ExportConfig's fields of the same names.
+    shared = {f.name for f in dataclasses.fields(ExportConfig)} & {f.name for f in dataclasses.fields(ExportJob)}
+    options = {name: getattr(job, name) for name in shared - {"output"}}
+    config = ExportConfig(**{**options, "checkpoint": str(checkpoint), "output": str(target)})
     try:
         exported = export_checkpoint(config)
     except OSError as exc:  # a full disk or a read-only folder: the exporter has removed its temp files
@@ -225,19 +211,7 @@ def build_engine(onnx_path: Path, job: ExportJob, result: ExportResult) -> Path:
     from i2i.export.tensorrt import build_engine as build
 
     options = job.engine or EngineOptions()
-    built = build(
-        EngineConfig(
-            onnx=str(onnx_path),
-            output=options.output,
-            min_shape=options.min_shape,
-            opt_shape=options.opt_shape,
-            max_shape=options.max_shape,
-            timing_cache=options.timing_cache,
-            workspace_gib=options.workspace_gib,
-            device=options.device,
-            progress=job.progress,
-        )
-    )
+    built = build(EngineConfig(onnx=str(onnx_path), progress=job.progress, **dataclasses.asdict(options)))
     result.engine = built.engine
     result.details["engine"] = built
     result.card = FORMATS["engine"].read_card(built.engine)
