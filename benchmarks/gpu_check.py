@@ -228,10 +228,10 @@ def _ort_unavailable(plan: Plan) -> str | None:
         import onnxruntime
     except ImportError as exc:
         return f"onnxruntime does not import: {exc}"
-    try:
-        import onnx  # noqa: F401 - the exporter needs it
-    except ImportError as exc:
-        return f"the exporter needs onnx ({exc}): pip install 'i2i[export]'"
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None:  # the exporter needs it; asking must not import it
+        return "the exporter needs onnx: pip install 'i2i[export]'"
     from i2i.runtime.backends.onnxruntime import gpu_fix_command
 
     if plan.device.startswith("cuda") and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():

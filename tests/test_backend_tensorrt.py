@@ -48,14 +48,15 @@ class CudaDouble:
         self.stream_flags: list[int] = []
         self.launched = 0
 
-    class cudaError_t:  # noqa: N801 - cuda-python's name
+    # Names and signatures are cuda-python's (cuda.bindings.runtime), which the backend calls.
+    class cudaError_t:
         cudaSuccess = Status.cudaSuccess
 
-    class cudaMemcpyKind(enum.IntEnum):  # noqa: N801
+    class cudaMemcpyKind(enum.IntEnum):
         cudaMemcpyHostToDevice = 1
         cudaMemcpyDeviceToHost = 2
 
-    class cudaStreamCaptureMode(enum.IntEnum):  # noqa: N801
+    class cudaStreamCaptureMode(enum.IntEnum):
         cudaStreamCaptureModeThreadLocal = 1
 
     class Stream:
@@ -72,40 +73,40 @@ class CudaDouble:
         self.memory[block.ctypes.data] = block
         return int(block.ctypes.data)
 
-    def cudaGetErrorString(self, status: Status) -> tuple[Status, bytes]:  # noqa: N802
+    def cudaGetErrorString(self, status: Status) -> tuple[Status, bytes]:
         return Status.cudaSuccess, b"out of memory"
 
-    def cudaGetDeviceProperties(self, index: int) -> tuple[Status, Any]:  # noqa: N802
+    def cudaGetDeviceProperties(self, index: int) -> tuple[Status, Any]:
         return Status.cudaSuccess, types.SimpleNamespace(name=GPU[0].encode() + b"\0\0", major=9, minor=0)
 
-    def cudaSetDevice(self, index: int) -> tuple[Status]:  # noqa: N802
+    def cudaSetDevice(self, index: int) -> tuple[Status]:
         return (Status.cudaSuccess,)
 
-    def cudaStreamCreateWithFlags(self, flags: int) -> tuple[Status, Any]:  # noqa: N802
+    def cudaStreamCreateWithFlags(self, flags: int) -> tuple[Status, Any]:
         self.stream_flags.append(flags)
         return Status.cudaSuccess, self.Stream(7)
 
-    def cudaStreamDestroy(self, stream: Any) -> tuple[Status]:  # noqa: N802
+    def cudaStreamDestroy(self, stream: Any) -> tuple[Status]:
         return (Status.cudaSuccess,)
 
-    def cudaStreamSynchronize(self, stream: Any) -> tuple[Status]:  # noqa: N802
+    def cudaStreamSynchronize(self, stream: Any) -> tuple[Status]:
         return (Status.cudaSuccess,)
 
-    def cudaMalloc(self, nbytes: int) -> tuple[Status, int]:  # noqa: N802
+    def cudaMalloc(self, nbytes: int) -> tuple[Status, int]:
         self.calls.append("cudaMalloc")
         return Status.cudaSuccess, self._alloc(nbytes)
 
-    def cudaMallocHost(self, nbytes: int) -> tuple[Status, int]:  # noqa: N802
+    def cudaMallocHost(self, nbytes: int) -> tuple[Status, int]:
         self.calls.append("cudaMallocHost")
         address = self._alloc(nbytes)
         self.pinned.add(address)
         return Status.cudaSuccess, address
 
-    def cudaFree(self, address: int) -> tuple[Status]:  # noqa: N802
+    def cudaFree(self, address: int) -> tuple[Status]:
         self.memory.pop(address)
         return (Status.cudaSuccess,)
 
-    def cudaFreeHost(self, address: int) -> tuple[Status]:  # noqa: N802
+    def cudaFreeHost(self, address: int) -> tuple[Status]:
         self.pinned.remove(address)
         self.memory.pop(address)
         return (Status.cudaSuccess,)
@@ -117,7 +118,7 @@ class CudaDouble:
         else:
             work()
 
-    def cudaMemcpyAsync(self, dst: int, src: int, count: int, kind: Any, stream: Any) -> tuple[Status]:  # noqa: N802
+    def cudaMemcpyAsync(self, dst: int, src: int, count: int, kind: Any, stream: Any) -> tuple[Status]:
         host = src if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice else dst
         assert host in self.pinned, "copies must go through page-locked staging memory"
         assert int(stream) == 7
@@ -125,24 +126,24 @@ class CudaDouble:
         self.enqueue(lambda: ctypes.memmove(dst, src, count))
         return (Status.cudaSuccess,)
 
-    def cudaStreamBeginCapture(self, stream: Any, mode: Any) -> tuple[Status]:  # noqa: N802
+    def cudaStreamBeginCapture(self, stream: Any, mode: Any) -> tuple[Status]:
         self.capturing = []
         return (Status.cudaSuccess,)
 
-    def cudaStreamEndCapture(self, stream: Any) -> tuple[Status, list[Any]]:  # noqa: N802
+    def cudaStreamEndCapture(self, stream: Any) -> tuple[Status, list[Any]]:
         graph, self.capturing = self.capturing, None
         return Status.cudaSuccess, graph or []
 
-    def cudaGraphInstantiate(self, graph: list[Any], flags: int) -> tuple[Status, list[Any]]:  # noqa: N802
+    def cudaGraphInstantiate(self, graph: list[Any], flags: int) -> tuple[Status, list[Any]]:
         return Status.cudaSuccess, list(graph)
 
-    def cudaGraphDestroy(self, graph: Any) -> tuple[Status]:  # noqa: N802
+    def cudaGraphDestroy(self, graph: Any) -> tuple[Status]:
         return (Status.cudaSuccess,)
 
-    def cudaGraphExecDestroy(self, graph: Any) -> tuple[Status]:  # noqa: N802
+    def cudaGraphExecDestroy(self, graph: Any) -> tuple[Status]:
         return (Status.cudaSuccess,)
 
-    def cudaGraphLaunch(self, graph: list[Any], stream: Any) -> tuple[Status]:  # noqa: N802
+    def cudaGraphLaunch(self, graph: list[Any], stream: Any) -> tuple[Status]:
         self.launched += 1
         for work in graph:
             work()
