@@ -28,7 +28,6 @@ import io
 import json
 import logging
 import platform
-import tempfile
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -42,7 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from i2i import __version__
-from i2i._files import write_bytes, write_text
+from i2i._files import scratch_dir, write_bytes, write_text
 from i2i.common import file_sha256, round_up
 from i2i.errors import I2IError, MissingDependencyError
 from i2i.export.frame import FRAME_INPUT, wrap_frame_io
@@ -251,8 +250,8 @@ def trace(
     on any exception, Ctrl-C and SIGTERM included. A failed write is the OSError itself.
     """
     if key not in _TRACE_CACHE:
-        with tempfile.TemporaryDirectory(prefix=".i2i-trace-", dir=workdir) as tmp:
-            path = Path(tmp) / "traced.onnx"
+        with scratch_dir(".i2i-trace-", workdir) as tmp:
+            path = tmp / "traced.onnx"
             _export_graph(module, size_multiple, path, opset, batch, shape)
             _TRACE_CACHE[key] = path.read_bytes()
         while len(_TRACE_CACHE) > _TRACE_CACHE_SIZE:
@@ -616,8 +615,8 @@ def _parity_step(job: _Job, model: onnx.ModelProto) -> tuple[onnx.ModelProto, di
 def export_checkpoint(config: ExportConfig) -> ExportResult:
     """model.pt -> model.onnx with its card and parity report; an I2IError (nothing written) below the bar."""
     # Scratch space for images the export derives (the input halves of an aligned dataset), removed at the end.
-    with tempfile.TemporaryDirectory(prefix="i2i-export-") as scratch:
-        return _export(_prepare(config, Path(scratch)))
+    with scratch_dir("i2i-export-") as scratch:
+        return _export(_prepare(config, scratch))
 
 
 def _export(job: _Job) -> ExportResult:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from i2i._files import scratch_dir
 from i2i.errors import I2IError
 
 CALIBRATORS = ("minmax", "entropy", "percentile")
@@ -120,8 +120,8 @@ def to_int8(model: onnx.ModelProto, batches: list[np.ndarray], calibrator: str =
             batch = next(self._items, None)
             return None if batch is None else {input_name: batch}
 
-    with tempfile.TemporaryDirectory(prefix="i2i-int8-") as tmp:
-        source, prepared, quantised = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+    with scratch_dir("i2i-int8-") as tmp:
+        source, prepared, quantised = (tmp / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
         onnx.save(model, str(source))
         try:
             # The quantiser prints progress to stdout and per-tensor notes to the root logger.

@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -47,10 +49,53 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         os.replace(tmp, target)
     except BaseException as exc:
         if tmp is not None:
-            tmp.unlink(missing_ok=True)
+            finish_despite_interrupts(lambda: tmp.unlink(missing_ok=True), reraise=False)
         if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
             exc.filename = str(target)
         raise
+
+
+def finish_despite_interrupts(cleanup: Callable[[], None], reraise: bool = True) -> None:
+    """Run ``cleanup`` to the end even when Ctrl-C or SIGTERM lands in it, then raise that interrupt.
+
+    An interrupt that arrives while a temp file or folder is being removed (the normal end of a
+    step as much as an error path) would otherwise stop the removal half way and leave the temp
+    behind. The cleanup is run again until it completes; the first interrupt is re-raised after,
+    so the command still stops with the signal's word and exit code. ``reraise=False`` is for
+    cleanups on an error path: the exception already propagating is the one to report.
+    SIGKILL still forces.
+    """
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            cleanup()
+            break
+        except KeyboardInterrupt as exc:
+            interrupted = interrupted or exc
+    if interrupted is not None and reraise:
+        raise interrupted
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, parent: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """A private temp folder in ``parent`` (default: the system temp folder), removed on any exit.
+
+    Unlike ``tempfile.TemporaryDirectory``, an interrupt during the removal does not leave the
+    folder behind (``finish_despite_interrupts``); the name is chosen before the folder is made, so
+    no moment exists in which the folder is there and unknown to the cleanup.
+    """
+    path = Path(parent if parent is not None else tempfile.gettempdir()) / f"{prefix}{secrets.token_hex(4)}"
+
+    def remove() -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    try:
+        path.mkdir(mode=0o700)
+        yield path
+    except BaseException:
+        finish_despite_interrupts(remove, reraise=False)
+        raise
+    finish_despite_interrupts(remove)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, what: str = "output") -> Path:

@@ -28,8 +28,8 @@ import pytest
 import torch
 from conftest import invoke
 
-from i2i import _cli
-from i2i._files import write_text
+from i2i import _cli, _files
+from i2i._files import scratch_dir, write_text
 from i2i.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, I2IError, Interrupted, Terminated
 from i2i.export.tensorrt import atomic_write as trt_atomic_write
 from i2i.runtime.stats import StageStats
@@ -371,3 +371,29 @@ def test_atomic_writers_remove_their_temp_file(
                 StageStats().write_json(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin"]
     assert target.read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("body_raises", [None, Terminated, OSError])
+def test_scratch_dir_is_removed_when_an_interrupt_lands_in_its_removal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body_raises: type[BaseException] | None
+) -> None:
+    """The removal itself is interrupted (the signal arrives as the step ends): the folder still goes."""
+    real_rmtree, calls = shutil.rmtree, []
+
+    def interrupted_rmtree(path: Path, ignore_errors: bool = False) -> None:
+        calls.append(path)
+        if len(calls) == 1:  # half way: the folder's file is gone, the folder is not
+            (Path(path) / "traced.onnx").unlink()
+            raise KeyboardInterrupt
+        real_rmtree(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(_files.shutil, "rmtree", interrupted_rmtree)
+    # Without a body error the interrupt is what the command stops with; with one, that error is.
+    with pytest.raises(body_raises or KeyboardInterrupt):
+        with scratch_dir(".i2i-trace-", tmp_path) as work:
+            assert work.parent == tmp_path and work.name.startswith(".i2i-trace-")
+            (work / "traced.onnx").write_bytes(b"graph")
+            if body_raises is not None:
+                raise body_raises()
+    assert len(calls) == 2
+    assert list(tmp_path.iterdir()) == []
