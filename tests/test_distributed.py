@@ -48,8 +48,7 @@ def test_two_gloo_processes_keep_identical_replicas(demo_data: Path, tmp_path: P
         "torch.distributed.run",
         "--nproc-per-node",
         "2",
-        "--master-port",
-        "29517",
+        "--standalone",  # a free port on localhost, so parallel runs on one machine never collide
         str(script),
         str(demo_data),
         str(out),
