@@ -126,6 +126,13 @@ def test_distill_command_defaults_to_running_statistics(tiny_run: Path, demo_dat
         assert result.exit_code == 0, result.output
         recorded[bool(given)] = torch.load(out / "model.pt", weights_only=True)["test_norm"]
     assert recorded == {False: "running", True: "frame"}  # the student's default; the user's choice wins
+    # The Python API fills in the same default (TrainConfig's None), and keeps an explicit choice.
+    for given_norm, expected in ((None, "running"), ("frame", "frame")):
+        out = tmp_path / f"api-{given_norm}"
+        run = TrainConfig(data=str(demo_data), out=str(out), load_size=32, crop_size=32, batch_size=2, max_steps=1,
+                          workers=0, progress=False, eval_every=-1, test_norm=given_norm)  # fmt: skip
+        result = train("distill", DistillConfig(teacher=str(tiny_run / "model.pt"), ngf=4, n_blocks=1), run)
+        assert torch.load(result.out / "model.pt", weights_only=True)["test_norm"] == expected
     for method, default in (("distill", "running"), ("pix2pix", "frame")):
         shown = invoke(train_cli, [method, "--help"]).output
         test_norm_help = " ".join(shown.split("--test-norm [")[1].split("--test-dropout")[0].split())

@@ -437,7 +437,7 @@ def test_sample_grids_and_evaluation_run_in_the_recorded_test_mode(tmp_path: Pat
         assert torch.equal(rows[test_norm], expected)
     assert not torch.allclose(rows["frame"], rows["running"], atol=1e-3)
     # Per-frame statistics: each image gets what it gets alone (the reference test.py, batch size 1).
-    config = TrainConfig(data="", out=str(tmp_path))
+    config = TrainConfig(data="", out=str(tmp_path), test_norm="frame")
     with test_mode(method, config), torch.no_grad():
         alone = method.generator(batch["source"][1:])
     assert torch.allclose(rows["frame"][1:], alone, atol=1e-6)

@@ -9,6 +9,7 @@ then decays linearly to zero (the pix2pix/CycleGAN schedule), stepped per iterat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -93,11 +94,11 @@ class TrainConfig:
     inception_weights: str = option(
         "", "Inception-v3 file for FID/KID (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)."
     )
-    test_norm: str = option(
-        "frame",
+    test_norm: str | None = option(
+        None,
         "Test-time BatchNorm (model.pt, samples, evaluation): frame = per-frame statistics (the reference "
         "test.py), running = running statistics (its --eval; the default of i2i-train distill, whose "
-        "student trains in batches).",
+        "student trains in batches). None: the method's default.",
         choices=TEST_NORMS,
     )
     test_dropout: bool = option(
@@ -408,11 +409,19 @@ def _tensorboard(out: Path) -> Any:
 
 def train(method_name: str, method_config: MethodConfig, config: TrainConfig) -> RunResult:
     method_cls = get_method(method_name)
+    config = with_method_defaults(config, method_cls)
     env, device = distributed.setup(resolve_device(config.device))
     try:
         return _train(method_cls, method_config, config, env, device)
     finally:
         distributed.teardown(env)
+
+
+def with_method_defaults(config: TrainConfig, method_cls: type[Method]) -> TrainConfig:
+    """``config`` with the fields left unset (None) given the method's ``train_defaults``, so the
+    Python API trains as ``i2i-train METHOD`` does (distill: running statistics at test time)."""
+    unset = {name: value for name, value in method_cls.train_defaults.items() if getattr(config, name) is None}
+    return dataclasses.replace(config, **unset) if unset else config
 
 
 def _seed_everything(config: TrainConfig) -> None:

@@ -57,9 +57,9 @@ class Method:
     crop_free_decay: ClassVar[bool] = False
     # TrainConfig fields the method does not read (stig: no crops or flips): left out of its command's options.
     unused_train_options: ClassVar[tuple[str, ...]] = ()
-    # TrainConfig defaults of this method's command where they differ from TrainConfig's own
-    # (distill: test_norm "running"); an option given on the command line wins.
-    train_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    # TrainConfig fields this method fills in when left unset (None), on the command line and in
+    # ``train()`` alike (distill: test_norm "running"); a value given explicitly wins.
+    train_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({"test_norm": "frame"})
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         self.config = config
