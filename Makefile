@@ -152,4 +152,4 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check i2i train export runtime tests
-	$(BIN)/mypy i2i runtime
+	$(BIN)/mypy i2i train export runtime

@@ -34,9 +34,11 @@ def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(value, _P + name)
 
 
-def _node(op: str, inputs: list[str], output: str, **attrs: object) -> onnx.NodeProto:
+def _node(op: str, inputs: list[str], output: str, **attrs: int | list[int]) -> onnx.NodeProto:
     """One wrapper node; its output and node name carry the wrapper's prefix unless already named."""
-    return helper.make_node(op, inputs, [output], name=_P + op.lower() + "_" + output.removeprefix(_P), **attrs)
+    node = helper.make_node(op, inputs, [output], name=_P + op.lower() + "_" + output.removeprefix(_P))
+    node.attribute.extend(helper.make_attribute(key, value) for key, value in sorted(attrs.items()))  # as make_node
+    return node
 
 
 def _check_core_io(graph: onnx.GraphProto) -> tuple[onnx.ValueInfoProto, onnx.ValueInfoProto]:

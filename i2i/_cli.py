@@ -83,14 +83,16 @@ def _sigterm_raises() -> Iterator[None]:
         _sigterm.received = False
 
 
-class _ErrorHandlingMixin:
-    def invoke(self, ctx: click.Context) -> Any:  # type: ignore[override]
+class _ErrorHandlingMixin(click.Command):
+    """Error handling for a click command class; listed before the click class it extends."""
+
+    def invoke(self, ctx: click.Context) -> Any:
         with _sigterm_raises():
             return self._invoke_reporting_errors(ctx)
 
     def _invoke_reporting_errors(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)  # type: ignore[misc]
+            return super().invoke(ctx)
         except Interrupted as exc:  # outputs made safe by the command; SIGTERM's code if it was SIGTERM
             if _sigterm.received:
                 exc.mark_terminated()

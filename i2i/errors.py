@@ -46,17 +46,26 @@ class Interrupted(I2IError):
     KeyboardInterrupt as ``cause`` so the word and the exit code follow the signal.
     """
 
-    exit_code = EXIT_INTERRUPTED
-
     def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
         super().__init__(message)
         self.terminated = False
         if isinstance(cause, Terminated):
             self.mark_terminated()
 
+    @property
+    def exit_code(self) -> int:
+        """130, or 143 once marked terminated: click declares ``exit_code`` a class attribute, this one
+        follows the instance (click reads it from the exception it caught)."""
+        return EXIT_TERMINATED if self.terminated else EXIT_INTERRUPTED
+
+    @exit_code.setter
+    def exit_code(self, code: int) -> None:  # click's attribute is writable: only the two signal codes fit
+        if code not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+            raise ValueError(f"an interruption exits with {EXIT_INTERRUPTED} or {EXIT_TERMINATED}, not {code}")
+        self.terminated = code == EXIT_TERMINATED
+
     def mark_terminated(self) -> None:
         self.terminated = True
-        self.exit_code = EXIT_TERMINATED  # type: ignore[misc]  # a ClassVar in click's stubs; click reads the instance
 
     def show(self, file: IO[Any] | None = None) -> None:
         word = "Terminated" if self.terminated else "Interrupted"

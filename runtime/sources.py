@@ -191,8 +191,7 @@ class VideoSource(_CaptureSource):
         self.count = frames if frames > 0 else None
         self.decoded = 0
 
-    @staticmethod
-    def _make_capture(path_or_url: str) -> cv2.VideoCapture:
+    def _make_capture(self, path_or_url: str) -> cv2.VideoCapture:
         return cv2.VideoCapture(path_or_url)
 
     def _read(self) -> tuple[np.ndarray, str | None] | None:
@@ -238,7 +237,7 @@ class StreamSource(VideoSource):
         self.reconnects = 0
         self._wake = threading.Event()  # close() interrupts a backoff wait
 
-    def _make_capture(self, url: str) -> cv2.VideoCapture:  # type: ignore[override]
+    def _make_capture(self, url: str) -> cv2.VideoCapture:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.timeout_ms]
         return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
 

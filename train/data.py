@@ -27,7 +27,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Protocol, TypedDict, TypeVar
 
 import cv2
 import numpy as np
@@ -40,6 +40,17 @@ from i2i.common import list_images as image_files
 from i2i.errors import I2IError
 
 DIRECTIONS = ("AtoB", "BtoA")
+
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class SizedDataset(Protocol[_T_co]):
+    """A map-style dataset with a length, what the training loop takes (torch's ``Dataset``
+    declares no ``__len__``)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> _T_co: ...
 
 
 class Sample(TypedDict):
@@ -328,14 +339,13 @@ class UnpairedFolderDataset(Dataset[Sample]):
         return {"source": source, "target": target, "name": source_path.stem}
 
 
-def without_resize_crop(dataset: Dataset[Sample]) -> Dataset[Sample]:
+def without_resize_crop(dataset: SizedDataset[Sample]) -> SizedDataset[Sample]:
     """A shallow copy of a folder dataset whose transform resizes straight to the crop size (no
     random crop; flips as before): the reference loaders' ``load_size = crop_size`` of CUT's decay epochs."""
-    transform = getattr(dataset, "transform", None)
-    if not isinstance(transform, ResizeCropFlip):
-        raise I2IError(f"{type(dataset).__name__} has no resize-and-crop transform to turn off")
     late = copy.copy(dataset)
-    late.transform = dataclasses.replace(transform, load_size=transform.crop_size)  # type: ignore[attr-defined]
+    if not hasattr(late, "transform") or not isinstance(late.transform, ResizeCropFlip):
+        raise I2IError(f"{type(dataset).__name__} has no resize-and-crop transform to turn off")
+    late.transform = dataclasses.replace(late.transform, load_size=late.transform.crop_size)
     return late
 
 

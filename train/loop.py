@@ -17,7 +17,7 @@ import random
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -41,7 +41,7 @@ from i2i.train.checkpoint import (
     make_checkpoint,
     prepare_for_test,
 )
-from i2i.train.data import DIRECTIONS, check_direction, without_resize_crop
+from i2i.train.data import DIRECTIONS, SizedDataset, check_direction, without_resize_crop
 from i2i.train.methods import Method, MethodConfig, get_method
 from i2i.train.metrics import Evaluator
 from i2i.train.options import option
@@ -128,7 +128,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_dataset(method_cls: type[Method], method_config: MethodConfig, config: TrainConfig) -> Dataset:
+def make_dataset(method_cls: type[Method], method_config: MethodConfig, config: TrainConfig) -> SizedDataset[Any]:
     """The method's dataset (``Method.make_dataset``: the folder layout it declares, or its own)."""
     check_direction(config.direction)
     if config.direction != "AtoB" and method_cls.layout not in ("paired", "unpaired"):
@@ -136,7 +136,7 @@ def make_dataset(method_cls: type[Method], method_config: MethodConfig, config: 
     return method_cls.make_dataset(config, method_config)
 
 
-def lr_lambda(total_steps: int, constant_fraction: float):  # type: ignore[no-untyped-def]
+def lr_lambda(total_steps: int, constant_fraction: float) -> Callable[[int], float]:
     """Multiplier 1 until the decay starts, then linear down to 0 at ``total_steps``."""
     decay_start = int(round(total_steps * constant_fraction))
     decay_len = max(1, total_steps - decay_start)
@@ -161,10 +161,12 @@ class SeededSamples(Dataset):
     with another transform (CUT's decay epochs); the epoch is in the key, so workers agree.
     """
 
-    def __init__(self, dataset: Dataset, seed: int, late: Dataset | None = None, late_from: int = 0) -> None:
+    def __init__(
+        self, dataset: SizedDataset[Any], seed: int, late: SizedDataset[Any] | None = None, late_from: int = 0
+    ) -> None:
         self.dataset = dataset
         self.seed = seed
-        self.n = len(dataset)  # type: ignore[arg-type]
+        self.n = len(dataset)
         self.late, self.late_from = late, late_from
 
     def __len__(self) -> int:
@@ -188,7 +190,7 @@ def decay_start(total_steps: int, method_config: MethodConfig) -> int:
 
 
 def training_samples(
-    dataset: Dataset, method_cls: type[Method], config: TrainConfig, steps_per_epoch: int, decay_from: int
+    dataset: SizedDataset[Any], method_cls: type[Method], config: TrainConfig, steps_per_epoch: int, decay_from: int
 ) -> SeededSamples:
     """The seeded training samples; for a method with ``crop_free_decay`` (CUT, FastCUT, SN-DCR) the
     epochs that start at or after the decay step resize to the crop size without a random crop,
@@ -311,7 +313,9 @@ def _worker_leaves_on_sigterm(worker_id: int) -> None:
 def _rng_state() -> dict[str, Any]:
     """RNG states as tensors and plain lists, so state.pt loads with weights_only=True."""
     version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    numpy_state = np.random.get_state(legacy=True)
+    assert isinstance(numpy_state, tuple)  # legacy=True: the global MT19937's state is a tuple, never a dict
+    name, keys, pos, has_gauss, cached = numpy_state
     return {
         "python": [version, list(internal), gauss],
         "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, cached],
@@ -548,7 +552,7 @@ def _setup(
     """Data, method, LR schedule and sample images; the state of --resume; config.json."""
     check_test_mode(config.test_norm, config.test_dropout, where="--test-norm/--test-dropout")
     dataset = make_dataset(method_cls, method_config, config)
-    size = len(dataset)  # type: ignore[arg-type]
+    size = len(dataset)
     if size == 0:
         raise I2IError(f"dataset {config.data} is empty")
     method = method_cls(method_config, device)

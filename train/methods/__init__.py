@@ -7,19 +7,19 @@ A method owns its networks, losses and optimisers and implements one training st
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from i2i.errors import I2IError
 from i2i.train.options import option
 
 if TYPE_CHECKING:
+    from i2i.train.data import SizedDataset
     from i2i.train.loop import TrainConfig
 
 _SWAPPED = {"AtoB": "BtoA", "BtoA": "AtoB"}
@@ -47,7 +47,12 @@ class GeneratorSpec:
     direction: str
 
 
-class Method:
+ConfigT = TypeVar("ConfigT", bound=MethodConfig)
+
+
+class Method(Generic[ConfigT]):
+    """Base of the training methods, generic over the method's config class (``config_class``)."""
+
     name: ClassVar[str]
     config_class: ClassVar[type[MethodConfig]]
     layout: ClassVar[str]  # "paired" (train/A + train/B, or aligned A|B in train/) or "unpaired" (trainA, trainB)
@@ -61,14 +66,14 @@ class Method:
     # ``train()`` alike (distill: test_norm "running"); a value given explicitly wins.
     train_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({"test_norm": "frame"})
 
-    def __init__(self, config: MethodConfig, device: torch.device) -> None:
+    def __init__(self, config: ConfigT, device: torch.device) -> None:
         self.config = config
         self.device = device
         self.scaler: torch.amp.GradScaler | None = None  # set by the loop for --amp fp16
         self.data_direction = "AtoB"  # the data's --direction, set by the loop: BtoA made B the source
 
     @classmethod
-    def make_dataset(cls, config: TrainConfig, method_config: MethodConfig) -> Dataset[Any]:
+    def make_dataset(cls, config: TrainConfig, method_config: ConfigT) -> SizedDataset[Any]:
         """The training set: the folder layout ``layout`` names, read in ``config.direction``.
         Methods with other data (style, distill, stig) override this."""
         from i2i.train.data import PairedFolderDataset, UnpairedFolderDataset
@@ -155,6 +160,15 @@ def get_method(name: str) -> type[Method]:
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def total(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The sum of loss terms, added in order as ``sum(terms)`` would: a tensor (``sum`` starts from
+    the int 0, so its type is ``Tensor | int``). At least one term."""
+    result, *rest = terms
+    for term in rest:
+        result = result + term
+    return result
 
 
 def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:

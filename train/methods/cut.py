@@ -40,14 +40,14 @@ generator's at every step, which is the reference's schedule (all optimisers sha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from i2i.errors import I2IError
 from i2i.train.losses.gan import GAN_MODES, GANLoss
 from i2i.train.losses.patchnce import PatchNCELoss, PatchSampleMLP
-from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
+from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad, total
 from i2i.train.nets import build_net
 from i2i.train.nets.cut_resnet import AntialiasedPatchGAN, CutResnetGenerator, xavier_init
 from i2i.train.nets.norm import NORMS
@@ -113,15 +113,18 @@ class CUTConfig(MethodConfig):
         return parse_layers(self.nce_layers)
 
 
+CUTConfigT = TypeVar("CUTConfigT", bound=CUTConfig)
+
+
 @register_method("cut")
-class CUT(Method):
+class CUT(Method[CUTConfigT]):
     config_class: ClassVar[type[MethodConfig]] = CUTConfig
     layout = "unpaired"
     summary = "unpaired, one generator: anti-aliased ResNet, PatchNCE + identity NCE, LSGAN (Park et al. 2020)"
     arch: ClassVar[str] = "cut_resnet"
     crop_free_decay: ClassVar[bool] = True  # FastCUT and SN-DCR inherit it, as their loaders do
 
-    def __init__(self, config: CUTConfig, device: torch.device) -> None:
+    def __init__(self, config: CUTConfigT, device: torch.device) -> None:
         super().__init__(config, device)
         self.g_kwargs: dict[str, Any] = dict(
             input_nc=3,
@@ -142,8 +145,10 @@ class CUT(Method):
                 f"--nce-layers {config.nce_layers}: this generator has modules 0..{n_modules - 1} "
                 f"(n_blocks={config.n_blocks})"
             )
-        d_kwargs = dict(input_nc=3, ndf=config.ndf, n_layers=config.n_layers_d, norm=config.norm)
-        disc = AntialiasedPatchGAN(**d_kwargs) if config.antialias else build_net("patchgan", **d_kwargs)
+        if config.antialias:
+            disc: torch.nn.Module = AntialiasedPatchGAN(3, ndf=config.ndf, n_layers=config.n_layers_d, norm=config.norm)
+        else:
+            disc = build_net("patchgan", input_nc=3, ndf=config.ndf, n_layers=config.n_layers_d, norm=config.norm)
         self.discriminator = xavier_init(disc, config.init_gain).to(device)
         self.projection = PatchSampleMLP(
             config.nce_channels, config.init_gain, qs_attn_deepest=self._qs_layers(config)
@@ -164,7 +169,7 @@ class CUT(Method):
     @torch.no_grad()
     def data_dependent_initialize(self, source: torch.Tensor) -> None:
         """Build the projection head for the widths of G's NCE features, then its optimiser."""
-        cfg: CUTConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         feats = self.generator.encode(source[:1], cfg.layer_ids)
         self.projection.build([f.shape[1] for f in feats])
         self._projection_optimizer()
@@ -179,7 +184,7 @@ class CUT(Method):
 
     def nce(self, source: torch.Tensor, output: torch.Tensor, flipped: bool) -> torch.Tensor:
         """Mean over layers of λ_NCE·PatchNCE(queries from G(·)'s features, keys from the input's)."""
-        cfg: CUTConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         layers = cfg.layer_ids
         feat_q = self.generator.encode(output, layers)
         if flipped:  # undo the input flip so that query and key patches are at the same places
@@ -187,8 +192,7 @@ class CUT(Method):
         feat_k = self.generator.encode(source, layers)
         pooled_k, sampling = self.projection(feat_k, cfg.num_patches)
         pooled_q, _ = self.projection(feat_q, cfg.num_patches, sampling)
-        total = sum(self.nce_loss(q, k) * cfg.lambda_nce for q, k in zip(pooled_q, pooled_k))
-        return total / len(layers)  # type: ignore[return-value]
+        return total(self.nce_loss(q, k) * cfg.lambda_nce for q, k in zip(pooled_q, pooled_k)) / len(layers)
 
     def extra_generator_losses(
         self, source: torch.Tensor, target: torch.Tensor, fake_target: torch.Tensor
@@ -199,7 +203,7 @@ class CUT(Method):
     # ------------------------------------------------------------------ step
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        cfg: CUTConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         source = batch["source"].to(self.device, non_blocking=True)  # (B, 3, H, W)
         target = batch["target"].to(self.device, non_blocking=True)
         if not self.projection.built:
@@ -240,7 +244,7 @@ class CUT(Method):
         else:
             losses["nce"] = nce_x
         losses.update(self.extra_generator_losses(source, target, fake_target))
-        self.backward(sum(losses.values()))  # type: ignore[arg-type]
+        self.backward(total(losses.values()))
         self.step(self.opt_g)
         self.step(opt_f)
 
@@ -269,7 +273,7 @@ class CUT(Method):
         source = batch["source"].to(self.device)
         target = batch["target"].to(self.device)
         rows = [source, self.generator(source), target]
-        if self.config.nce_idt:  # type: ignore[attr-defined]
+        if self.config.nce_idt:
             rows.append(self.generator(target))  # identity: should look like the target row
         return rows
 
@@ -284,6 +288,6 @@ class FastCUTConfig(CUTConfig):
 
 
 @register_method("fastcut")
-class FastCUT(CUT):
+class FastCUT(CUT[FastCUTConfig]):
     config_class = FastCUTConfig
     summary = "unpaired, faster CUT: PatchNCE x10 without identity term, flip equivariance (Park et al. 2020)"

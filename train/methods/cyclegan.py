@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from i2i.train.losses.gan import GAN_MODES, GANLoss
-from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
+from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad, total
 from i2i.train.nets import build_net
 from i2i.train.nets.norm import NORMS, init_weights
 from i2i.train.options import option
@@ -65,7 +65,7 @@ class CycleGANConfig(MethodConfig):
 
 
 @register_method("cyclegan")
-class CycleGAN(Method):
+class CycleGAN(Method[CycleGANConfig]):
     config_class = CycleGANConfig
     layout = "unpaired"
     summary = "unpaired translation: 2 ResNet generators, 2 PatchGANs, LSGAN + cycle + identity (Zhu et al. 2017)"
@@ -97,7 +97,7 @@ class CycleGAN(Method):
         )
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        cfg: CycleGANConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         real_a = batch["source"].to(self.device, non_blocking=True)  # (B, 3, H, W)
         real_b = batch["target"].to(self.device, non_blocking=True)
         fake_b = self.gen_ab(real_a)
@@ -116,7 +116,7 @@ class CycleGAN(Method):
         losses["g_ba"] = self.gan_loss(self.disc_a(fake_a), True, for_discriminator=False)
         losses["cycle_a"] = F.l1_loss(rec_a, real_a) * cfg.lambda_a
         losses["cycle_b"] = F.l1_loss(rec_b, real_b) * cfg.lambda_b
-        self.backward(sum(losses.values()))  # type: ignore[arg-type]
+        self.backward(total(losses.values()))
         self.step(self.opt_g)
 
         # D step: real → 1, pooled fakes → 0, each halved.

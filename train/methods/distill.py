@@ -32,7 +32,7 @@ from i2i.errors import I2IError
 from i2i.train.checkpoint import load_checkpoint, load_generator
 from i2i.train.data import PairedFolderDataset, list_images, load_image_rgb, source_images_dir
 from i2i.train.losses.gan import GANLoss
-from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
+from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad, total
 from i2i.train.nets import build_net
 from i2i.train.nets.norm import NORMS, init_weights
 from i2i.train.nets.vgg import (
@@ -138,7 +138,7 @@ def _cached_key(manifest: Path) -> str | None:
 
 
 @register_method("distill")
-class Distill(Method):
+class Distill(Method[DistillConfig]):
     config_class = DistillConfig
     layout = "images"
     summary = "distil any i2i generator (--teacher model.pt) into a small real-time student (L1 [+ VGG] [+ GAN])"
@@ -196,7 +196,7 @@ class Distill(Method):
             self.gan_loss = GANLoss("lsgan")
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        cfg: DistillConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         source = batch["source"].to(self.device, non_blocking=True)
         target = batch["target"].to(self.device, non_blocking=True)  # the teacher's translation
         fake = self.student(source)
@@ -205,12 +205,12 @@ class Distill(Method):
             with torch.no_grad():
                 wanted = self.vgg(imagenet_input(target))
             got = self.vgg(imagenet_input(fake))
-            losses["perceptual"] = sum(F.l1_loss(g, w) for g, w in zip(got, wanted)) * cfg.lambda_perceptual  # type: ignore[assignment]
+            losses["perceptual"] = total(F.l1_loss(g, w) for g, w in zip(got, wanted)) * cfg.lambda_perceptual
         if self.discriminator is not None:
             set_requires_grad([self.discriminator], False)
             losses["g_gan"] = self.gan_loss(self.discriminator(fake), True, for_discriminator=False) * cfg.lambda_gan
         self.opt_g.zero_grad(set_to_none=True)
-        self.backward(sum(losses.values()))  # type: ignore[arg-type]
+        self.backward(total(losses.values()))
         self.step(self.opt_g)
         out = {k: v.item() for k, v in losses.items()}
         if self.discriminator is not None:
@@ -226,7 +226,7 @@ class Distill(Method):
         return out
 
     def generators(self) -> list[GeneratorSpec]:
-        cfg: DistillConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         return [GeneratorSpec("model.pt", self.student, cfg.arch, self.g_kwargs, self.direction)]
 
     def networks(self) -> dict[str, torch.nn.Module]:

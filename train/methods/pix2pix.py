@@ -36,7 +36,7 @@ class Pix2PixConfig(MethodConfig):
 
 
 @register_method("pix2pix")
-class Pix2Pix(Method):
+class Pix2Pix(Method[Pix2PixConfig]):
     config_class = Pix2PixConfig
     layout = "paired"
     summary = "paired translation: U-Net generator, PatchGAN, cGAN + L1 (Isola et al. 2017)"
@@ -62,7 +62,7 @@ class Pix2Pix(Method):
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        cfg: Pix2PixConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         source = batch["source"].to(self.device, non_blocking=True)  # (B, 3, H, W)
         target = batch["target"].to(self.device, non_blocking=True)
         fake_target = self.generator(source)

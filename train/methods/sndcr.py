@@ -89,7 +89,7 @@ def load_vgg(config: SNDCRConfig) -> VGG16Features:
 
 
 @register_method("sndcr")
-class SNDCR(CUT):
+class SNDCR(CUT[SNDCRConfig]):
     config_class: ClassVar[type[MethodConfig]] = SNDCRConfig
     summary = "unpaired: CUT + spectral-norm/FCA generator + VGG semantic & Gram style contrast (Zhao et al. 2023)"
     arch: ClassVar[str] = "sn_resnet"
@@ -117,7 +117,7 @@ class SNDCR(CUT):
     def extra_generator_losses(
         self, source: torch.Tensor, target: torch.Tensor, fake_target: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        cfg: SNDCRConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         anchor = self.vgg_features(fake_target)
         with torch.no_grad():  # positives and negatives are real images: constants
             positive = self.vgg_features(target)

@@ -71,9 +71,9 @@ from i2i.train import spectral
 from i2i.train.data import _resize, list_images, load_image_rgb, to_tensor
 from i2i.train.losses.gan import GANLoss
 from i2i.train.losses.patchnce import PatchNCELoss, PatchSampleMLP
-from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
+from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad, total
 from i2i.train.nets import build_net
-from i2i.train.nets.nested_unet import UPSAMPLE_MODES
+from i2i.train.nets.nested_unet import UPSAMPLE_MODES, NestedUNet
 from i2i.train.nets.norm import NORMS, init_weights
 from i2i.train.options import option
 
@@ -201,7 +201,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 35, sigma: float = 1.5)
 
 
 @register_method("stig")
-class Stig(Method):
+class Stig(Method[StigConfig]):
     config_class = StigConfig
     layout = "real+fake"
     needs_data = False  # reads --real and --fake, not --data (see i2i.train.cli)
@@ -242,7 +242,9 @@ class Stig(Method):
             spectrum_size=config.size,
             residual=config.residual,
         )
-        self.generator = init_weights(build_net("unetpp", **self.g_kwargs)).to(device)
+        generator = init_weights(build_net("unetpp", **self.g_kwargs))
+        assert isinstance(generator, NestedUNet)
+        self.generator = generator.to(device)
         if config.residual:
             self.generator.zero_head()  # after init_weights, which would randomise it
         self.discriminator = init_weights(SpectrumDiscriminator(3, config.ndf)).to(device)
@@ -272,7 +274,7 @@ class Stig(Method):
         """The weighted PatchNCE term between encoder features of the output (queries) and the
         input (keys), each encoded in a pass of its own: λ · (1/L) Σ_l ℓ_l (``paper``) or
         λ² / L · ℓ of the first layer (``official``; see the module docstring)."""
-        cfg: StigConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         feats_q = self.generator.encode(output)
         feats_k = self.generator.encode(source)
         keys, ids = self.patch_mlp([feats_k[i] for i in self.mlp_layers], cfg.num_patches)
@@ -283,7 +285,7 @@ class Stig(Method):
         return cfg.lambda_nce * per_layer.mean()
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        cfg: StigConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         fake_img = batch["source"].to(self.device, non_blocking=True)  # x_A (B, 3, S, S) in [-1, 1]
         real_img = batch["target"].to(self.device, non_blocking=True)  # x_B
         n = fake_img.shape[0]
@@ -330,7 +332,7 @@ class Stig(Method):
             losses["lf"] = losses["lf"] + cfg.lambda_lf * spectral.low_frequency_loss(out_b, spec_b.normed, cfg.sigma)
         else:
             losses["nce"] = self._nce(spec_a.normed, out_a)
-        sum(losses.values()).backward()  # type: ignore[union-attr]
+        total(losses.values()).backward()
         self.opt_g.step()
         self.opt_f.step()
         out = {k: v.item() for k, v in losses.items()}

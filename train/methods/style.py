@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from i2i.errors import I2IError
 from i2i.train.data import ResizeCropFlip, list_images, load_image_rgb, to_tensor
-from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method
+from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, total
 from i2i.train.nets import build_net
 from i2i.train.nets.vgg import (
     RELU1_2,
@@ -143,7 +143,7 @@ def load_vgg(config: StyleConfig) -> VGG16Features:
 
 
 @register_method("style")
-class Style(Method):
+class Style(Method[StyleConfig]):
     config_class = StyleConfig
     layout = "images"
     summary = "fast style transfer from one --style-image: transformer net, VGG content + Gram style (Johnson 2016)"
@@ -176,14 +176,14 @@ class Style(Method):
     @torch.no_grad()
     def _style_grams(self, crop: int) -> list[torch.Tensor]:
         if self.style_grams is None:
-            cfg: StyleConfig = self.config  # type: ignore[assignment]
+            cfg = self.config
             style = load_style_image(cfg.style_image, self.style_size or crop).to(self.device)
             self.style_grams = [gram_matrix(f) for f in self.vgg_features(style)]  # each (1, C, C)
         return self.style_grams
 
     def losses(self, content: torch.Tensor, stylised: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted content, style and TV terms (fp32) of ``stylised`` = T(``content``)."""
-        cfg: StyleConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         grams = self._style_grams(content.shape[-1])
         features = self.vgg_features(stylised)
         with torch.no_grad():
@@ -204,7 +204,7 @@ class Style(Method):
         content = batch["source"].to(self.device, non_blocking=True)  # (B, 3, H, W) in [-1, 1]
         losses = self.losses(content, self.generator(content))
         self.opt_g.zero_grad(set_to_none=True)
-        self.backward(sum(losses.values()))  # type: ignore[arg-type]
+        self.backward(total(losses.values()))
         self.step(self.opt_g)
         return {k: v.item() for k, v in losses.items()}
 

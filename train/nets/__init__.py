@@ -8,17 +8,20 @@ torch baseline rebuild exactly the network that was trained.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import nn
 
 from i2i.errors import I2IError
 
 NETS: dict[str, Callable[..., nn.Module]] = {}
+_Factory = TypeVar("_Factory", bound=Callable[..., nn.Module])
 
 
-def register_net(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+def register_net(name: str) -> Callable[[_Factory], _Factory]:
+    """Register a network class (or a function building one) under ``name``; returned unchanged."""
+
+    def deco(factory: _Factory) -> _Factory:
         if name in NETS:
             raise ValueError(f"network {name!r} registered twice")
         NETS[name] = factory

@@ -100,6 +100,7 @@ def sequential_features(
     return x, feats
 
 
+@register_net("cut_resnet")
 class CutResnetGenerator(nn.Module):
     """c7s1-ngf, 2 anti-aliased down steps, ``n_blocks`` residual blocks, 2 anti-aliased up steps, c7s1, tanh."""
 
@@ -232,8 +233,3 @@ def xavier_init(net: nn.Module, gain: float = 0.02) -> nn.Module:
 
     net.apply(init)
     return net
-
-
-@register_net("cut_resnet")
-def cut_resnet(**kwargs: object) -> CutResnetGenerator:
-    return CutResnetGenerator(**kwargs)  # type: ignore[arg-type]

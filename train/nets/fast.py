@@ -44,6 +44,7 @@ class SeparableResBlock(nn.Module):
         return x + self.block(x)
 
 
+@register_net("fast")
 class FastGenerator(nn.Module):
     def __init__(
         self, input_nc: int = 3, output_nc: int = 3, ngf: int = 16, n_blocks: int = 6, norm: str = "batch"
@@ -71,8 +72,3 @@ class FastGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C', H, W)
         return self.model(x)
-
-
-@register_net("fast")
-def fast(**kwargs: object) -> FastGenerator:
-    return FastGenerator(**kwargs)  # type: ignore[arg-type]

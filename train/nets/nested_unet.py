@@ -43,6 +43,7 @@ class VGGBlock(nn.Module):
         return self.body(x)
 
 
+@register_net("unetpp")
 class NestedUNet(nn.Module):
     """UNet++ with depth 5; inputs must be multiples of 16 (four 2× poolings)."""
 
@@ -107,8 +108,3 @@ class NestedUNet(nn.Module):
         if self.residual:
             return (x + self.head(grid[(0, 4)])).clamp(-1.0, 1.0)
         return 2.0 * torch.sigmoid(self.head(grid[(0, 4)])) - 1.0
-
-
-@register_net("unetpp")
-def unetpp(**kwargs: object) -> NestedUNet:
-    return NestedUNet(**kwargs)  # type: ignore[arg-type]

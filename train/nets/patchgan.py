@@ -12,6 +12,7 @@ from i2i.train.nets import register_net
 from i2i.train.nets.norm import conv_bias, norm_layer
 
 
+@register_net("patchgan")
 class NLayerDiscriminator(nn.Module):
     def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
         super().__init__()
@@ -37,8 +38,3 @@ class NLayerDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1, H', W')
         return self.model(x)
-
-
-@register_net("patchgan")
-def patchgan(**kwargs: object) -> NLayerDiscriminator:
-    return NLayerDiscriminator(**kwargs)  # type: ignore[arg-type]

@@ -41,6 +41,7 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+@register_net("resnet")
 class ResnetGenerator(nn.Module):
     """Encoder (2 stride-2 convs) → ``n_blocks`` residual blocks → decoder (2 transposed convs)."""
 
@@ -91,8 +92,3 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C', H, W)
         return self.model(x)
-
-
-@register_net("resnet")
-def resnet(**kwargs: object) -> ResnetGenerator:
-    return ResnetGenerator(**kwargs)  # type: ignore[arg-type]

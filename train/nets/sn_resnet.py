@@ -56,8 +56,17 @@ class SNConv2d(nn.Conv2d):
 
     u: torch.Tensor
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
         self.register_buffer("u", torch.randn(1, self.out_channels))  # left singular vector estimate
 
     @torch.no_grad()
@@ -166,6 +175,7 @@ class SNResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+@register_net("sn_resnet")
 class SNResnetGenerator(CutResnetGenerator):
     """SN-DCR's generator; ``forward``/``encode`` behave as in :class:`CutResnetGenerator`."""
 
@@ -224,8 +234,3 @@ class SNResnetGenerator(CutResnetGenerator):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         self.size_multiple = 4
-
-
-@register_net("sn_resnet")
-def sn_resnet(**kwargs: object) -> SNResnetGenerator:
-    return SNResnetGenerator(**kwargs)  # type: ignore[arg-type]

@@ -66,6 +66,7 @@ class ResidualBlock(nn.Module):
 FINALS = ("tanh", "clamp")  # the output activation: i2i's tanh, or pytorch/examples' clamp to [-1, 1]
 
 
+@register_net("transformer")
 class TransformerNet(nn.Module):
     def __init__(
         self, input_nc: int = 3, output_nc: int = 3, ngf: int = 32, n_blocks: int = 5, final: str = "tanh"
@@ -98,8 +99,3 @@ class TransformerNet(nn.Module):
         y = self.relu(self.in5(self.deconv2(y)))  # (B, ngf, H, W)
         y = self.deconv3(y)
         return torch.tanh(y) if self.final == "tanh" else y.clamp(-1.0, 1.0)
-
-
-@register_net("transformer")
-def transformer(**kwargs: object) -> TransformerNet:
-    return TransformerNet(**kwargs)  # type: ignore[arg-type]

@@ -59,6 +59,7 @@ class UnetSkipConnectionBlock(nn.Module):
         return torch.cat([x, self.model(x)], 1)  # (B, outer_nc + outer_nc, H, W)
 
 
+@register_net("unet")
 class UnetGenerator(nn.Module):
     def __init__(
         self,
@@ -85,8 +86,3 @@ class UnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C', H, W)
         return self.model(x)
-
-
-@register_net("unet")
-def unet(**kwargs: object) -> UnetGenerator:
-    return UnetGenerator(**kwargs)  # type: ignore[arg-type]

@@ -97,7 +97,8 @@ class VGG16Features(nn.Module):
         for m in self.features:
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)  # type: ignore[arg-type]
+                if m.bias is not None:  # every VGG conv has one
+                    nn.init.zeros_(m.bias)
 
     def train(self, mode: bool = True) -> VGG16Features:
         return super().train(False)  # always a fixed feature extractor
