@@ -550,6 +550,7 @@ def _setup(
     device: torch.device,
 ) -> _Run:
     """Data, method, LR schedule and sample images; the state of --resume; config.json."""
+    config = with_method_defaults(config, method_cls)  # as train() does: _setup is also called on its own
     check_test_mode(config.test_norm, config.test_dropout, where="--test-norm/--test-dropout")
     dataset = make_dataset(method_cls, method_config, config)
     size = len(dataset)
