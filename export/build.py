@@ -223,9 +223,12 @@ def build_triton(model_file: Path, job: ExportJob, result: ExportResult) -> Path
 
     assert job.triton is not None  # plan: triton is built only when asked for
     options = job.triton
-    limits = {} if options.max_batch_size is None else {"max_batch_size": options.max_batch_size}
     config = TritonConfig(
-        repository=options.repository, name=options.name, instances=options.instances, kind=options.kind, **limits
+        repository=options.repository,
+        name=options.name,
+        instances=options.instances,
+        kind=options.kind,
+        max_batch_size=options.max_batch_size,
     )
     card = FORMATS["engine" if model_file.suffix in FORMATS["engine"].suffixes else "onnx"].read_card(model_file)
     result.triton = write_repository(model_file, card, config)

@@ -38,9 +38,10 @@ def time_backend(backend: Any, batch: np.ndarray, warmup: int, iters: int) -> tu
     return samples, np.asarray(out)
 
 
-def find_checkpoint(model: Path, card: ModelCard) -> Path | None:
-    """The checkpoint an exported model came from, when it lies beside it (the torch baseline runs it)."""
-    name = (card.source or {}).get("name")
+def find_checkpoint(model: Path, card: ModelCard | None) -> Path | None:
+    """The checkpoint an exported model came from, when it lies beside it (the torch baseline runs it);
+    None for a model without a card (nothing records where it came from)."""
+    name = (card.source or {}).get("name") if card is not None else None
     candidate = model.parent / name if name else None
     return candidate if candidate is not None and candidate.is_file() else None
 

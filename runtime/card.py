@@ -24,10 +24,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from i2i.errors import I2IError
 
@@ -38,6 +38,9 @@ KINDS = ("tensor", "frame")
 TENSOR_DTYPES = ("float32", "float16")
 TEST_NORMS = ("frame", "running")
 REFINER_KINDS = ("stig",)
+
+
+_Dim = TypeVar("_Dim")  # one axis of a shape: an int, or a graph's symbolic name / None
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,8 @@ class ModelIO:
     def channel_axis(self) -> int:
         return 3 if self.kind == "frame" else 1
 
-    def hw(self, shape: tuple[int, ...]) -> tuple[int, int]:
-        """(H, W) of a batch shape in this layout."""
+    def hw(self, shape: Sequence[_Dim]) -> tuple[_Dim, _Dim]:
+        """(H, W) of a batch shape in this layout (ints, or a graph's symbolic names and None)."""
         return (shape[1], shape[2]) if self.kind == "frame" else (shape[2], shape[3])
 
     def batch_shape(self, n: int | str | None, h: int | str | None, w: int | str | None) -> tuple[Any, ...]:

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import numpy as np
@@ -307,7 +307,7 @@ class _Step:
                 images.append(None)
         return images
 
-    def _stop_nonfinite(self, frame: Frame, output: np.ndarray) -> None:
+    def _stop_nonfinite(self, frame: Frame, output: np.ndarray) -> NoReturn:
         """Stop the run at a frame whose output holds NaN/Inf, saying where and what was kept."""
         bad = int(output.size - np.count_nonzero(np.isfinite(output)))
         name = f"frame {frame.index}" + (f" ({frame.name})" if frame.name else "")

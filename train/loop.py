@@ -105,6 +105,11 @@ class TrainConfig:
         False, "Keep dropout on at test time, as the reference test.py (off: deterministic output)."
     )
 
+    def test_time(self) -> tuple[str, bool]:
+        """The validated (test_norm, test_dropout); an unset test_norm is an error here, since
+        ``train()`` fills it with the method's default before anything reads it."""
+        return check_test_mode(self.test_norm, self.test_dropout, where="--test-norm/--test-dropout")
+
 
 @dataclass
 class RunResult:
@@ -247,8 +252,9 @@ def test_mode(method: Method, config: TrainConfig) -> Iterator[None]:
     themselves are left as they are (the copies share nothing with them)."""
     generators = {id(spec.net) for spec in method.generators()}
     swapped = {k: v for k, v in vars(method).items() if isinstance(v, torch.nn.Module) and id(v) in generators}
+    test_norm, test_dropout = config.test_time()
     for name, net in swapped.items():
-        setattr(method, name, prepare_for_test(net, test_norm=config.test_norm, test_dropout=config.test_dropout))
+        setattr(method, name, prepare_for_test(net, test_norm=test_norm, test_dropout=test_dropout))
     try:
         yield
     finally:
@@ -346,6 +352,7 @@ def save_run(
         "method_config": asdict(method_config),
         "step": step,
     }
+    test_norm, test_dropout = config.test_time()
     paths = []
     for spec in method.generators():
         ckpt = make_checkpoint(
@@ -356,8 +363,8 @@ def save_run(
             direction=spec.direction,
             train_config=train_config,
             metrics=(metrics or {}).get(spec.filename),
-            test_norm=config.test_norm,
-            test_dropout=config.test_dropout,
+            test_norm=test_norm,
+            test_dropout=test_dropout,
         )
         paths.append(atomic_save(ckpt, out / spec.filename))
     state = {
@@ -551,7 +558,7 @@ def _setup(
 ) -> _Run:
     """Data, method, LR schedule and sample images; the state of --resume; config.json."""
     config = with_method_defaults(config, method_cls)  # as train() does: _setup is also called on its own
-    check_test_mode(config.test_norm, config.test_dropout, where="--test-norm/--test-dropout")
+    config.test_time()  # a bad --test-norm/--test-dropout stops the run before any work
     dataset = make_dataset(method_cls, method_config, config)
     size = len(dataset)
     if size == 0:

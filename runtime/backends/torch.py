@@ -157,7 +157,9 @@ class TorchBackend(Backend):
         backend._memory = (
             torch.channels_last if flag(opts.get("channels_last"), "channels_last", cuda) else torch.contiguous_format
         )
-        net = generator.to(device).eval().to(memory_format=backend._memory)
+        net = generator.to(device).eval()
+        to_layout: Callable[..., Any] = net.to  # torch's overloads omit memory_format, which it takes
+        net = to_layout(memory_format=backend._memory)
         backend._generator = backend._prepare(net, **opts)
         return backend
 
