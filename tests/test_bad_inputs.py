@@ -860,3 +860,21 @@ def test_engine_sidecar_naming_another_gpu_and_tensorrt_is_refused(assets: dict[
     assert "TensorRT 8.6.1 (this machine has 10.13.0.35)" in message
     assert "NVIDIA A100-SXM4-80GB (sm 8.0; this machine has NVIDIA H100 80GB HBM3, sm 9.0)" in message
     assert "rebuild it here with `i2i-export" in message and "\n" not in message
+
+
+def test_data_workers_refuse_a_temp_folder_too_long_for_their_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 75 characters, TMPDIR/pymp-XXXXXXXX/listener-XXXXXXXX exceeds a Unix socket path: the
+    DataLoader workers' tensor hand-over fails in a thread and training would wait forever."""
+    import tempfile
+
+    from i2i.errors import I2IError
+    from i2i.train.loop import check_worker_tmpdir
+
+    if sys.platform != "linux":
+        pytest.skip("the limit checked is Linux's")
+    monkeypatch.setattr(tempfile, "tempdir", "/" + "a" * 74)  # 75 characters: the longest that works
+    check_worker_tmpdir(1)
+    monkeypatch.setattr(tempfile, "tempdir", "/" + "a" * 75)
+    check_worker_tmpdir(0)  # no workers, no sockets
+    with pytest.raises(I2IError, match=r"--workers 2: the temp folder /a+ is too long .* \(108 > 107 bytes\)"):
+        check_worker_tmpdir(2)

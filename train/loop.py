@@ -16,6 +16,8 @@ import os
 import random
 import shutil
 import signal
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -428,6 +430,25 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
         distributed.teardown(env)
 
 
+# DataLoader workers hand batches over through multiprocessing's resource sharer, which listens on a
+# Unix socket at TMPDIR/pymp-XXXXXXXX/listener-XXXXXXXX. Past the kernel's limit on socket paths the
+# bind fails in a worker's background thread and the loader waits for that batch forever.
+_SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107  # sun_path's size less its NUL
+
+
+def check_worker_tmpdir(workers: int) -> None:
+    """Refuse ``--workers N`` up front when the temp folder is too long a path for the workers' sockets."""
+    if workers == 0 or sys.platform == "win32":
+        return
+    folder = tempfile.gettempdir()
+    longest = len(os.fsencode(os.path.join(folder, "pymp-" + "x" * 8, "listener-" + "x" * 8)))
+    if longest > _SOCKET_PATH_MAX:
+        raise I2IError(
+            f"--workers {workers}: the temp folder {folder} is too long a path for the data workers' sockets "
+            f"({longest} > {_SOCKET_PATH_MAX} bytes); set TMPDIR to a shorter folder, or train with --workers 0"
+        )
+
+
 def with_method_defaults(config: TrainConfig, method_cls: type[Method]) -> TrainConfig:
     """``config`` with the fields left unset (None) given the method's ``train_defaults``, so the
     Python API trains as ``i2i-train METHOD`` does (distill: running statistics at test time)."""
@@ -559,6 +580,7 @@ def _setup(
     """Data, method, LR schedule and sample images; the state of --resume; config.json."""
     config = with_method_defaults(config, method_cls)  # as train() does: _setup is also called on its own
     config.test_time()  # a bad --test-norm/--test-dropout stops the run before any work
+    check_worker_tmpdir(config.workers)
     dataset = make_dataset(method_cls, method_config, config)
     size = len(dataset)
     if size == 0:
