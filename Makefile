@@ -131,9 +131,8 @@ soak: $(STAMP)
 clean-demo:
 	rm -rf $(DEMO)
 
-# The suite runs on JOBS pytest-xdist workers (one file per worker at a time), then the `serial`
-# tests (signals, process launchers) in one plain pytest process. pytest exits 5 when it collects no
-# test: that is a failure, not a pass, for either part.
+# The suite runs on JOBS pytest-xdist workers (one file per worker at a time). pytest exits 5 when it
+# collects no test: that is a failure, not a pass.
 JOBS ?= auto
 PYTEST := $(BIN)/pytest
 define run_pytest
@@ -143,12 +142,11 @@ define run_pytest
 endef
 
 test: $(STAMP)
-	@$(call run_pytest,-n $(JOBS) --dist loadfile -m "not serial")
-	@$(call run_pytest,-m serial)
+	@$(call run_pytest,-n $(JOBS) --dist loadfile)
 
-# The edit loop (< 3 min on 2 cores): no slow, end-to-end or serial tests.
+# The edit loop (< 3 min on 2 cores): no slow or end-to-end tests (signalled commands, launchers, mypy).
 test-fast: $(STAMP)
-	@$(call run_pytest,-n $(JOBS) --dist loadfile -m "not slow and not e2e and not serial")
+	@$(call run_pytest,-n $(JOBS) --dist loadfile -m "not slow and not e2e")
 
 lint: $(STAMP)
 	$(BIN)/ruff check i2i train export runtime tests

@@ -12,9 +12,8 @@ import pytest
 from i2i.train.loop import EpochBatches, TrainConfig, train
 from i2i.train.methods.cyclegan import CycleGANConfig
 
-# Signals, process groups and torch launchers: these run in their own pytest process, not under
-# pytest-xdist workers (make test runs them after the parallel part).
-pytestmark = pytest.mark.serial
+# Process launchers: a few seconds each, so in make test rather than the edit loop.
+pytestmark = pytest.mark.slow
 
 SCRIPT = """
 import json, sys

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -36,10 +37,7 @@ from i2i.runtime.stats import StageStats
 from i2i.train.checkpoint import atomic_file, atomic_save, build_generator, load_checkpoint, make_checkpoint
 from i2i.train.nets import build_net
 
-# Signals, process groups and torch launchers: these run in their own pytest process, not under
-# pytest-xdist workers (make test runs them after the parallel part).
-pytestmark = pytest.mark.serial
-
+# The tests that signal a real console script are slow (seconds each): in make test, not in the edit loop.
 HANG_GUARD_S = 300
 SIGNALS = [
     pytest.param(signal.SIGTERM, EXIT_TERMINATED, "Terminated", id="SIGTERM"),
@@ -70,11 +68,15 @@ def _sigint_not_ignored() -> Iterator[None]:
 
 
 class Child:
-    """A console script with stdout/stderr in files (no pipe to fill) and a private TMPDIR."""
+    """A console script with stdout/stderr in files (no pipe to fill) and a private TMPDIR.
+
+    The TMPDIR is a short folder in the system temp folder, not under ``tmp_path``: DataLoader
+    workers listen on Unix sockets inside it, whose paths may not exceed 107 bytes, and pytest's
+    per-test folders (longer still under xdist workers) come close to that."""
 
     def __init__(self, tmp_path: Path, script: str, *args: str | Path) -> None:
-        self.tmpdir = tmp_path / "child-tmp"
-        self.tmpdir.mkdir()
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="i2i-child-"))
+        _CHILD_TMPDIRS.append(self.tmpdir)
         self.out_file, self.err_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
         env = {**os.environ, "TMPDIR": str(self.tmpdir), "PYTHONUNBUFFERED": "1"}
         with open(self.out_file, "wb") as out, open(self.err_file, "wb") as err, _sigint_not_ignored():
@@ -104,6 +106,16 @@ class Child:
         assert not leftovers, leftovers
 
 
+_CHILD_TMPDIRS: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_child_tmpdirs() -> Iterator[None]:
+    yield
+    while _CHILD_TMPDIRS:
+        shutil.rmtree(_CHILD_TMPDIRS.pop(), ignore_errors=True)
+
+
 def _is_temp(path: Path, tmpdir: Path) -> bool:
     """Anything in the child's TMPDIR that i2i made, and hidden or partial files elsewhere."""
     if path.is_relative_to(tmpdir):
@@ -128,6 +140,7 @@ def _one_line(stderr: str, word: str) -> str:
 
 
 # -- training -----------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code", "word"), SIGNALS)
 def test_training_saves_and_exits_on_signal(demo_data: Path, tmp_path: Path, signum: int, code: int, word: str) -> None:
     out = tmp_path / "run"
@@ -154,6 +167,7 @@ def test_training_saves_and_exits_on_signal(demo_data: Path, tmp_path: Path, sig
     child.assert_no_temp_files(out)
 
 
+@pytest.mark.slow
 def test_distributed_training_saves_and_exits_143_on_sigterm(demo_data: Path, tmp_path: Path) -> None:
     """``--nproc 2``: torch's launcher runs in i2i-train and forwards SIGTERM to the ranks; rank 0
     saves and says so in one line, the launcher adds no SignalException traceback and exits 143."""
@@ -181,6 +195,7 @@ def test_distributed_training_saves_and_exits_143_on_sigterm(demo_data: Path, tm
 
 
 # -- export -------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code", "word"), SIGNALS)
 def test_export_leaves_no_partial_model_on_signal(
     model_pt: Path, tmp_path: Path, signum: int, code: int, word: str
@@ -206,6 +221,7 @@ def test_export_leaves_no_partial_model_on_signal(
 
 
 # -- running ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_run_sigterm_leaves_a_playable_video(model_pt: Path, tmp_path: Path) -> None:
     video = tmp_path / "out.avi"
     partial = tmp_path / ".out.partial.avi"
