@@ -518,7 +518,9 @@ def format_markdown(result: dict[str, Any]) -> str:
         "",
         result["description"],
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores; {m.get('os', '')}; "
+        f"Machine: {m['cpu']}, {m['cores']} cores"
+        + (f" ({' '.join(m['cpu_flags'])})" if m.get("cpu_flags") else "")
+        + f"; {m.get('os', '')}; "
         f"onnxruntime {m.get('onnxruntime')}, i2i {m.get('i2i')}; {result['date']}",
         "",
         *_rows_table(result["rows"]),

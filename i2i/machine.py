@@ -26,6 +26,24 @@ def _cpu_name() -> str:
     return cpu
 
 
+# The instruction-set extensions that decide CPU inference speed: AVX2/FMA fp32 kernels, AVX-512,
+# VNNI (int8 dot products), native bf16/fp16 and AMX. The same model name can come with or without them.
+_SIMD_FLAGS = re.compile(r"^(avx\w*|fma|f16c|amx\w*|sse4_2)$")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> list[str]:
+    """The SIMD flags of this CPU (Linux: /proc/cpuinfo), sorted; [] where they cannot be read."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return sorted(flag for flag in line.split(":", 1)[1].split() if _SIMD_FLAGS.match(flag))
+    return []
+
+
 def _nvidia_smi() -> dict[str, str]:
     """GPU name and driver from nvidia-smi (part of every NVIDIA driver); {} without one."""
     import shutil
@@ -90,6 +108,7 @@ def machine_info(gpu: bool | None = None) -> dict[str, Any]:
     GPU's name; ``None`` records a GPU if one is present; ``False`` records none."""
     info: dict[str, Any] = {
         "cpu": _cpu_name(),
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "os": platform.platform(),
