@@ -422,7 +422,6 @@ def _tensorboard(out: Path) -> Any:
 
 def train(method_name: str, method_config: MethodConfig, config: TrainConfig) -> RunResult:
     method_cls = get_method(method_name)
-    config = with_method_defaults(config, method_cls)
     env, device = distributed.setup(resolve_device(config.device))
     try:
         return _train(method_cls, method_config, config, env, device)
@@ -578,7 +577,7 @@ def _setup(
     device: torch.device,
 ) -> _Run:
     """Data, method, LR schedule and sample images; the state of --resume; config.json."""
-    config = with_method_defaults(config, method_cls)  # as train() does: _setup is also called on its own
+    config = with_method_defaults(config, method_cls)  # the run (run.config) sees only the filled-in config
     config.test_time()  # a bad --test-norm/--test-dropout stops the run before any work
     check_worker_tmpdir(config.workers)
     dataset = make_dataset(method_cls, method_config, config)
