@@ -15,15 +15,19 @@ import numpy as np
 from i2i import __version__
 
 
-def _cpu_name() -> str:
-    cpu = platform.processor() or platform.machine()
+def _cpuinfo() -> str:
+    """/proc/cpuinfo (Linux); "" where there is none."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return cpu
+        return ""
+
+
+def _cpu_name(cpuinfo: str) -> str:
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 # The instruction-set extensions that decide CPU inference speed: AVX2/FMA fp32 kernels, AVX-512,
@@ -31,13 +35,8 @@ def _cpu_name() -> str:
 _SIMD_FLAGS = re.compile(r"^(avx\w*|fma|f16c|amx\w*|sse4_2)$")
 
 
-def cpu_flags(cpuinfo: str | None = None) -> list[str]:
-    """The SIMD flags of this CPU (Linux: /proc/cpuinfo), sorted; [] where they cannot be read."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return []
+def cpu_flags(cpuinfo: str) -> list[str]:
+    """The SIMD flags in a /proc/cpuinfo text, sorted; [] where it names none."""
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
             return sorted(flag for flag in line.split(":", 1)[1].split() if _SIMD_FLAGS.match(flag))
@@ -106,9 +105,10 @@ def machine_info(gpu: bool | None = None) -> dict[str, Any]:
     """What the numbers were measured on. ``gpu=True`` (a GPU row ran) records the GPU name,
     driver, CUDA, cuDNN, TensorRT and ONNX Runtime versions, and results are then filed under the
     GPU's name; ``None`` records a GPU if one is present; ``False`` records none."""
+    cpuinfo = _cpuinfo()
     info: dict[str, Any] = {
-        "cpu": _cpu_name(),
-        "cpu_flags": cpu_flags(),
+        "cpu": _cpu_name(cpuinfo),
+        "cpu_flags": cpu_flags(cpuinfo),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "os": platform.platform(),

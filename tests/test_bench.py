@@ -38,9 +38,9 @@ def test_machine_info_without_a_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_machine_info_records_the_cpu_simd_flags() -> None:
-    from i2i.machine import cpu_flags
+    from i2i.machine import _cpuinfo, cpu_flags
 
     cpuinfo = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni amx_tile ht\n"
     assert cpu_flags(cpuinfo) == ["amx_tile", "avx", "avx2", "avx512_vnni", "avx512f", "fma", "sse4_2"]
     assert cpu_flags("processor\t: 0\n") == []
-    assert machine_info(gpu=False)["cpu_flags"] == cpu_flags()
+    assert machine_info(gpu=False)["cpu_flags"] == cpu_flags(_cpuinfo())
