@@ -863,18 +863,25 @@ def test_engine_sidecar_naming_another_gpu_and_tensorrt_is_refused(assets: dict[
 
 
 def test_data_workers_refuse_a_temp_folder_too_long_for_their_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past 75 characters, TMPDIR/pymp-XXXXXXXX/listener-XXXXXXXX exceeds a Unix socket path: the
-    DataLoader workers' tensor hand-over fails in a thread and training would wait forever."""
+    """TMPDIR/pymp-XXXXXXXX/listener-XXXXXXXX adds 32 bytes to the temp folder; past the socket path
+    limit (107 bytes on Linux: a 75-character folder is the longest that works) the DataLoader
+    workers' tensor hand-over fails in a thread and training would wait forever."""
     import tempfile
 
     from i2i.errors import I2IError
-    from i2i.train.loop import check_worker_tmpdir
+    from i2i.train.loop import check_worker_tmpdir, socket_path_max
 
-    if sys.platform != "linux":
-        pytest.skip("the limit checked is Linux's")
-    monkeypatch.setattr(tempfile, "tempdir", "/" + "a" * 74)  # 75 characters: the longest that works
+    limit = socket_path_max()
+    if sys.platform == "linux":
+        assert limit == 107
+    longest_folder = (limit or 107) - 32
+    monkeypatch.setattr(tempfile, "tempdir", "/" + "a" * (longest_folder - 1))  # the longest that works
     check_worker_tmpdir(1)
-    monkeypatch.setattr(tempfile, "tempdir", "/" + "a" * 75)
+    monkeypatch.setattr(tempfile, "tempdir", "/" + "a" * longest_folder)
     check_worker_tmpdir(0)  # no workers, no sockets
-    with pytest.raises(I2IError, match=r"--workers 2: the temp folder /a+ is too long .* \(108 > 107 bytes\)"):
+    if limit is None:  # Windows: the workers use no Unix sockets, so no folder is too long
+        check_worker_tmpdir(2)
+        return
+    too_long = rf"--workers 2: the temp folder /a+ is too long .* \({limit + 1} > {limit} bytes\)"
+    with pytest.raises(I2IError, match=too_long):
         check_worker_tmpdir(2)

@@ -432,19 +432,25 @@ def train(method_name: str, method_config: MethodConfig, config: TrainConfig) ->
 # DataLoader workers hand batches over through multiprocessing's resource sharer, which listens on a
 # Unix socket at TMPDIR/pymp-XXXXXXXX/listener-XXXXXXXX. Past the kernel's limit on socket paths the
 # bind fails in a worker's background thread and the loader waits for that batch forever.
-_SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107  # sun_path's size less its NUL
+def socket_path_max() -> int | None:
+    """The longest Unix socket path here (sun_path's size less its NUL); None on Windows, whose
+    DataLoader workers use no Unix sockets."""
+    if sys.platform == "win32":
+        return None
+    return 103 if sys.platform == "darwin" else 107
 
 
 def check_worker_tmpdir(workers: int) -> None:
     """Refuse ``--workers N`` up front when the temp folder is too long a path for the workers' sockets."""
-    if workers == 0 or sys.platform == "win32":
+    limit = socket_path_max()
+    if workers == 0 or limit is None:
         return
     folder = tempfile.gettempdir()
     longest = len(os.fsencode(os.path.join(folder, "pymp-" + "x" * 8, "listener-" + "x" * 8)))
-    if longest > _SOCKET_PATH_MAX:
+    if longest > limit:
         raise I2IError(
             f"--workers {workers}: the temp folder {folder} is too long a path for the data workers' sockets "
-            f"({longest} > {_SOCKET_PATH_MAX} bytes); set TMPDIR to a shorter folder, or train with --workers 0"
+            f"({longest} > {limit} bytes); set TMPDIR to a shorter folder, or train with --workers 0"
         )
 
 
