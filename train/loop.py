@@ -109,7 +109,7 @@ class TrainConfig:
 
     def test_time(self) -> tuple[str, bool]:
         """The validated (test_norm, test_dropout); an unset test_norm is an error here, since
-        ``train()`` fills it with the method's default before anything reads it."""
+        the run's setup fills it with the method's default before anything reads it."""
         return check_test_mode(self.test_norm, self.test_dropout, where="--test-norm/--test-dropout")
 
 
