@@ -14,15 +14,61 @@ Exit codes are the same for every i2i command:
 
 from __future__ import annotations
 
+import json
+import shlex
+import sys
+from importlib import metadata
+from pathlib import Path
 from typing import IO, Any
+from urllib.parse import unquote, urlparse
 
 import click
+
+# The name pip installs this project under (PyPI's `i2i` is an unrelated project): every hint names it.
+DISTRIBUTION = "i2i-toolkit"
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+def _editable_checkout() -> Path | None:
+    """The checkout folder when i2i runs from one: an editable install (``pip install -e``), read from
+    pip's ``direct_url.json`` (PEP 610), or the package imported straight from the repository (the
+    folder above ``i2i/`` holds this project's pyproject.toml). None for an ordinary install."""
+    # Every distribution of that name on sys.path: run from the checkout, its *.egg-info (no
+    # direct_url.json) comes first, the venv's dist-info after it.
+    for dist in metadata.distributions(name=DISTRIBUTION):
+        try:
+            info = json.loads(dist.read_text("direct_url.json") or "null")
+        except ValueError:
+            continue
+        if not isinstance(info, dict) or not (info.get("dir_info") or {}).get("editable"):
+            continue
+        url = urlparse(str(info.get("url", "")))
+        if url.scheme == "file":
+            return Path(unquote(url.path))
+    root = Path(__file__).resolve().parent.parent
+    try:
+        if f'name = "{DISTRIBUTION}"' in (root / "pyproject.toml").read_text(encoding="utf-8"):
+            return root
+    except OSError:
+        pass
+    return None
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs ``extra`` (``cpu``, ``gpu``, ``train`` ...) into the interpreter running
+    now: ``<sys.executable> -m pip install 'i2i-toolkit[extra]'``, or ``-e '<checkout>[extra]'`` when i2i
+    runs from an editable checkout (a plain install there would replace the checkout with the index's
+    release). ``sys.executable`` because a bare ``pip`` may belong to another environment."""
+    python = shlex.quote(sys.executable or "python3")
+    checkout = _editable_checkout()
+    if checkout is not None:
+        return f"{python} -m pip install -e {shlex.quote(f'{checkout}[{extra}]')}"
+    return f"{python} -m pip install {shlex.quote(f'{DISTRIBUTION}[{extra}]')}"
 
 
 class I2IError(click.ClickException):
@@ -76,6 +122,6 @@ class MissingDependencyError(I2IError):
     """An optional library is not installed; the message names the pip extra."""
 
     def __init__(self, library: str, extra: str, why: str = "") -> None:
-        hint = f"pip install 'i2i[{extra}]'"
+        hint = install_hint(extra)
         detail = f" ({why})" if why else ""
         super().__init__(f"{library} is not available{detail}; install it with: {hint}")
