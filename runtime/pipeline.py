@@ -6,6 +6,10 @@ next frame overlaps inference of the current one:
 * ``every-frame`` (files, folders): the queue blocks, no frame is lost.
 * ``realtime`` (cameras, streams): a queue of one where the newest frame replaces an unprocessed
   one, so latency stays bounded when inference is slower than the source; drops are counted.
+  A file (or an unpaced source with a known rate) in realtime mode stands in for a camera: it is
+  paced at its frame rate, so frames drop only when translation is slower than the source. Into a
+  video file, each dropped frame's slot holds the output before it (counted as ``repeated``), so
+  the output lasts as long as the input, as a recording of the live view would.
 
 Ctrl-C: with ``handle_sigint`` the first Ctrl-C asks the loop to stop after the batch in hand
 (a second one aborts at once); either way capture stops and the sink is closed by its owner, so a
@@ -40,6 +44,7 @@ from i2i.runtime.stats import E2E, StageStats
 MODES = ("every-frame", "realtime")
 ON_NONFINITE = ("stop", "pass")
 NONFINITE_COUNTER = "nonfinite_passed"
+REPEATED_COUNTER = "repeated"  # realtime into a video file: outputs written again in dropped frames' slots
 _END = object()
 
 Refiner = Callable[[np.ndarray], np.ndarray]
@@ -62,6 +67,11 @@ class _Capture(threading.Thread):
         self.max_frames = max_frames
         self.stop_event = threading.Event()
         self.read = 0
+        # A source that does not pace itself (a file) but knows its rate is paced like the camera
+        # it stands in for: frame i is released at i / fps after the first.
+        fps = source.fps
+        self.period = 1.0 / fps if mode == "realtime" and not source.live and fps and fps > 0 else None
+        self._t_first: float | None = None
 
     def run(self) -> None:
         try:
@@ -72,6 +82,8 @@ class _Capture(threading.Thread):
                 if frame is None:
                     break
                 self.stats.add("read", time.perf_counter() - t0)
+                if self.period is not None:
+                    self._pace(frame)
                 self.read += 1
                 self._put(frame)
                 if self.max_frames and self.read >= self.max_frames:
@@ -80,6 +92,17 @@ class _Capture(threading.Thread):
             self._put(_Failure(exc), force=True)
             return
         self._put(_END, force=True)
+
+    def _pace(self, frame: Frame) -> None:
+        """Hold the frame until its time on the source's clock; it counts as captured then."""
+        assert self.period is not None
+        now = time.perf_counter()
+        if self._t_first is None:
+            self._t_first = now
+        delay = self._t_first + self.read * self.period - now
+        if delay > 0:
+            self.stop_event.wait(delay)
+            frame.t_capture = time.perf_counter()
 
     def _put(self, item: Any, force: bool = False) -> None:
         if self.mode == "realtime":
@@ -148,10 +171,13 @@ def run_pipeline(
     source.bind_stats(stats)
     capture = _Capture(source, mode, depth=4 * batch_size, stats=stats, max_frames=max_frames)
     step = _Step(codec, backend, refiner, sink, stats, on_frames, fixed_batch, on_nonfinite)
+    step.hold_dropped = mode == "realtime" and getattr(sink, "timed", False)
     with _graceful_sigint(handle_sigint) as sigint:
         capture.start()
         try:
             _drain(capture, step, batch_size, (sigint, stop or threading.Event()), stats)
+            if not stats.interrupted:
+                step.fill_to(capture.read)  # frames dropped at the end still take their slots
         finally:
             capture.stop_event.set()
             capture.join(timeout=5)
@@ -250,6 +276,11 @@ class _Step:
         # The before-after view shows the unrefined output left of the refined one (with no refine
         # stage, the output alone); every other view gets the input frame as its left image.
         self.view = getattr(sink, "view", "output")
+        # Realtime into a video file: a dropped frame's slot repeats the output before it, so the
+        # video keeps the source's timeline (its duration) instead of playing the kept frames faster.
+        self.hold_dropped = False
+        self._next_slot = 0
+        self._last: tuple[np.ndarray, str | None, np.ndarray | None] | None = None
 
     def __call__(self, frames: list[Frame]) -> None:
         stats = self.stats
@@ -270,6 +301,8 @@ class _Step:
             for i, (frame, image, left) in enumerate(zip(frames, outputs, lefts)):  # zip drops the padding
                 if image is None:  # NaN/Inf with on_nonfinite="stop": the frames before it are written
                     self._stop_nonfinite(frame, output[i])
+                if self.hold_dropped:
+                    self._hold(frame.index, (image, frame.name, left))
                 self.sink.write(image, frame.name, source=left)
         now = time.perf_counter()
         for frame in frames:
@@ -277,6 +310,24 @@ class _Step:
         stats.count_frame(len(frames))
         if self.on_frames is not None:
             self.on_frames(len(frames))
+
+    def _hold(self, index: int, current: tuple[np.ndarray, str | None, np.ndarray | None]) -> None:
+        """Fill the slots of the frames dropped before ``index`` (the first output fills a leading gap)."""
+        held = self._last or current
+        for _ in range(index - self._next_slot):
+            self.sink.write(held[0], held[1], source=held[2])
+            self.stats.count(REPEATED_COUNTER)
+        self._next_slot = index + 1
+        self._last = current
+
+    def fill_to(self, frames_read: int) -> None:
+        """At the end of a realtime run into a video file: the last output takes the remaining slots."""
+        if self.hold_dropped and self._last is not None and not self.sink.closed:
+            image, name, left = self._last
+            for _ in range(frames_read - self._next_slot):
+                self.sink.write(image, name, source=left)
+                self.stats.count(REPEATED_COUNTER)
+            self._next_slot = max(self._next_slot, frames_read)
 
     def _left_images(
         self, frames: list[Frame], images: list[np.ndarray], raw: np.ndarray, geometry: Geometry

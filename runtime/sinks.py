@@ -55,6 +55,7 @@ class Sink:
 
     path: str | None = None
     overlay_default = False
+    timed = False  # frames play back at a fixed rate (a video file): realtime runs keep dropped frames' slots
 
     def __init__(self) -> None:
         self.frames_written = 0
@@ -172,6 +173,8 @@ class VideoSink(Sink):
     frames lose their last row/column (with a one-time warning) rather than being cropped
     silently by FFmpeg.
     """
+
+    timed = True
 
     def __init__(self, path: str | os.PathLike[str], fps: float = 30.0) -> None:
         super().__init__()
