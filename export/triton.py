@@ -17,6 +17,7 @@ written yet (the refinement can be baked into the graph with ``--refine``).
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import re
@@ -49,6 +50,27 @@ class TritonConfig:
     max_queue_delay_us: int = 100
     instances: int = 1
     kind: str = "gpu"
+    overwrite: bool = False  # replace an existing DIR/<name>/<version> (never done without it)
+
+
+# A model name is one plain folder name inside the repository (Triton loads each model from the folder
+# named like it): letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (so never
+# '.', '..', a hidden folder or an option-like '-x'), at most 128 characters.
+MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def model_name(model_file: Path, config: TritonConfig) -> str:
+    """The name the model is served under (``config.name``, else the model file's stem), checked to be a
+    plain folder name: no path, no '..', nothing that would write outside the repository or at its root."""
+    name = model_file.stem if config.name is None else config.name
+    if not MODEL_NAME.fullmatch(name):
+        given = "--triton-name" if config.name is not None else f"the model file's stem ({model_file.name})"
+        raise I2IError(
+            f"Triton model name {name!r} (from {given}) is not a plain folder name: use letters, digits, '_', '-' "
+            "and '.', starting with a letter, digit or '_' (no '/', '..' or absolute path); "
+            "give another one with --triton-name"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -119,7 +141,7 @@ def config_dict(card: ModelCard, model_file: Path, config: TritonConfig, facts: 
     dims = _io_dims(card)
     max_batch, fixed = batching(card, facts, config)
     dtype = DTYPES[card.io.dtype if card.io.kind == "tensor" else "uint8"]
-    out: dict[str, Any] = {"name": config.name or model_file.stem, "platform": platform, "max_batch_size": max_batch}
+    out: dict[str, Any] = {"name": model_name(model_file, config), "platform": platform, "max_batch_size": max_batch}
     if fixed is not None:  # no Triton batching: the batch axis is part of the dims
         dims = [int(fixed), *dims]
     out["input"] = [{"name": facts.input, "data_type": dtype, "dims": dims}]
@@ -333,6 +355,7 @@ def _check_options(model_file: Path, config: TritonConfig) -> None:
         raise I2IError("a TensorRT plan runs on a GPU: --triton-kind cpu needs an ONNX model")
     if (config.max_batch_size is not None and config.max_batch_size < 1) or config.instances < 1 or config.version < 1:
         raise I2IError("--triton-max-batch, --triton-instances and the version must be >= 1")
+    model_name(model_file, config)  # before anything is read or written
 
 
 def write_repository(model_file: Path, card: ModelCard, config: TritonConfig) -> Path:
@@ -349,6 +372,11 @@ def write_repository(model_file: Path, card: ModelCard, config: TritonConfig) ->
     check_config(parsed if parsed is not None else parse_pbtxt(text), data)
     model_dir = Path(config.repository) / data["name"]
     version = str(config.version)
+    if (model_dir / version).exists() and not config.overwrite:
+        raise I2IError(
+            f"{model_dir / version} already exists: refusing to replace a served model version; pass "
+            "--triton-overwrite to replace it, or choose another --triton-name"
+        )
     # Staged in a hidden folder beside the model folder, then renamed into place: an interrupted or
     # failed write (full disk, Ctrl-C, SIGTERM) leaves the repository as it was, never a model
     # folder without its config or a half-copied model that Triton would try to load.
@@ -362,8 +390,8 @@ def write_repository(model_file: Path, card: ModelCard, config: TritonConfig) ->
             if sidecar_path(model_file).is_file():
                 shutil.copyfile(sidecar_path(model_file), staging / version / "model.plan.json")
         (staging / "config.pbtxt").write_text(text)
-        if model_dir.is_dir():  # other versions stay: replace this version, then the config
-            _replace_folder(staging / version, model_dir / version, aside=staging / "replaced")
+        if model_dir.is_dir():  # other versions stay: replace this version (asked for), then the config
+            _replace_folder(staging / version, model_dir / version, staging / "replaced", config.overwrite)
             os.replace(staging / "config.pbtxt", model_dir / "config.pbtxt")
         else:
             os.replace(staging, model_dir)
@@ -374,12 +402,15 @@ def write_repository(model_file: Path, card: ModelCard, config: TritonConfig) ->
     return model_dir / "config.pbtxt"
 
 
-def _replace_folder(new: Path, target: Path, aside: Path) -> None:
-    """Rename ``new`` onto ``target``; an old ``target`` is moved to ``aside`` first and put back
-    if the rename fails or is interrupted (the caller deletes ``aside``)."""
+def _replace_folder(new: Path, target: Path, aside: Path, overwrite: bool) -> None:
+    """Rename ``new`` onto ``target``; an old ``target`` (only with ``overwrite``) is moved to ``aside``
+    first and put back if the rename fails or is interrupted (the caller deletes ``aside``)."""
     if not target.exists():
-        os.replace(new, target)
+        # os.rename onto a folder that appeared meanwhile fails unless it is empty: nothing is lost.
+        os.rename(new, target)
         return
+    if not overwrite:
+        raise FileExistsError(errno.EEXIST, f"{target} appeared while writing")
     os.replace(target, aside)
     try:
         os.replace(new, target)

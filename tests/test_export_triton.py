@@ -133,10 +133,56 @@ def test_rewriting_a_version_keeps_the_others(tiny_onnx: Path, tmp_path: Path) -
     for version in (1, 2):
         write_repository(tiny_onnx, card, TritonConfig(repository=str(repo), name="m", version=version))
     (repo / "m" / "1" / "stale.txt").write_text("from the previous export")
-    write_repository(tiny_onnx, card, TritonConfig(repository=str(repo), name="m", version=1, instances=2))
+    with pytest.raises(I2IError, match=r"m/1 already exists: refusing to replace .* --triton-overwrite"):
+        write_repository(tiny_onnx, card, TritonConfig(repository=str(repo), name="m", version=1, instances=2))
+    assert (repo / "m" / "1" / "stale.txt").is_file()  # untouched without the overwrite option
+    assert parse_pbtxt((repo / "m" / "config.pbtxt").read_text())["instance_group"][0]["count"] == 1
+    config = TritonConfig(repository=str(repo), name="m", version=1, instances=2, overwrite=True)
+    write_repository(tiny_onnx, card, config)
     assert sorted(p.name for p in (repo / "m").iterdir()) == ["1", "2", "config.pbtxt"]
     assert sorted(p.name for p in (repo / "m" / "1").iterdir()) == ["model.onnx"]  # the version is replaced whole
     assert parse_pbtxt((repo / "m" / "config.pbtxt").read_text())["instance_group"][0]["count"] == 2
+
+
+@pytest.mark.parametrize(
+    "name", ["../../escaped", "..", ".", "", "/abs/olute", "a/b", "a\\b", ".hidden", "-opt", "x" * 129, "sp ace"]
+)
+def test_a_model_name_must_be_a_plain_folder_name(tiny_onnx: Path, tmp_path: Path, name: str) -> None:
+    repo = tmp_path / "deep" / "repo"
+    repo.mkdir(parents=True)
+    with pytest.raises(I2IError, match="is not a plain folder name"):
+        write_repository(tiny_onnx, read_card(tiny_onnx), TritonConfig(repository=str(repo), name=name))
+    assert list(tmp_path.rglob("*")) == [tmp_path / "deep", repo]  # nothing written, inside or outside
+
+
+def test_a_model_file_whose_stem_is_dotdot_does_not_escape(tiny_onnx: Path, tmp_path: Path) -> None:
+    """``...onnx`` has the stem ``..``: as a default name it would write beside the repository."""
+    model = tmp_path / "models" / "...onnx"
+    model.parent.mkdir()
+    model.write_bytes(tiny_onnx.read_bytes())
+    repo = tmp_path / "out" / "repo"
+    with pytest.raises(I2IError, match=r"'\.\.' \(from the model file's stem \(\.\.\.onnx\)\).*--triton-name"):
+        write_repository(model, read_card(tiny_onnx), TritonConfig(repository=str(repo)))
+    assert not (tmp_path / "out").exists()
+    config = write_repository(model, read_card(tiny_onnx), TritonConfig(repository=str(repo), name="sketch.v2"))
+    assert config == repo / "sketch.v2" / "config.pbtxt" and (repo / "sketch.v2" / "1" / "model.onnx").is_file()
+    assert parse_pbtxt(config.read_text())["name"] == "sketch.v2"
+
+
+def test_cli_refuses_an_escaping_name_and_an_existing_version(tiny_onnx: Path, tmp_path: Path) -> None:
+    from conftest import invoke
+
+    from i2i.export.cli import main
+
+    repo = tmp_path / "repo"
+    result = invoke(main, [tiny_onnx, "--triton", repo, "--triton-name", "../../escaped"])
+    assert result.exit_code == 1 and "not a plain folder name" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "escaped").exists() and not repo.exists()
+    assert invoke(main, [tiny_onnx, "--triton", repo, "--triton-name", "m"]).exit_code == 0
+    before = (repo / "m" / "1" / "model.onnx").stat().st_mtime_ns
+    result = invoke(main, [tiny_onnx, "--triton", repo, "--triton-name", "m"])
+    assert result.exit_code == 1 and "already exists: refusing to replace" in result.output, result.output
+    assert (repo / "m" / "1" / "model.onnx").stat().st_mtime_ns == before
 
 
 # -- TensorRT plans: max_batch_size from the engine's profile ---------------------------------------
