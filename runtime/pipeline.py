@@ -105,14 +105,17 @@ class _Capture(threading.Thread):
             frame.t_capture = time.perf_counter()
 
     def _put(self, item: Any, force: bool = False) -> None:
-        if self.mode == "realtime":
-            self._take_unprocessed()  # latest frame wins: replace a frame nobody has taken yet
+        # Latest frame wins: a frame (or a failure) replaces a frame nobody has taken yet. The end
+        # of the source waits behind the last frame instead: that frame is not dropped for it.
+        replace = self.mode == "realtime" and item is not _END
+        if replace:
+            self._take_unprocessed()
         while not self.stop_event.is_set():
             try:
                 self.queue.put(item, timeout=0.1)
                 return
             except queue.Full:
-                if force and self.mode == "realtime":
+                if force and replace:
                     self._take_unprocessed()
 
     def _take_unprocessed(self) -> None:

@@ -67,3 +67,12 @@ def test_realtime_file_with_a_fast_model_is_paced_not_drained(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     count, fps = _frames_and_fps(tmp_path / "rt.avi")
     assert (count, fps) == (10, FPS)
+
+
+def test_the_end_of_a_realtime_source_does_not_drop_its_last_frame() -> None:
+    from test_runtime_pipeline import ListSink, ListSource, frame
+
+    sink = ListSink()
+    # A slow model: the last frame is still waiting when the source ends, and must be translated.
+    run_pipeline(ListSource([frame(8, 8) for _ in range(5)]), FakeBackend(delay=0.05), sink, mode="realtime")
+    assert sink.names[-1] == "4"
