@@ -52,8 +52,11 @@ class Translator:
 
     def __call__(self, frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
         """Translate one OpenCV frame (HxW gray, HxWx3 BGR or HxWx4 BGRA; uint8, uint16 or float in
-        [0, 1]) into an HxWx3 uint8 BGR frame of the same size, or a list of frames into a list
-        (one batched call per run of same-sized frames, in the model's batch size if it is fixed)."""
+        0..1) into an HxWx3 uint8 BGR frame of the same size, or a list of frames into a list
+        (one batched call per run of same-sized frames, in the model's batch size if it is fixed).
+
+        A float frame with values outside 0..1 (0..255 data as float32) or with NaN/Inf is refused
+        with an ``I2IError`` saying what it holds: clipping would translate a white or black frame."""
         if isinstance(frames, np.ndarray):
             return self._translate([frames])[0]
         if not isinstance(frames, Sequence) or not all(isinstance(f, np.ndarray) for f in frames):

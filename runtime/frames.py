@@ -40,6 +40,9 @@ class NonFiniteOutputError(I2IError):
 def to_bgr_uint8(image: np.ndarray) -> np.ndarray:
     """Normalise anything OpenCV decodes (gray, BGRA, 16-bit, float) to HxWx3 uint8 BGR.
 
+    The frame contract: uint8 (or uint16) frames, or float frames with finite values in 0..1;
+    a float frame out of that range, or holding NaN/Inf, is refused (I2IError), never clipped.
+
     The common case (already HxWx3 uint8) returns the input unchanged, without a copy.
     """
     if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8 and image.size:
@@ -68,18 +71,39 @@ def _channels(image: np.ndarray) -> int:
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
-    """Convert uint8 / uint16 / float-in-[0, 1] pixel values to uint8 (rounded, clipped)."""
+    """Convert uint8 / uint16 / float-in-[0, 1] pixel values to uint8 (rounded)."""
     if image.dtype == np.uint8:
         return image
     if image.dtype == np.uint16:
         # Round-to-nearest of x / 257 (65535 -> 255); 257 is odd, so there are no ties.
         return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if np.issubdtype(image.dtype, np.floating):
+        _check_unit_range(image)
         # Clip before narrowing to float32: a float64 beyond float32's range would overflow to inf.
-        scaled = np.clip(np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
+        scaled = np.clip(image, 0.0, 1.0).astype(np.float32)
         scaled *= 255.0
         return np.rint(scaled).astype(np.uint8)
     raise I2IError(f"unsupported image dtype {image.dtype}: expected uint8, uint16 or float in [0, 1]")
+
+
+# Float frames hold 0..1. Values within half an 8-bit step outside it (float arithmetic's 1.0000001)
+# round to 0 or 255 exactly as clipping gives, so they pass; anything further out is another scale.
+_UNIT_SLACK = 0.5 / 255.0
+
+
+def _check_unit_range(image: np.ndarray) -> None:
+    """The frame contract for floats: finite values in 0..1, else one error saying what was found.
+
+    Clipping would turn 0..255 data into a white frame and NaN into black, silently.
+    """
+    finite = np.isfinite(image)
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        raise I2IError(f"float frame holds {bad} NaN/Inf values out of {image.size}: frames must be finite")
+    low, high = float(image.min()), float(image.max())
+    if low < -_UNIT_SLACK or high > 1.0 + _UNIT_SLACK:
+        hint = "; 0..255 data? pass it as uint8, or divide it by 255" if 2.0 < high <= 255.0 and low >= 0.0 else ""
+        raise I2IError(f"float frames hold values in 0..1; this one spans {low:g}..{high:g}{hint}")
 
 
 def preprocess(frames: Sequence[np.ndarray], multiple: int) -> tuple[np.ndarray, tuple[int, int]]:

@@ -144,3 +144,17 @@ def test_readme_python_api_runs_as_written(tiny_run: Path, tiny_onnx: Path, tmp_
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "last.png").is_file() and (tmp_path / "model_fp16.onnx").is_file()
     assert "fp16" in done.stdout
+
+
+def test_float_frames_follow_the_contract(tiny_onnx: Path) -> None:
+    """uint8 frames, or float frames in 0..1: 0..255 floats and NaN are refused, not translated as
+    a white or black frame."""
+    with i2i.load(tiny_onnx) as translator:
+        photo = _photo()
+        np.testing.assert_array_equal(translator(photo.astype(np.float32) / 255.0), translator(photo))
+        with pytest.raises(I2IError, match="float frames hold values in 0..1; this one spans"):
+            translator(photo.astype(np.float32))
+        broken = photo.astype(np.float32) / 255.0
+        broken[0, 0, 0] = np.nan
+        with pytest.raises(I2IError, match="NaN/Inf"):
+            translator(broken)

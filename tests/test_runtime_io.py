@@ -143,10 +143,27 @@ def test_to_bgr_uint8_conversions() -> None:
     np.testing.assert_array_equal(to_bgr_uint8(bgra), bgra[..., :3])
     wide = np.array([[[0, 128, 129], [257 * 100, 257 * 100 + 129, 65535]]], np.uint16)
     np.testing.assert_array_equal(to_bgr_uint8(wide), [[[0, 0, 1], [100, 101, 255]]])
-    floats = np.array([[[0.0, 0.5, 1.0], [-0.5, 2.0, 0.2]]], np.float32)
-    np.testing.assert_array_equal(to_bgr_uint8(floats), [[[0, 128, 255], [0, 255, 51]]])
+    floats = np.array([[[0.0, 0.5, 1.0], [1.0 + 1e-6, -1e-6, 0.2]]], np.float32)  # float arithmetic's 1 + eps
+    np.testing.assert_array_equal(to_bgr_uint8(floats), [[[0, 128, 255], [255, 0, 51]]])
     already = random_frame(3, 4)
     assert to_bgr_uint8(already) is already
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ([0.0, 128.0, 255.0], r"values in 0\.\.1; this one spans 0\.\.255; 0\.\.255 data\? pass it as uint8"),
+        ([-0.5, 0.5, 1.0], r"spans -0\.5\.\.1$"),
+        ([0.0, 1.01, 0.5], r"spans 0\.\.1\.0\d*$"),
+        ([0.0, np.nan, 0.5], "holds 1 NaN/Inf values out of 3"),
+        ([np.inf, -np.inf, 0.5], "holds 2 NaN/Inf values out of 3"),
+    ],
+)
+def test_float_frames_out_of_0_1_or_non_finite_are_refused(values: list[float], message: str) -> None:
+    """Clipping made 0..255 floats a white frame and NaN black: refused, in one line that says why."""
+    for dtype in (np.float16, np.float32, np.float64):
+        with pytest.raises(I2IError, match=message):
+            to_bgr_uint8(np.array([[values]], dtype))
 
 
 @pytest.mark.parametrize("shape", [(3, 4, 2), (3, 4, 5), (3,), (2, 3, 4, 3), (0, 4, 3)])
