@@ -279,7 +279,7 @@ def _run_config(
 
 def run(config: RunConfig) -> None:
     """Open source, model (+ refiner) and sink, stream, then report; exits 130/143 when interrupted."""
-    from i2i.runtime.sinks import open_sink
+    from i2i.runtime.sinks import open_sink, refuse_replacing_inputs
     from i2i.runtime.sources import open_source
     from i2i.runtime.stats import StageStats
 
@@ -292,6 +292,9 @@ def run(config: RunConfig) -> None:
                 config.source, camera_size=config.camera_size, camera_fps=config.camera_fps, reconnect=config.reconnect
             )
         )
+        refuse_replacing_inputs(config.sink, src.input_files())
+        if config.stats_path is not None:
+            refuse_replacing_inputs(str(config.stats_path), src.input_files(), what="--stats")
         translator = stack.enter_context(open_model(config))  # closes the backend and the refiner
         backend, refiner = translator.backend, translator.refiner
         viewer = dict(config.viewer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -383,25 +383,70 @@ def open_sink(
     return _open_sink(spec, fps, viewer or {}).configure(view=view, overlay=overlay)
 
 
-def _open_sink(spec: str, fps: float | None, viewer: Mapping[str, Any]) -> Sink:
-    """'null', 'window', an http:// viewer address, a video file, or a folder."""
-    if spec == "null":
-        return NullSink()
-    if spec == "window":
-        return WindowSink()
+def sink_kind(spec: str) -> str:
+    """What ``open_sink`` makes of ``spec``, decided without opening anything: null, window, web,
+    video (a file) or folder."""
+    if spec in ("null", "window"):
+        return spec
     if spec.lower().startswith(("http://", "https://")):
-        from i2i.runtime.web import WebSink  # the server code loads only when asked for
-
-        return WebSink.from_url(spec, **viewer)
+        return "web"
     path = Path(spec)
-    suffix = path.suffix.lower()
     if path.is_dir():
-        return FolderSink(path)
-    if suffix in VIDEO_CODECS or suffix in _OTHER_VIDEO_SUFFIXES:
-        return VideoSink(path, fps or 30.0)
+        return "folder"
+    if path.suffix.lower() in VIDEO_CODECS or path.suffix.lower() in _OTHER_VIDEO_SUFFIXES:
+        return "video"
     if is_image(path):
         raise I2IError(
             f"cannot write frames to the image file {spec}: give a folder for image output, "
             f"e.g. --sink {path.with_suffix('')}/"
         )
-    return FolderSink(path)
+    return "folder"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same resolved path (symlinks followed), or, when
+    both exist, the same inode (hard links)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_replacing_inputs(spec: str, inputs: Sequence[Path], what: str = "--sink") -> None:
+    """An output must never replace its input: a video or file written over a file the source reads
+    (resolved paths, symlinks and hard links included), or a folder of images written into the
+    folder the source's images are read from. One I2IError, before anything is opened or written."""
+    kind = "file" if what != "--sink" else sink_kind(spec)
+    if kind in ("null", "window", "web") or not inputs:
+        return
+    target = Path(spec)
+    if kind == "folder":
+        folder = target.resolve()
+        inside = [p for p in inputs if is_image(p) and p.resolve().parent == folder]
+        if inside:
+            raise I2IError(
+                f"{what} {spec} is the folder the source's images are read from ({inside[0].name} ...): "
+                "the outputs would overwrite or mix with the inputs; write to another folder"
+            )
+        return
+    for path in inputs:
+        if _same_file(target, path):
+            raise I2IError(f"{what} {spec} is the source file {path} itself: writing it would destroy the input")
+
+
+def _open_sink(spec: str, fps: float | None, viewer: Mapping[str, Any]) -> Sink:
+    """'null', 'window', an http:// viewer address, a video file, or a folder."""
+    kind = sink_kind(spec)
+    if kind == "null":
+        return NullSink()
+    if kind == "window":
+        return WindowSink()
+    if kind == "web":
+        from i2i.runtime.web import WebSink  # the server code loads only when asked for
+
+        return WebSink.from_url(spec, **viewer)
+    if kind == "video":
+        return VideoSink(spec, fps or 30.0)
+    return FolderSink(spec)

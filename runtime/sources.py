@@ -94,6 +94,11 @@ class Source:
         """Return (image, name) for the next frame, or None at the end of the stream."""
         raise NotImplementedError
 
+    def input_files(self) -> list[Path]:
+        """The local files this source reads (none for cameras, streams and patterns), so that no
+        output is allowed to replace them."""
+        return []
+
     def _close(self) -> None:
         """Release the underlying device or file."""
 
@@ -193,6 +198,9 @@ class VideoSource(_CaptureSource):
 
     def _make_capture(self, path_or_url: str) -> cv2.VideoCapture:
         return cv2.VideoCapture(path_or_url)
+
+    def input_files(self) -> list[Path]:
+        return [] if _URL.match(self.name) else [Path(self.name)]
 
     def _read(self) -> tuple[np.ndarray, str | None] | None:
         item = super()._read()
@@ -315,6 +323,9 @@ class FolderSource(Source):
                 f"none of the {self.count} images in {path_or_glob} could be read "
                 "(corrupt files, or a format OpenCV cannot decode)"
             )
+
+    def input_files(self) -> list[Path]:
+        return list(self._paths)
 
     def _read(self) -> tuple[np.ndarray, str | None] | None:
         if self._pending is not None:
