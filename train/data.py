@@ -10,8 +10,11 @@ Three dataset layouts, the ones pytorch-CycleGAN-and-pix2pix made common:
 An aligned file must have an even width larger than its height (two halves side by side); a
 square or portrait image is a single image, not a pair, and is refused with its name.
 
-All apply ``resize_and_crop`` (resize to ``load_size`` square, random ``crop_size`` crop, random
-horizontal flip) and return RGB float tensors in [-1, 1], the range a tanh generator produces.
+All apply one of the reference's ``--preprocess`` modes (:class:`ResizeCropFlip`; default
+``resize_and_crop``: resize to ``load_size`` square, random ``crop_size`` crop), round the size to a
+multiple of 4, flip at random and return RGB float tensors in [-1, 1], the range a tanh generator
+produces. Resizing is PIL's (bicubic, antialiased when shrinking), what the reference's
+``transforms.Resize(..., BICUBIC)`` calls, so the same file gives the same pixels as there.
 
 Randomness comes only from torch's global RNG (``torch.randint``), never from a generator stored on
 the dataset: DataLoader seeds torch in every worker from its own ``generator`` (base seed +
@@ -27,11 +30,12 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypedDict, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from i2i._files import write_bytes
@@ -40,6 +44,10 @@ from i2i.common import list_images as image_files
 from i2i.errors import I2IError
 
 DIRECTIONS = ("AtoB", "BtoA")
+# The reference's --preprocess modes (pytorch-CycleGAN-and-pix2pix and CUT data/base_dataset.py).
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+SIZE_BASE = 4  # every output side is rounded to a multiple of this (the reference's __make_power_2(base=4))
+RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 
 _T_co = TypeVar("_T_co", covariant=True)
 
@@ -104,13 +112,18 @@ def load_image_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize with INTER_AREA when shrinking (no aliasing) and INTER_CUBIC when enlarging (sharper)."""
+def _resize(image: np.ndarray, width: int, height: int, resample: str = "bicubic") -> np.ndarray:
+    """(H, W, 3) uint8 → (height, width, 3) by PIL's ``Image.resize``, what the reference's
+    ``transforms.Resize`` calls on its PIL images: bicubic by default (pix2pix, CycleGAN, CUT),
+    ``"bilinear"`` is torchvision's default (STIG's loader). PIL widens the filter by the scale
+    factor when it shrinks, so shrinking antialiases; the same size comes back unchanged."""
     h, w = image.shape[:2]
     if (w, h) == (width, height):
         return image
-    shrinking = width <= w and height <= h
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    if resample not in RESAMPLING:
+        raise I2IError(f"resample {resample!r}: choose {' or '.join(RESAMPLING)}")
+    resized = Image.fromarray(np.ascontiguousarray(image)).resize((width, height), RESAMPLING[resample])
+    return np.asarray(resized)
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -122,40 +135,111 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 # --------------------------------------------------------------------------- transform
 
 
+def round_to_base(image: np.ndarray, base: int = SIZE_BASE) -> np.ndarray:
+    """The reference's ``__make_power_2``: each side to the nearest multiple of ``base`` (Python's
+    ``round``, so halves go to the even multiple: 6 → 8, 10 → 8), resized bicubic if it moved."""
+    h, w = image.shape[:2]
+    new_h, new_w = int(round(h / base) * base), int(round(w / base) * base)
+    if new_h < base or new_w < base:
+        raise I2IError(f"image {w}x{h} (WxH) is too small: each side must round to at least {base} pixels")
+    return _resize(image, new_w, new_h)
+
+
 @dataclass(frozen=True)
 class ResizeCropFlip:
-    """pix2pix's ``resize_and_crop`` + flip; one call applies ONE crop/flip to all images given.
+    """The reference's ``get_transform``: one ``--preprocess`` mode, the rounding to a multiple of
+    4, a horizontal flip; one call applies ONE crop/flip to all images given.
+
+    Modes (the reference's names and sizes; W×H is the image, L the load size, C the crop size):
+
+    ========================  =====================================================  ===========
+    ``resize_and_crop``       resize to L×L, random C×C crop (the default)            C×C
+    ``crop``                  random C×C crop of the image as it is                   C×C
+    ``scale_width``           width to L, height int(max(L·H/W, C)) (aspect kept)    L×~L·H/W
+    ``scale_width_and_crop``  scale_width, then a random C×C crop                     C×C
+    ``none``                  nothing but the rounding                                ~W×H
+    ========================  =====================================================  ===========
+
+    The crop's room comes from the first image's size, as the reference's ``get_params``; for
+    ``scale_width_and_crop`` the vertical room is L·H//W − C (not the scaled height, which the
+    ``max(…, C)`` may have raised: such a crop starts at the top, as there). Every result is then
+    rounded to a multiple of 4 (:func:`round_to_base`): CUT's loader always does,
+    pytorch-CycleGAN-and-pix2pix's only in ``none``, which differs only where a crop size or a
+    scaled height is not a multiple of 4 (nets of 2 or more stride-2 levels refuse those anyway).
 
     Passing A and B of a pair in one call keeps them aligned; the unpaired dataset calls it once per
     image so the two domains get independent crops. ``train=False`` means a centre crop and no flip.
+    Where the reference would pad a crop with black (an image smaller than the crop), this refuses.
     """
 
     load_size: int = 286
     crop_size: int = 256
     flip: bool = True
     train: bool = True
+    preprocess: str = "resize_and_crop"
 
     def __post_init__(self) -> None:
+        if self.preprocess not in PREPROCESS_MODES:
+            raise I2IError(f"--preprocess {self.preprocess!r}: choose one of {', '.join(PREPROCESS_MODES)}")
         if self.crop_size < 1 or self.load_size < 1:
             raise I2IError(f"load_size ({self.load_size}) and crop_size ({self.crop_size}) must be positive")
-        if self.crop_size > self.load_size:
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
             raise I2IError(
                 f"crop_size ({self.crop_size}) must not exceed load_size ({self.load_size}); "
                 "raise load_size or lower crop_size"
             )
 
+    @property
+    def crops(self) -> bool:
+        return "crop" in self.preprocess
+
+    def room(self, width: int, height: int) -> tuple[int, int]:
+        """(horizontal, vertical) room for the crop's corner: the reference's ``get_params``."""
+        if self.preprocess == "resize_and_crop":
+            new_w = new_h = self.load_size
+        elif self.preprocess == "scale_width_and_crop":
+            new_w, new_h = self.load_size, self.load_size * height // width
+        else:
+            new_w, new_h = width, height
+        return max(0, new_w - self.crop_size), max(0, new_h - self.crop_size)
+
+    def resize(self, image: np.ndarray) -> np.ndarray:
+        """The mode's resize step (before the crop)."""
+        if self.preprocess == "resize_and_crop":
+            return _resize(image, self.load_size, self.load_size)
+        if self.preprocess.startswith("scale_width"):  # the reference's __scale_width
+            h, w = image.shape[:2]
+            if w == self.load_size and h >= self.crop_size:
+                return image
+            return _resize(image, self.load_size, int(max(self.load_size * h / w, self.crop_size)))
+        return image
+
+    def _crop(self, image: np.ndarray, top: int, left: int) -> np.ndarray:
+        h, w = image.shape[:2]
+        c = self.crop_size
+        if top + c > h or left + c > w:
+            raise I2IError(
+                f"a {c}x{c} crop at (x {left}, y {top}) does not fit an image of {w}x{h} (WxH) after "
+                f"--preprocess {self.preprocess}; lower --crop-size or choose another --preprocess"
+            )
+        return image[top : top + c, left : left + c]
+
     def __call__(self, *images: np.ndarray, generator: torch.Generator | None = None) -> list[torch.Tensor]:
-        room = self.load_size - self.crop_size
+        h, w = images[0].shape[:2]
+        room_x, room_y = self.room(w, h)
         if self.train:
-            top, left = (int(v) for v in torch.randint(0, room + 1, (2,), generator=generator))
+            left = int(torch.randint(0, room_x + 1, (1,), generator=generator))
+            top = int(torch.randint(0, room_y + 1, (1,), generator=generator))
             flipped = self.flip and bool(torch.randint(0, 2, (1,), generator=generator).item())
         else:
-            top = left = room // 2
+            top, left = room_y // 2, room_x // 2
             flipped = False
         out = []
         for image in images:
-            image = _resize(image, self.load_size, self.load_size)
-            image = image[top : top + self.crop_size, left : left + self.crop_size]
+            image = self.resize(image)
+            if self.crops:
+                image = self._crop(image, top, left)
+            image = round_to_base(image)
             out.append(to_tensor(image[:, ::-1] if flipped else image))
         return out
 
@@ -259,6 +343,14 @@ def load_aligned(path: str | Path, direction: str = "AtoB") -> tuple[np.ndarray,
     return (a, b) if direction == "AtoB" else (b, a)
 
 
+def _apply(transform: ResizeCropFlip, path: Path, *images: np.ndarray) -> list[torch.Tensor]:
+    """``transform(*images)``, its errors naming the file they came from."""
+    try:
+        return transform(*images)
+    except I2IError as exc:
+        raise I2IError(f"{path}: {exc}") from None
+
+
 class PairedFolderDataset(Dataset[Sample]):
     """pix2pix layouts: ``root/<phase>/A`` ↔ ``root/<phase>/B`` matched by file stem, or aligned
     A|B images in ``root/<phase>``; ``direction="BtoA"`` makes B the source."""
@@ -272,6 +364,7 @@ class PairedFolderDataset(Dataset[Sample]):
         flip: bool = True,
         train: bool = True,
         direction: str = "AtoB",
+        preprocess: str = "resize_and_crop",
     ) -> None:
         self.root = Path(root)
         self.direction = check_direction(direction)
@@ -286,7 +379,7 @@ class PairedFolderDataset(Dataset[Sample]):
             self.names, paths_a, paths_b = _matched_pairs(folder_a, folder_b)
             swap = self.direction == "BtoA"
             self.source_paths, self.target_paths = (paths_b, paths_a) if swap else (paths_a, paths_b)
-        self.transform = ResizeCropFlip(load_size, crop_size, flip, train)
+        self.transform = ResizeCropFlip(load_size, crop_size, flip, train, preprocess)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -297,7 +390,8 @@ class PairedFolderDataset(Dataset[Sample]):
         else:
             source = load_image_rgb(self.source_paths[index])
             target = load_image_rgb(self.target_paths[index])
-        source_t, target_t = self.transform(source, target)  # one crop/flip for both: stays aligned
+        path = self.pair_paths[index] if self.aligned else self.source_paths[index]
+        source_t, target_t = _apply(self.transform, path, source, target)  # one crop/flip for both: aligned
         return {"source": source_t, "target": target_t, "name": self.names[index]}
 
 
@@ -318,6 +412,7 @@ class UnpairedFolderDataset(Dataset[Sample]):
         flip: bool = True,
         train: bool = True,
         direction: str = "AtoB",
+        preprocess: str = "resize_and_crop",
     ) -> None:
         self.root = Path(root)
         self.direction = check_direction(direction)
@@ -326,7 +421,7 @@ class UnpairedFolderDataset(Dataset[Sample]):
             folder_a, folder_b = folder_b, folder_a
         self.source_paths = list_images(folder_a)
         self.target_paths = list_images(folder_b)
-        self.transform = ResizeCropFlip(load_size, crop_size, flip, train)
+        self.transform = ResizeCropFlip(load_size, crop_size, flip, train, preprocess)
 
     def __len__(self) -> int:
         return max(len(self.source_paths), len(self.target_paths))
@@ -334,19 +429,36 @@ class UnpairedFolderDataset(Dataset[Sample]):
     def __getitem__(self, index: int) -> Sample:
         source_path = self.source_paths[index % len(self.source_paths)]
         target_path = self.target_paths[int(torch.randint(len(self.target_paths), (1,)).item())]
-        (source,) = self.transform(load_image_rgb(source_path))  # independent crop/flip per domain
-        (target,) = self.transform(load_image_rgb(target_path))
+        (source,) = _apply(self.transform, source_path, load_image_rgb(source_path))  # independent crop/flip
+        (target,) = _apply(self.transform, target_path, load_image_rgb(target_path))
         return {"source": source, "target": target, "name": source_path.stem}
 
 
-def without_resize_crop(dataset: SizedDataset[Sample]) -> SizedDataset[Sample]:
-    """A shallow copy of a folder dataset whose transform resizes straight to the crop size (no
-    random crop; flips as before): the reference loaders' ``load_size = crop_size`` of CUT's decay epochs."""
+def _with_transform(dataset: SizedDataset[Sample], what: str, **changes: Any) -> SizedDataset[Sample]:
+    """A shallow copy of a folder dataset whose :class:`ResizeCropFlip` has ``changes``."""
     late = copy.copy(dataset)
     if not hasattr(late, "transform") or not isinstance(late.transform, ResizeCropFlip):
-        raise I2IError(f"{type(dataset).__name__} has no resize-and-crop transform to turn off")
-    late.transform = dataclasses.replace(late.transform, load_size=late.transform.crop_size)
+        raise I2IError(f"{what}: the {type(dataset).__name__} has no resize/crop transform")
+    late.transform = dataclasses.replace(late.transform, **changes)
     return late
+
+
+def with_preprocess(dataset: SizedDataset[Sample], preprocess: str) -> SizedDataset[Sample]:
+    """``dataset`` with the ``--preprocess`` mode ``preprocess``. The default leaves a dataset
+    without a resize/crop transform (STIG's real/fake pairs) alone; another mode is refused there."""
+    if preprocess not in PREPROCESS_MODES:
+        raise I2IError(f"--preprocess {preprocess!r}: choose one of {', '.join(PREPROCESS_MODES)}")
+    if preprocess == PREPROCESS_MODES[0] and not isinstance(getattr(dataset, "transform", None), ResizeCropFlip):
+        return dataset
+    return _with_transform(dataset, f"--preprocess {preprocess}", preprocess=preprocess)
+
+
+def without_resize_crop(dataset: SizedDataset[Sample]) -> SizedDataset[Sample]:
+    """A shallow copy of a folder dataset whose load size is its crop size: the reference loaders'
+    ``load_size = crop_size`` of CUT's decay epochs. With ``resize_and_crop`` that is a plain resize
+    to the crop size (no random crop; flips as before); the other modes change as they do there."""
+    crop_size = getattr(getattr(dataset, "transform", None), "crop_size", 0)
+    return _with_transform(dataset, "crop-free decay epochs", load_size=crop_size)
 
 
 # --------------------------------------------------------------------------- exporter's test images

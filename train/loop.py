@@ -43,7 +43,14 @@ from i2i.train.checkpoint import (
     make_checkpoint,
     prepare_for_test,
 )
-from i2i.train.data import DIRECTIONS, SizedDataset, check_direction, without_resize_crop
+from i2i.train.data import (
+    DIRECTIONS,
+    PREPROCESS_MODES,
+    SizedDataset,
+    check_direction,
+    with_preprocess,
+    without_resize_crop,
+)
 from i2i.train.methods import Method, MethodConfig, get_method
 from i2i.train.metrics import Evaluator
 from i2i.train.options import option
@@ -63,6 +70,13 @@ class TrainConfig:
     load_size: int = option(286, "Resize images to this square size before cropping.", minimum=1)
     crop_size: int = option(256, "Random crop size used for training.", minimum=1)
     flip: bool = option(True, "Random horizontal flips.")
+    preprocess: str = option(
+        "resize_and_crop",
+        "As the reference's --preprocess: resize_and_crop (LOAD_SIZE square, random crop), crop (random crop "
+        "of the image as is), scale_width (width to LOAD_SIZE, aspect kept), scale_width_and_crop, none; "
+        "sides are then rounded to a multiple of 4.",
+        choices=PREPROCESS_MODES,
+    )
     direction: str = option(
         "AtoB", "Which side of the data is the input (BtoA swaps A and B, in every layout).", choices=DIRECTIONS
     )
@@ -140,7 +154,7 @@ def make_dataset(method_cls: type[Method], method_config: MethodConfig, config: 
     check_direction(config.direction)
     if config.direction != "AtoB" and method_cls.layout not in ("paired", "unpaired"):
         raise I2IError(f"--direction {config.direction}: {method_cls.name} has no A/B dataset to swap")
-    return method_cls.make_dataset(config, method_config)
+    return with_preprocess(method_cls.make_dataset(config, method_config), config.preprocess)
 
 
 def lr_lambda(total_steps: int, constant_fraction: float) -> Callable[[int], float]:
