@@ -221,7 +221,8 @@ def test_train_config_preprocess_reaches_the_dataset(tmp_path: Path) -> None:
         (tmp_path / "train" / side).mkdir(parents=True)
         cv2.imwrite(str(tmp_path / "train" / side / "x.png"), _photo(rng, 40, 60))
     pix2pix = get_method("pix2pix")
-    config = TrainConfig(data=str(tmp_path), out=str(tmp_path / "run"), load_size=48, crop_size=32, preprocess="scale_width")
+    run = str(tmp_path / "run")
+    config = TrainConfig(data=str(tmp_path), out=run, load_size=48, crop_size=32, preprocess="scale_width")
     dataset: Any = make_dataset(pix2pix, pix2pix.config_class(), config)
     assert dataset.transform.preprocess == "scale_width"
     assert dataset[0]["source"].shape == (3, 32, 48)  # width 48, height int(max(48·40/60, 32)) = 32
