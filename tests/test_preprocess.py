@@ -54,11 +54,11 @@ def reference_transform(
 ) -> np.ndarray:
     """get_transform(opt, params) on a PIL image, up to ToTensor (CUT's: __make_power_2 always)."""
     if "resize" in preprocess:
-        image = image.resize((load, load), Image.BICUBIC)  # transforms.Resize([load, load], BICUBIC)
+        image = image.resize((load, load), Image.Resampling.BICUBIC)  # transforms.Resize([load, load], BICUBIC)
     elif "scale_width" in preprocess:
         ow, oh = image.size
         if not (ow == load and oh >= crop):
-            image = image.resize((load, int(max(load * oh / ow, crop))), Image.BICUBIC)
+            image = image.resize((load, int(max(load * oh / ow, crop))), Image.Resampling.BICUBIC)
     if "crop" in preprocess:
         ow, oh = image.size
         if ow > crop or oh > crop:
@@ -67,9 +67,9 @@ def reference_transform(
     ow, oh = image.size  # __make_power_2(base=4)
     h, w = int(round(oh / 4) * 4), int(round(ow / 4) * 4)
     if (h, w) != (oh, ow):
-        image = image.resize((w, h), Image.BICUBIC)
+        image = image.resize((w, h), Image.Resampling.BICUBIC)
     if flip:
-        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return np.asarray(image)
 
 
@@ -84,10 +84,10 @@ def as_uint8(tensor: torch.Tensor) -> np.ndarray:
 @pytest.mark.parametrize(("src", "dst"), [((128, 128), (143, 143)), ((64, 80), (40, 36)), ((286, 286), (256, 256))])
 def test_resize_is_pils_bicubic_exactly(src: tuple[int, int], dst: tuple[int, int]) -> None:
     image = _photo(np.random.default_rng(0), *src)
-    expected = np.asarray(Image.fromarray(image).resize(dst[::-1], Image.BICUBIC))
+    expected = np.asarray(Image.fromarray(image).resize(dst[::-1], Image.Resampling.BICUBIC))
     got = _resize(image, dst[1], dst[0])
     assert got.dtype == np.uint8 and np.array_equal(got, expected)
-    bilinear = np.asarray(Image.fromarray(image).resize(dst[::-1], Image.BILINEAR))  # STIG's loader
+    bilinear = np.asarray(Image.fromarray(image).resize(dst[::-1], Image.Resampling.BILINEAR))  # STIG's loader
     assert np.array_equal(_resize(image, dst[1], dst[0], resample="bilinear"), bilinear)
     with pytest.raises(I2IError, match="resample 'area': choose bicubic or bilinear"):
         _resize(image, dst[1], dst[0], resample="area")
