@@ -17,6 +17,11 @@ class _ExportPackage(types.ModuleType):
     """``i2i.export`` is both the package and the ``export`` function of the Python API."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from i2i._entry import require_export
+
+        source = args[0] if args else kwargs.get("checkpoint")
+        if source is not None:  # without one, export() raises its own TypeError
+            require_export(source, "i2i.export()")
         from i2i.export.build import export
 
         return export(*args, **kwargs)

@@ -30,8 +30,22 @@ class DefaultGroup(Group):
         help_flags = set(self.get_help_option_names(ctx))
         first = next((a for a in args if not a.startswith("-")), None)
         if args and not (set(args) & help_flags and first is None) and first not in self.commands:
+            if first is not None:
+                _refuse_misspelt_command(ctx, first, list(self.commands))
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
+
+
+def _refuse_misspelt_command(ctx: click.Context, word: str, commands: list[str]) -> None:
+    """``i2i-export insepct m.onnx``: a word close to a command name that is not a model file is a
+    misspelt command, not a model to export (which would fail on "unexpected extra argument")."""
+    import difflib
+
+    if Path(word).suffix or Path(word).exists():
+        return
+    close = difflib.get_close_matches(word, commands, n=1, cutoff=0.6)
+    if close:
+        raise click.UsageError(f"No such command {word!r}. Did you mean {close[0]!r}?", ctx)
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -184,6 +198,9 @@ def build(model: Path, **options: Any) -> None:
       i2i-export model.pt --precision int8 --calib-data photos/ --engine trt --opt 1x512x512
       i2i-export model.pt --triton models/ --triton-max-batch 16
     """
+    from i2i._entry import require_export
+
+    require_export(model, "i2i-export")
     from i2i.export.build import export
 
     o = options
@@ -298,5 +315,9 @@ def inspect(model: Path, as_json: bool) -> None:
     """
     from i2i.export.inspect import describe, format_text
 
+    if model.suffix.lower() != ".engine":  # an engine is read through TensorRT (its own message)
+        from i2i._entry import require
+
+        require("export", ("onnx",), "i2i-export inspect reads ONNX with onnx")
     info = describe(model)
     click.echo(json.dumps(info, indent=2, default=str) if as_json else format_text(info))

@@ -116,19 +116,48 @@ class Command(_ErrorHandlingMixin, click.Command):
 
 
 class Group(_ErrorHandlingMixin, click.Group):
-    """A click group with the same error handling; subcommands may be lazy ("module:attr")."""
+    """A click group with the same error handling; subcommands may be lazy ("module:attr").
+
+    ``summaries`` gives lazy subcommands their one-line help, so ``--help`` lists them without
+    importing them (``i2i --help`` loads no torch); ``checks`` runs before a lazy subcommand is
+    imported (e.g. that torch is installed, raising MissingDependencyError otherwise)."""
 
     command_class = Command
 
-    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        lazy: dict[str, str] | None = None,
+        summaries: dict[str, str] | None = None,
+        checks: dict[str, Callable[[], None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._lazy = dict(lazy or {})
+        self._summaries = dict(summaries or {})
+        self._checks = dict(checks or {})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._lazy))
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            summary = self._summaries.get(name) if name in self._lazy else None
+            if summary is None:
+                cmd = self.get_command(ctx, name)
+                if cmd is None or cmd.hidden:
+                    continue
+                summary = cmd.get_short_help_str(formatter.width - 6 - max(map(len, self.list_commands(ctx))))
+            rows.append((name, summary))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self._lazy:
+            if name in self._checks:
+                self._checks[name]()
             module, attr = self._lazy[name].split(":")
             cmd = getattr(importlib.import_module(module), attr)
             assert isinstance(cmd, click.Command)

@@ -24,6 +24,9 @@ from i2i.errors import I2IError
 from i2i.machine import machine_info
 from i2i.runtime.card import ModelCard
 
+# Without --backends: ONNX Runtime and the torch baseline, each where it is installed.
+DEFAULT_BACKENDS = ("ort", "torch")
+
 
 def time_backend(backend: Any, batch: np.ndarray, warmup: int, iters: int) -> tuple[list[float], np.ndarray]:
     out = None
@@ -119,10 +122,11 @@ def run_bench(
     outputs: dict[str, np.ndarray] = {}
     tensor: np.ndarray | None = None
     card: ModelCard | None = None
+    skipped: dict[str, str] = {}
     for name in backends:
         path = model if model.suffix.lower() in get_backend(name).suffixes else checkpoint
         if path is None:
-            click.echo(f"{name} skipped: it runs checkpoints and there is none (pass --checkpoint model.pt)", err=True)
+            skipped[name] = "it runs checkpoints and there is none (pass --checkpoint model.pt)"
             continue
         with open_backend(name, path, device=device) as backend:
             card = card if card is not None else backend.card
@@ -130,7 +134,7 @@ def run_bench(
             row, outputs[name] = _bench_one(backend, tensor, warmup, iters)
             rows.append(row)
     if not rows:
-        raise I2IError("no backend ran")
+        raise I2IError(f"no backend ran: {format_skipped(skipped)}" if skipped else "no backend ran")
     _relate_to_baseline(rows, outputs)
     arch = card.arch if card is not None else None
     return {
@@ -139,7 +143,28 @@ def run_bench(
         "machine": machine_info(gpu=any(r["device"].startswith("cuda") for r in rows)),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "rows": rows,
+        "skipped": skipped,
     }
+
+
+def installed_backends(names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``names`` split into those whose library is installed here and {name: why not} for the rest."""
+    from i2i.runtime.backends.base import backend_status
+
+    ready: list[str] = []
+    skipped: dict[str, str] = {}
+    for name in names:
+        ok, why = backend_status(name)
+        if ok:
+            ready.append(name)
+        else:
+            skipped[name] = why
+    return ready, skipped
+
+
+def format_skipped(skipped: dict[str, str]) -> str:
+    """One line: every skipped backend and why."""
+    return "; ".join(f"{name} ({why})" for name, why in skipped.items())
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -167,7 +192,12 @@ def format_table(result: dict[str, Any]) -> str:
     default=None,
     help="model.pt for the torch baseline [default: the checkpoint named in the model card, beside MODEL].",
 )
-@click.option("--backends", default="ort,torch", show_default=True, help="Comma-separated backends.")
+@click.option(
+    "--backends",
+    default=None,
+    help=f"Comma-separated backends [default: {','.join(DEFAULT_BACKENDS)}, those installed here; the others "
+    "are skipped, saying why].",
+)
 @click.option(
     "--size", default="256", show_default=True, help="Input size, N or HxW (rounded up to the model's multiple)."
 )
@@ -202,7 +232,7 @@ def format_table(result: dict[str, Any]) -> str:
 def main(
     model: Path,
     checkpoint: Path | None,
-    backends: str,
+    backends: str | None,
     size: str,
     batch: int,
     device: str,
@@ -220,7 +250,7 @@ def main(
     \b
     Examples:
       i2i-bench benchmarks/cpu.toml              # the CPU suite -> benchmarks/results/<machine>/
-      i2i-bench model.onnx                       # ORT CPU vs torch, 256x256, batch 1
+      i2i-bench model.onnx                       # ORT CPU vs torch (where installed), 256x256, batch 1
       i2i-bench model.onnx --size 720x1280 --iters 10 --json bench.json
     """
     if model.suffix == ".toml":
@@ -233,13 +263,18 @@ def main(
         return
     from i2i.runtime.backends.base import BASELINE, backend_names, read_model_card
 
-    names = [b.strip() for b in backends.split(",") if b.strip()]
+    names = list(DEFAULT_BACKENDS) if backends is None else [b.strip() for b in backends.split(",") if b.strip()]
     unknown = [n for n in names if n not in backend_names()]
     if unknown or not names:
         valid = ", ".join(backend_names())
         raise click.BadParameter(
             f"{backends!r}: unknown backend(s) {', '.join(unknown)}; valid: {valid}", param_hint="--backends"
         )
+    absent: dict[str, str] = {}
+    if backends is None:  # named backends must run (opening one that is not installed says why)
+        names, absent = installed_backends(names)
+        if not names:
+            raise I2IError(f"none of the default backends is installed: {format_skipped(absent)}")
     if checkpoint is None and BASELINE in names and model.is_file():
         checkpoint = find_checkpoint(model, read_model_card(model))
     try:
@@ -247,6 +282,9 @@ def main(
     except I2IError as exc:
         raise click.BadParameter(exc.message, param_hint="--size") from None
     result = run_bench(model, checkpoint, names, hw, batch, warmup, iters, device=device)
+    result["skipped"] = {**absent, **result["skipped"]}
+    if result["skipped"]:
+        click.echo(f"skipped: {format_skipped(result['skipped'])}", err=True)
     table = format_table(result)
     click.echo(table)
     if json_path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -121,7 +122,9 @@ class Interrupted(I2IError):
 class MissingDependencyError(I2IError):
     """An optional library is not installed; the message names the pip extra."""
 
-    def __init__(self, library: str, extra: str, why: str = "") -> None:
-        hint = install_hint(extra)
+    def __init__(self, library: str | Sequence[str], extra: str, why: str = "") -> None:
+        names = [library] if isinstance(library, str) else list(library)
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        verb = "is" if len(names) == 1 else "are"
         detail = f" ({why})" if why else ""
-        super().__init__(f"{library} is not available{detail}; install it with: {hint}")
+        super().__init__(f"{listed} {verb} not available{detail}; install it with: {install_hint(extra)}")
