@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -520,20 +521,75 @@ def test_official_stig_checkpoint_imports_with_conv_biases_folded(tmp_path: Path
     result = import_reference(tmp_path / "parameters_10_epoch.pt", tmp_path / "refiner.pt")
     assert (result.arch, result.reference) == ("unetpp", "stig")
     assert result.arch_kwargs["spectrum_size"] == 256 and result.arch_kwargs["norm"] == "batch"
-    assert result.notes == ["30 conv biases before BatchNorm folded into the running means"]
+    assert result.notes == [
+        "30 conv biases before BatchNorm folded into the running means",
+        "channels: the official whole-tensor fftshift's channel roll folded into the first and last convs",
+    ]
     x = torch.rand(2, 3, 32, 32) * 2 - 1
+
+    def rolled(t: torch.Tensor) -> torch.Tensor:  # what the official network sees and writes
+        return t[:, ROLL]
+
     with torch.no_grad():
         running, ckpt = load_generator(result.output, test_norm="running")
-        assert torch.allclose(running(x), ref(x), atol=1e-5)
+        assert torch.allclose(rolled(running(x)), ref(rolled(x)), atol=1e-5)
         frame, _ = load_generator(result.output)  # the official inference: BatchNorm in train mode
         per_frame = reference_test_mode(ref)
-        expected = torch.cat([per_frame(x[i : i + 1]) for i in range(2)])
-        assert torch.allclose(frame(x), expected, atol=1e-5)
+        expected = torch.cat([per_frame(rolled(x)[i : i + 1]) for i in range(2)])
+        assert torch.allclose(rolled(frame(x)), expected, atol=1e-5)
     assert ckpt["method"] == "stig"  # so the model card calls it a refiner
     sized = import_reference(tmp_path / "parameters_10_epoch.pt", tmp_path / "r32.pt", spectrum_size=32)
     assert sized.arch_kwargs["spectrum_size"] == 32
     with pytest.raises(I2IError, match="multiple of 16"):
         import_reference(tmp_path / "parameters_10_epoch.pt", tmp_path / "r.pt", spectrum_size=40)
+
+
+ROLL = [2, 0, 1]  # torch.fft.fftshift(t) with no dim on (B, 3, H, W): channel c of the result is channel ROLL[c]
+
+
+def official_stig_refine(
+    generator: nn.Module, image01: torch.Tensor, take: Callable[[torch.Tensor], torch.Tensor] = torch.abs
+) -> torch.Tensor:
+    """STIG's evaluation() on one image in [0, 1] (utils/processing.py, model/stig_model.py):
+    img2fft → fft2polar → normalize → G → inverse_normalize → polar2img. ``take`` is how
+    polar2img makes the inverse FFT real: the official ``abs``, or the real part as i2i does."""
+    spectrum = torch.fft.fftshift(torch.fft.fft2(torch.fft.fftshift(image01, dim=(-1, -2))))  # img2fft: no dim
+    magnitude, phase = torch.log1p(torch.abs(spectrum)), torch.angle(spectrum)  # fft2polar
+    v_max, v_min = magnitude.max(), magnitude.min()  # normalize: one min/max over the whole tensor
+    normed = (magnitude - v_min) / (v_max - v_min) * 2.0 - 1.0
+    out = (generator(normed) + 1.0) / 2.0 * (v_max - v_min) + v_min  # inverse_normalize
+    inverse = torch.fft.ifft2(torch.fft.ifftshift(torch.expm1(out) * torch.exp(1j * phase)))  # polar2img
+    return torch.fft.fftshift(take(inverse), dim=(-1, -2))
+
+
+def test_imported_official_stig_refiner_computes_the_official_pipeline(tmp_path: Path) -> None:
+    """The whole official pipeline (written above from the official code) against i2i's
+    ``spectral.refine`` with the imported network, on one photo-like image, in float64.
+
+    Both compute the same complex image before it is made real; i2i takes its real part where the
+    official code takes abs() (a documented deviation), so i2i must equal the official pipeline
+    with ``take=real`` (clamped, as i2i clamps). Tolerance: float64 (ε = 2.2e-16); the largest
+    spectrum coefficient of a 64² image in [0, 1] is H·W = 4096, and the inverse FFT of 4096 terms
+    adds ≲ log2(4096) = 12 roundings of that size: 4096 · 12 · ε ≈ 1e-11 per pixel; 1e-9 leaves
+    room for the network's own float64 rounding amplified by expm1. Without the channel fix the
+    two differ by tenths of the range."""
+    from i2i.train import spectral
+
+    ref = randomise(RefNestedUNet(n=4), seed=3)
+    torch.save({"Generator": ref.state_dict()}, tmp_path / "official.pt")
+    result = import_reference(tmp_path / "official.pt", tmp_path / "refiner.pt", spectrum_size=64)
+    refiner, _ = load_generator(result.output)  # per-frame BatchNorm: the official G is never put in eval()
+    official_g = reference_test_mode(ref).double()
+    rng = np.random.default_rng(0)
+    noise = torch.from_numpy(rng.uniform(0.0, 1.0, (1, 3, 64, 64)))
+    image01 = F.avg_pool2d(F.pad(noise, (2, 2, 2, 2), mode="circular"), 5, stride=1)  # smooth, in [0, 1]
+    image01[:, 0] *= 0.6  # channels that differ, so a channel mix-up shows
+    with torch.no_grad():
+        official_real = official_stig_refine(official_g, image01, take=torch.real).clamp(0.0, 1.0)
+        ours = (spectral.refine(refiner.double(), image01 * 2.0 - 1.0) + 1.0) / 2.0
+        assert (ours - official_real).abs().max() < 1e-9
+        unfixed = (spectral.refine(reference_test_mode(ref).double(), image01 * 2.0 - 1.0) + 1.0) / 2.0
+        assert (unfixed - official_real).abs().mean() > 1e-2  # the official weights, channels not unrolled
 
 
 def test_stig_checkpoint_that_does_not_fit_names_its_keys(tmp_path: Path) -> None:

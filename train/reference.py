@@ -30,7 +30,13 @@ the imported model computes what the original does:
   the official ``NestedUNet`` is i2i's ``unetpp`` up to key names and one thing: its convolutions
   keep a bias before every BatchNorm. A bias b before a BatchNorm changes nothing but the running
   mean (batch or per-frame statistics subtract it again), so it is folded exactly into
-  ``running_mean − b``. The spectrum size is the official default (256) unless given.
+  ``running_mean − b``. The spectrum size is the official default (256) unless given. Its
+  ``img2fft`` calls ``torch.fft.fftshift`` with no ``dim``, which rolls the channel axis too (and
+  ``polar2img``'s ``ifftshift`` rolls it back): the official network's input channel c holds the
+  spectrum of image channel (c − C//2) mod C ([2, 0, 1] for RGB), and its output channel c that of
+  the same image channel. i2i shifts only the spatial axes, so the import permutes the first
+  conv's input channels and the head's outputs to match: i2i's pipeline then computes the
+  official one (up to the deviations listed in ``i2i.train.spectral``).
 
 Older released checkpoints carry InstanceNorm ``running_mean``/``running_var``/``num_batches_tracked``
 entries that affine-free, stat-free InstanceNorm layers do not have; they are dropped, as the
@@ -250,7 +256,41 @@ def _from_stig(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
             out[mean] = out[mean] - out.pop(key)
             folded += 1
     notes = [f"{folded} conv biases before BatchNorm folded into the running means"] if folded else []
+    if _unroll_stig_channels(out):
+        notes.append("channels: the official whole-tensor fftshift's channel roll folded into the first and last convs")
     return out, notes
+
+
+def stig_channel_roll(channels: int) -> list[int]:
+    """``roll[c]``: the image channel whose spectrum the official STIG network sees (and writes) at
+    channel c. ``torch.fft.fftshift`` with no ``dim`` rolls every axis by half its length, the
+    channel axis included: out[c] = in[(c − C//2) mod C], so [2, 0, 1] for RGB."""
+    return [(c - channels // 2) % channels for c in range(channels)]
+
+
+def _unroll_stig_channels(state: dict[str, torch.Tensor]) -> bool:
+    """Permute the first conv's input channels and the 1×1 head's outputs so a network fed spectra
+    in image channel order computes what the official one computes on rolled spectra; the
+    reconstruction then needs no roll back. False where the keys are absent (the fit reports them)."""
+    first, head_w, head_b = (state.get(k) for k in ("encoder.0.body.0.weight", "head.weight", "head.bias"))
+    if first is None or head_w is None:
+        return False
+    # i2i's input channel k must meet the official weights of the channel that held image channel k.
+    to_input = _inverse(stig_channel_roll(int(first.shape[1])))
+    state["encoder.0.body.0.weight"] = first[:, to_input].contiguous()
+    # i2i's output channel k is image channel k: the official output channel that held it.
+    to_output = _inverse(stig_channel_roll(int(head_w.shape[0])))
+    state["head.weight"] = head_w[to_output].contiguous()
+    if head_b is not None:
+        state["head.bias"] = head_b[to_output].contiguous()
+    return True
+
+
+def _inverse(permutation: list[int]) -> list[int]:
+    inverse = [0] * len(permutation)
+    for position, value in enumerate(permutation):
+        inverse[value] = position
+    return inverse
 
 
 def _stig_candidates(state: Mapping[str, torch.Tensor]) -> Iterator[Candidate]:
