@@ -51,6 +51,7 @@ class RunConfig:
     camera_size: tuple[int, int] | None = None  # (H, W)
     camera_fps: float | None = None
     reconnect: int = 10
+    max_pixels: int = 4320 * 7680  # i2i.runtime.images.DEFAULT_MAX_PIXELS (8K UHD), without importing cv2 here
     view: str = "output"
     overlay: bool | None = None
     refine: Path | None = None
@@ -200,6 +201,14 @@ def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_cli
     help="Stream sources: reconnect attempts (with backoff) after a drop.",
 )
 @click.option(
+    "--max-pixels",
+    default=4320 * 7680,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest frame a source may decode, in pixels (H*W; default 8K UHD, 4320x7680). Image headers and "
+    "video containers are checked before decoding; a folder skips a larger image with a warning.",
+)
+@click.option(
     "--view",
     type=click.Choice(["output", "side-by-side", "before-after"]),
     default="output",
@@ -289,7 +298,11 @@ def run(config: RunConfig) -> None:
     with contextlib.ExitStack() as stack:
         src = stack.enter_context(
             open_source(
-                config.source, camera_size=config.camera_size, camera_fps=config.camera_fps, reconnect=config.reconnect
+                config.source,
+                camera_size=config.camera_size,
+                camera_fps=config.camera_fps,
+                reconnect=config.reconnect,
+                max_pixels=config.max_pixels,
             )
         )
         refuse_replacing_inputs(config.sink, src.input_files())

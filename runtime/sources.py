@@ -30,6 +30,7 @@ from i2i.common import IMAGE_EXTENSIONS, is_image
 from i2i.errors import I2IError
 
 from .frames import to_bgr_uint8
+from .images import DEFAULT_MAX_PIXELS, UnreadableImage, check_frame_size, read_image
 
 if TYPE_CHECKING:
     from typing import Self
@@ -38,9 +39,6 @@ if TYPE_CHECKING:
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = ("*", "?", "[")
-# Colour 3-channel, keeping 16-bit depth (rounded properly by to_bgr_uint8 rather than the
-# decoder's >> 8), and applying EXIF orientation (which IMREAD_UNCHANGED would ignore).
-_IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
 
 # FFmpeg prints its own errors ("moov atom not found", "overread 8") straight to stderr, beside
 # the one-line error or warning i2i gives for the same problem; it reads this level once, when
@@ -82,9 +80,10 @@ class Source:
     count: int | None = None  # number of frames, if known (for progress bars)
     live: bool = False  # frames arrive in real time (camera, stream): the default mode is realtime
 
-    def __init__(self) -> None:
+    def __init__(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self._closed = False
         self.stats: StageStats | None = None
+        self.max_pixels = max_pixels  # the largest frame (H*W) it may decode; see i2i.runtime.images
 
     def bind_stats(self, stats: StageStats) -> None:
         """The pipeline hands over its stats, so events (stream reconnects) show up in them."""
@@ -110,6 +109,8 @@ class Source:
             if item is None:
                 return
             image, name = item
+            if image.ndim >= 2:
+                check_frame_size(image.shape[0], image.shape[1], self.max_pixels, f"frame {index} of {self.name}")
             yield Frame(index=index, image=to_bgr_uint8(image), name=name, t_capture=t_capture)
             index += 1
 
@@ -137,8 +138,8 @@ class Source:
 class _CaptureSource(Source):
     """Shared logic for cv2.VideoCapture: the first frame is read eagerly to prove decoding works."""
 
-    def __init__(self, capture: cv2.VideoCapture, name: str) -> None:
-        super().__init__()
+    def __init__(self, capture: cv2.VideoCapture, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        super().__init__(max_pixels)
         self.name = name
         self._capture = capture
         self._pending: np.ndarray | None = None
@@ -147,9 +148,17 @@ class _CaptureSource(Source):
         self._lock = threading.Lock()
 
     def _read_first(self) -> bool:
-        """Read one frame and keep it for the first ``_read``; False if the capture yields nothing."""
+        """Read one frame and keep it for the first ``_read``; False if the capture yields nothing.
+
+        The size the container declares is checked first: a small file can declare frames that
+        take gigabytes once decoded."""
         if not self._capture.isOpened():
             return False
+        h = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        w = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        if h > 0 and w > 0 and h * w > self.max_pixels:
+            self._capture.release()
+            check_frame_size(h, w, self.max_pixels, f"{self.name} (its frames, as the file declares them)")
         ok, image = self._capture.read()
         if not ok or image is None:
             return False
@@ -182,8 +191,8 @@ class _CaptureSource(Source):
 class VideoSource(_CaptureSource):
     """A video file or a stream URL (rtsp://, http://, ...) decoded by OpenCV's FFmpeg."""
 
-    def __init__(self, path_or_url: str) -> None:
-        super().__init__(self._make_capture(path_or_url), name=path_or_url)
+    def __init__(self, path_or_url: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        super().__init__(self._make_capture(path_or_url), name=path_or_url, max_pixels=max_pixels)
         if not self._read_first():
             self._capture.release()
             is_local = not _URL.match(path_or_url)
@@ -235,9 +244,10 @@ class StreamSource(VideoSource):
         backoff: float = 0.5,
         backoff_max: float = 8.0,
         timeout_s: float = 10.0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.timeout_ms = int(timeout_s * 1000)
-        super().__init__(url)
+        super().__init__(url, max_pixels)
         self.live = self.count is None
         self.retries = retries
         self.backoff = backoff
@@ -284,10 +294,16 @@ class StreamSource(VideoSource):
 class CameraSource(_CaptureSource):
     """A local camera by index. ``size`` is (height, width); the driver may pick the nearest mode."""
 
-    def __init__(self, index: int, size: tuple[int, int] | None = None, fps: float | None = None) -> None:
+    def __init__(
+        self,
+        index: int,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
         with _quiet_opencv():
             capture = cv2.VideoCapture(index)
-        super().__init__(capture, name=f"camera {index}")
+        super().__init__(capture, name=f"camera {index}", max_pixels=max_pixels)
         self.live = True
         if size is not None:
             self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[0])
@@ -306,12 +322,13 @@ class CameraSource(_CaptureSource):
 class FolderSource(Source):
     """Images from a directory (non-recursive), a glob pattern, or a single image file.
 
-    Files are in natural order (frame_2 before frame_10). Unreadable files are skipped with a
-    warning so one corrupt image does not end a long batch job.
+    Files are in natural order (frame_2 before frame_10). Unreadable files (corrupt, not an
+    image, larger than ``max_pixels`` by their header or once decoded, float data out of 0..1)
+    are skipped with a warning that says why, so one bad image does not end a long batch job.
     """
 
-    def __init__(self, path_or_glob: str) -> None:
-        super().__init__()
+    def __init__(self, path_or_glob: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        super().__init__(max_pixels)
         self.name = path_or_glob
         self._paths = _list_images(path_or_glob)
         self.count = len(self._paths)
@@ -321,7 +338,7 @@ class FolderSource(Source):
         if self._pending is None:
             raise I2IError(
                 f"none of the {self.count} images in {path_or_glob} could be read "
-                "(corrupt files, or a format OpenCV cannot decode)"
+                "(corrupt, too large, or a format OpenCV cannot decode; see the warnings above)"
             )
 
     def input_files(self) -> list[Path]:
@@ -334,22 +351,12 @@ class FolderSource(Source):
         while self._next < len(self._paths):
             path = self._paths[self._next]
             self._next += 1
-            image = _imread(path)
-            if image is not None:
-                return image, path.stem
-            click.echo(f"warning: skipping unreadable image: {path}", err=True)
+            try:
+                return to_bgr_uint8(read_image(path, self.max_pixels)), path.stem
+            except I2IError as exc:  # UnreadableImage, or pixel data outside the frame contract
+                reason = exc.message if isinstance(exc, UnreadableImage) else f"{path}: {exc.message}"
+                click.echo(f"warning: skipping image {reason}", err=True)
         return None
-
-
-def _imread(path: Path) -> np.ndarray | None:
-    """Decode an image file; None if it cannot be read. imdecode also copes with non-ASCII paths."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
-    return cv2.imdecode(data, _IMREAD_FLAGS)
 
 
 def _is_image(path: Path) -> bool:
@@ -387,10 +394,12 @@ def open_source(
     camera_size: tuple[int, int] | None = None,
     camera_fps: float | None = None,
     reconnect: int = 10,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Source:
     """Pick a source from a command-line spec: camera index, pattern:, URL, glob, folder, image or video file.
 
-    ``camera_size`` is (H, W), as every size in i2i.
+    ``camera_size`` is (H, W), as every size in i2i. ``max_pixels`` caps the frames it may decode
+    (H*W; see i2i.runtime.images), checked from the header or container before decoding where it can.
 
     An existing path is taken literally before glob characters are considered, so a file named
     ``clip[1].mp4`` opens as a video rather than as a pattern that matches nothing.
@@ -398,19 +407,21 @@ def open_source(
     is_camera = spec.isascii() and spec.isdigit()
     if (camera_size or camera_fps) and not is_camera:
         raise I2IError(f"--camera-size/--camera-fps apply to camera sources (--source 0), not {spec}")
+    if max_pixels < 1:
+        raise I2IError(f"--max-pixels must be at least 1, got {max_pixels}")
     if is_camera:
-        return CameraSource(int(spec), size=camera_size, fps=camera_fps)
+        return CameraSource(int(spec), size=camera_size, fps=camera_fps, max_pixels=max_pixels)
     if spec.startswith(PATTERN_PREFIX):
-        return PatternSource.from_spec(spec)
+        return PatternSource.from_spec(spec, max_pixels)
     if _URL.match(spec):
-        return StreamSource(spec, retries=reconnect)
+        return StreamSource(spec, retries=reconnect, max_pixels=max_pixels)
     path = Path(spec)
     if path.is_dir():
-        return FolderSource(spec)
+        return FolderSource(spec, max_pixels)
     if path.is_file():
-        return FolderSource(spec) if is_image(path) else VideoSource(spec)
+        return FolderSource(spec, max_pixels) if is_image(path) else VideoSource(spec, max_pixels)
     if any(ch in spec for ch in _GLOB_CHARS):
-        return FolderSource(spec)
+        return FolderSource(spec, max_pixels)
     raise I2IError(f"no such file or folder: {spec}")
 
 
@@ -432,10 +443,18 @@ class PatternSource(Source):
     those pixel formats, to exercise the pipeline's conversions.
     """
 
-    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, pixel_format: str = "bgr") -> None:
-        super().__init__()
+    def __init__(
+        self,
+        width: int = 640,
+        height: int = 480,
+        fps: float = 30.0,
+        pixel_format: str = "bgr",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        super().__init__(max_pixels)
         if width < 16 or height < 16:
             raise I2IError(f"pattern size {width}x{height} is too small (16x16 at least)")
+        check_frame_size(height, width, max_pixels, "the pattern")
         self.name = f"pattern:{width}x{height}@{fps:g}"
         self.width, self.height = width, height
         self.fps = fps if fps > 0 else None
@@ -446,13 +465,13 @@ class PatternSource(Source):
         self._due: float | None = None
 
     @classmethod
-    def from_spec(cls, spec: str) -> PatternSource:
+    def from_spec(cls, spec: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> PatternSource:
         match = _PATTERN.fullmatch(spec)
         if not match:
             raise I2IError(f"bad pattern source {spec!r}: use pattern:WxH@FPS, e.g. pattern:640x480@30 (@0 = unpaced)")
         width, height, fps, pixel_format = match.groups()
         rate = float(fps) if fps is not None else 30.0
-        return cls(int(width or 640), int(height or 480), rate, pixel_format or "bgr")
+        return cls(int(width or 640), int(height or 480), rate, pixel_format or "bgr", max_pixels)
 
     @staticmethod
     def _draw_background(width: int, height: int) -> np.ndarray:

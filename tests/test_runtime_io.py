@@ -293,7 +293,7 @@ def test_folder_source_skips_unreadable_image(tmp_path: Path, capsys: pytest.Cap
     names = [f.name for f in FolderSource(str(tmp_path))]
     assert names == ["a", "c"]
     err = capsys.readouterr().err
-    assert "skipping unreadable image" in err and "b.png" in err and err.count("\n") == 1
+    assert "warning: skipping image" in err and "b.png" in err and "cannot decode" in err and err.count("\n") == 1
 
 
 def test_folder_source_all_unreadable(tmp_path: Path) -> None:
@@ -328,9 +328,13 @@ def test_open_source_dispatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
     opened: list[object] = []
     monkeypatch.setattr(
-        sources, "CameraSource", lambda index, size=None, fps=None: opened.append(("camera", index, size, fps))
+        sources,
+        "CameraSource",
+        lambda index, size=None, fps=None, max_pixels=0: opened.append(("camera", index, size, fps)),
     )
-    monkeypatch.setattr(sources, "StreamSource", lambda spec, retries: opened.append(("stream", spec, retries)))
+    monkeypatch.setattr(
+        sources, "StreamSource", lambda spec, retries, max_pixels=0: opened.append(("stream", spec, retries))
+    )
     open_source("2")
     open_source("0", camera_size=(720, 1280), camera_fps=30.0)
     open_source("rtsp://192.168.1.5:554/stream")

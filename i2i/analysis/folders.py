@@ -17,6 +17,8 @@ from i2i.analysis.profile import ProfileConfig, estimate_profile
 from i2i.analysis.spectra import SpectrumStats, lfd, ring_radius
 from i2i.common import IMAGE_EXTENSIONS, list_images, psnr_db
 from i2i.errors import I2IError
+from i2i.runtime.frames import to_bgr_uint8
+from i2i.runtime.images import read_image
 from i2i.runtime.spectral import ProfileRefiner, Refiner, SpectralProfile, open_refiner
 
 PSNR_CAP_DB = 100.0  # identical images count as 100 dB, so a mean stays finite
@@ -30,6 +32,15 @@ def images_by_stem(folder: Path) -> dict[str, Path]:
     if not found:
         raise I2IError(f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return found
+
+
+def read_bgr(path: Path) -> np.ndarray:
+    """An image file as HxWx3 uint8 BGR, within the runtime's decoded-size cap (its header is
+    checked before decoding); one I2IError naming the file if it cannot be read."""
+    try:
+        return to_bgr_uint8(read_image(path))
+    except I2IError as exc:
+        raise I2IError(f"cannot read image {path}: {exc.message}; remove or replace it") from None
 
 
 def _common_stems(reference_dir: Path, test_dir: Path) -> tuple[dict[str, Path], dict[str, Path], list[str]]:
@@ -46,11 +57,7 @@ def paired_psnr(reference_dir: Path, test_dir: Path) -> dict[str, float | int]:
     reference, test, common = _common_stems(reference_dir, test_dir)
     values = []
     for stem in common:
-        a = cv2.imread(str(reference[stem]), cv2.IMREAD_COLOR)
-        b = cv2.imread(str(test[stem]), cv2.IMREAD_COLOR)
-        if a is None or b is None:
-            unreadable = reference[stem] if a is None else test[stem]
-            raise I2IError(f"cannot read image {unreadable}: empty, corrupt or not an image; remove or replace it")
+        a, b = read_bgr(reference[stem]), read_bgr(test[stem])
         if a.shape != b.shape:
             b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
         values.append(min(psnr_db(a, b), PSNR_CAP_DB))
@@ -70,9 +77,7 @@ def iter_images(folder: Path, size: tuple[int, int] | None = None) -> Iterator[t
     change); without it, the images must already share one size.
     """
     for stem, path in images_by_stem(folder).items():
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise I2IError(f"cannot read image {path}")
+        image = read_bgr(path)
         if size is not None and image.shape[:2] != size:
             image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)
