@@ -41,11 +41,11 @@ def megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:.1f} Mpx"
 
 
-def check_frame_size(h: int, w: int, max_pixels: int, what: str) -> None:
+def check_frame_size(h: int, w: int, max_pixels: int, what: str, verb: str = "is") -> None:
     """One I2IError when an (h, w) frame is over the cap, naming it and the option that raises it."""
     if h * w > max_pixels:
         raise I2IError(
-            f"{what} is {h}x{w} (HxW, {megapixels(h * w)}), over the {megapixels(max_pixels)} limit on decoded "
+            f"{what} {verb} {h}x{w} (HxW, {megapixels(h * w)}), over the {megapixels(max_pixels)} limit on decoded "
             f"frames; raise it with --max-pixels {h * w} if this is intended"
         )
 
@@ -140,7 +140,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     size = declared_size(head)
     try:
         if size is not None:
-            check_frame_size(*size, max_pixels, f"{path} (by its header)")
+            check_frame_size(*size, max_pixels, f"{path}: its header", "declares")
         data = np.fromfile(path, dtype=np.uint8)
         try:
             image = cv2.imdecode(data, IMREAD_FLAGS)
@@ -149,7 +149,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
             raise UnreadableImage(f"cannot decode {path} ({message})") from None
         if image is None:
             raise UnreadableImage(f"cannot decode {path}: corrupt, or a format OpenCV cannot read")
-        check_frame_size(image.shape[0], image.shape[1], max_pixels, str(path))
+        check_frame_size(image.shape[0], image.shape[1], max_pixels, f"{path}: it", "decodes to")
     except UnreadableImage:
         raise
     except I2IError as exc:

@@ -158,7 +158,7 @@ class _CaptureSource(Source):
         w = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         if h > 0 and w > 0 and h * w > self.max_pixels:
             self._capture.release()
-            check_frame_size(h, w, self.max_pixels, f"{self.name} (its frames, as the file declares them)")
+            check_frame_size(h, w, self.max_pixels, f"video {self.name}: its container", "declares frames of")
         ok, image = self._capture.read()
         if not ok or image is None:
             return False
@@ -355,7 +355,7 @@ class FolderSource(Source):
                 return to_bgr_uint8(read_image(path, self.max_pixels)), path.stem
             except I2IError as exc:  # UnreadableImage, or pixel data outside the frame contract
                 reason = exc.message if isinstance(exc, UnreadableImage) else f"{path}: {exc.message}"
-                click.echo(f"warning: skipping image {reason}", err=True)
+                click.echo(f"warning: skipping {reason}", err=True)
         return None
 
 
