@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -175,3 +177,32 @@ def test_only_instance_norm_keeps_hidden_conv_biases(name: str) -> None:
     # With instance norm every conv has a bias; with batch or none only the convs no norm follows.
     assert conv_biases("none") == conv_biases("batch")
     assert conv_biases("none") < conv_biases("instance")
+
+
+def test_unet_refuses_sizes_its_depth_cannot_take_in_one_line() -> None:
+    net = build_net("unet", ngf=4, num_downs=5)
+    with pytest.raises(I2IError, match=r"a 48x64 \(HxW\) input does not fit a U-Net of 5 levels.*multiples of 32"):
+        net(torch.zeros(1, 3, 48, 64))
+    assert net(torch.zeros(1, 3, 32, 64)).shape == (1, 3, 32, 64)
+
+
+def test_pix2pix_crop_too_small_for_num_downs_names_the_smallest_crop(tmp_path: Path) -> None:
+    """i2i-train pix2pix --crop-size 100 --num-downs 7 stopped with torch's "Expected more than
+    1 value per channel when training" (a BatchNorm level shrunk to 1×1)."""
+    import cv2
+    import numpy as np
+    from conftest import invoke
+
+    from i2i.train.cli import main
+
+    rng = np.random.default_rng(0)
+    for side in "AB":
+        (tmp_path / "data" / "train" / side).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "data" / "train" / side / "0.png"), rng.integers(0, 256, (120, 120, 3), np.uint8))
+    args = ["pix2pix", "--data", tmp_path / "data", "--out", tmp_path / "run", "--crop-size", "100"]
+    args += ["--load-size", "112", "--num-downs", "7", "--ngf", "2", "--ndf", "2", "--max-steps", "1", "--workers", "0"]
+    result = invoke(main, [*args, "--no-progress"])
+    assert result.exit_code != 0
+    message = (result.output + (result.stderr if result.stderr_bytes else "")).strip()
+    assert "smallest crop is 128" in message and "multiples of 128" in message, message
+    assert "Expected more than 1 value" not in message and "Traceback" not in message

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from i2i.errors import I2IError
 from i2i.train.nets import register_net
 from i2i.train.nets.norm import conv_bias, norm_layer
 
@@ -82,7 +83,23 @@ class UnetGenerator(nn.Module):
         self.model = UnetSkipConnectionBlock(
             output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm
         )
+        self.num_downs = num_downs
         self.size_multiple = 2**num_downs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C', H, W)
+        if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):  # exports trace fitting sizes
+            check_input_size(x.shape[-2], x.shape[-1], self.num_downs)
         return self.model(x)
+
+
+def check_input_size(height: int, width: int, num_downs: int) -> None:
+    """One line instead of torch's "Expected more than 1 value per channel" (a BatchNorm level that
+    shrank to 1×1) or a concatenation size mismatch: each level halves H and W and the skips need
+    them back exactly, so both sides must be multiples of 2**num_downs, which is also the smallest."""
+    multiple = 2**num_downs
+    if height % multiple or width % multiple:
+        raise I2IError(
+            f"a {height}x{width} (HxW) input does not fit a U-Net of {num_downs} levels (--num-downs "
+            f"{num_downs}): sides must be multiples of {multiple}, so the smallest crop is {multiple} "
+            f"(--crop-size {multiple}, {2 * multiple}, ...); or lower --num-downs (5 is the least, multiples of 32)"
+        )
