@@ -288,6 +288,7 @@ def _run_config(
 
 def run(config: RunConfig) -> None:
     """Open source, model (+ refiner) and sink, stream, then report; exits 130/143 when interrupted."""
+    from i2i.runtime.redact import display_name
     from i2i.runtime.sinks import open_sink, refuse_replacing_inputs
     from i2i.runtime.sources import open_source
     from i2i.runtime.stats import StageStats
@@ -321,8 +322,8 @@ def run(config: RunConfig) -> None:
         stats.info = {
             "model": str(config.model),
             "backend": backend.describe(),
-            "source": src.name,
-            "sink": out.path or config.sink,
+            "source": src.display,  # never a URL's credentials: see i2i.runtime.redact
+            "sink": display_name(out.path or config.sink),
             "mode": mode,
             "batch": config.batch_size,
         }
@@ -369,13 +370,14 @@ def _stream(config: RunConfig, mode: str, src: Any, backend: Any, refiner: Any, 
 def _report(config: RunConfig, stats: Any, out: Any, terminated: bool) -> None:
     """Stats file, then the table and what was written; an interrupted run says so and exits 130/143."""
     from i2i.runtime.pipeline import NONFINITE_COUNTER
+    from i2i.runtime.redact import display_name
     from i2i.runtime.sinks import FolderSink, VideoSink
 
     if config.stats_path is not None:
         stats.write_json(config.stats_path)
     if stats.interrupted:
         word = "Terminated" if terminated else "Interrupted"
-        message = f"{word}: {out.frames_written} frames written to {out.path or config.sink}"
+        message = f"{word}: {out.frames_written} frames written to {display_name(out.path or config.sink)}"
         if isinstance(out, (VideoSink, FolderSink)):
             message += " (the output is complete and valid)"
         click.echo(message + ".", err=True)

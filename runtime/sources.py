@@ -31,6 +31,7 @@ from i2i.errors import I2IError
 
 from .frames import to_bgr_uint8
 from .images import DEFAULT_MAX_PIXELS, UnreadableImage, check_frame_size, read_image
+from .redact import display_name
 
 if TYPE_CHECKING:
     from typing import Self
@@ -73,7 +74,11 @@ class Frame:
 
 
 class Source:
-    """Base class: a single-pass iterable of Frame, closed by ``close()`` or ``with``."""
+    """Base class: a single-pass iterable of Frame, closed by ``close()`` or ``with``.
+
+    ``name`` is what may be shown or written (warnings, stats, viewers): a URL's credentials are
+    never in it (see i2i.runtime.redact); ``display`` is the same, for callers that show it.
+    """
 
     name: str = ""
     fps: float | None = None  # native frame rate, if the source knows it
@@ -92,6 +97,11 @@ class Source:
     def _read(self) -> tuple[np.ndarray, str | None] | None:
         """Return (image, name) for the next frame, or None at the end of the stream."""
         raise NotImplementedError
+
+    @property
+    def display(self) -> str:
+        """The source as it may be shown or written: no user, password or secret query value."""
+        return self.name
 
     def input_files(self) -> list[Path]:
         """The local files this source reads (none for cameras, streams and patterns), so that no
@@ -192,14 +202,15 @@ class VideoSource(_CaptureSource):
     """A video file or a stream URL (rtsp://, http://, ...) decoded by OpenCV's FFmpeg."""
 
     def __init__(self, path_or_url: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-        super().__init__(self._make_capture(path_or_url), name=path_or_url, max_pixels=max_pixels)
+        self._url = path_or_url  # what is opened; ``name`` (shown, written) has no credentials
+        super().__init__(self._make_capture(path_or_url), name=display_name(path_or_url), max_pixels=max_pixels)
         if not self._read_first():
             self._capture.release()
             is_local = not _URL.match(path_or_url)
             if is_local and not os.path.exists(path_or_url):
-                raise I2IError(f"cannot open video: {path_or_url} (no such file)")
+                raise I2IError(f"cannot open video: {self.name} (no such file)")
             why = "not a video file, or a codec OpenCV cannot decode" if is_local else "stream unreachable"
-            raise I2IError(f"cannot open video: {path_or_url} ({why})")
+            raise I2IError(f"cannot open video: {self.name} ({why})")
         self.fps = self._native_fps()
         frames = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.count = frames if frames > 0 else None
@@ -209,7 +220,7 @@ class VideoSource(_CaptureSource):
         return cv2.VideoCapture(path_or_url)
 
     def input_files(self) -> list[Path]:
-        return [] if _URL.match(self.name) else [Path(self.name)]
+        return [] if _URL.match(self._url) else [Path(self._url)]
 
     def _read(self) -> tuple[np.ndarray, str | None] | None:
         item = super()._read()
@@ -272,7 +283,7 @@ class StreamSource(VideoSource):
             )
             if self._wake.wait(delay) or self._closed:
                 return None
-            capture = self._make_capture(self.name)
+            capture = self._make_capture(self._url)
             ok, image = capture.read() if capture.isOpened() else (False, None)
             if ok and image is not None:
                 with self._lock:
@@ -406,7 +417,7 @@ def open_source(
     """
     is_camera = spec.isascii() and spec.isdigit()
     if (camera_size or camera_fps) and not is_camera:
-        raise I2IError(f"--camera-size/--camera-fps apply to camera sources (--source 0), not {spec}")
+        raise I2IError(f"--camera-size/--camera-fps apply to camera sources (--source 0), not {display_name(spec)}")
     if max_pixels < 1:
         raise I2IError(f"--max-pixels must be at least 1, got {max_pixels}")
     if is_camera:
