@@ -128,6 +128,8 @@ def _card_lines(card: Any) -> list[str]:
     io, size = card.io, card.static_size
     color = "BGR" if io.kind == "frame" else "RGB"
     test = f"test-time BatchNorm {card.test_norm} statistics" + (", dropout on" if card.test_dropout else "")
+    why = [f"            why: {card.test_norm_reason or 'not recorded'}"]
+    teacher = [f"teacher:    {card.teacher.describe()}"] if card.teacher else []
     return [
         f"arch:       {card.arch}  method {card.method}" + (f"  refiner {card.refiner.kind}" if card.refiner else ""),
         f"precision:  {card.precision}" + (f" (kept fp32: {', '.join(card.fp32_ops)})" if card.fp32_ops else ""),
@@ -135,4 +137,6 @@ def _card_lines(card: Any) -> list[str]:
         f"size:       {'static ' + 'x'.join(map(str, size)) if size else 'dynamic'}, multiple "
         f"{card.size_multiple}, batch {card.static_batch or 'dynamic'}",
         f"test mode:  {test}",
+        *why,
+        *teacher,
     ]

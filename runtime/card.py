@@ -13,6 +13,9 @@ uint8 NHWC BGR, normalisation fused into the graph), and whether it has a fixed 
 
 Versions: ``i2i-card/2`` is written today. ``i2i-card/1`` cards (exports of earlier releases) and
 cards without a ``format`` key load with the first format's defaults: tensor, float32, dynamic.
+Fields added within a format are optional, so cards written before them still load and older
+readers skip them: ``test_norm_reason`` (why the test-time BatchNorm mode; None: not recorded) and
+``teacher`` (a distilled student's teacher and the test-time mode it ran in; None: not a student).
 
 ``read_onnx_metadata`` reads the metadata straight from the protobuf bytes, so backends that do not
 expose ONNX metadata (OpenVINO) and callers that only need the card (``--backend auto``) do not need
@@ -38,6 +41,8 @@ KINDS = ("tensor", "frame")
 TENSOR_DTYPES = ("float32", "float16")
 TEST_NORMS = ("frame", "running")
 REFINER_KINDS = ("stig",)
+# The test-time mode of a model.pt written before checkpoints recorded one.
+LEGACY_CHECKPOINT_TEST_NORM_REASON = "not recorded in this older checkpoint: per-frame, the reference test.py default"
 
 
 _Dim = TypeVar("_Dim")  # one axis of a shape: an int, or a graph's symbolic name / None
@@ -95,6 +100,22 @@ class Refiner:
 
 
 @dataclass(frozen=True)
+class Teacher:
+    """Set on the card of a distilled student: the teacher it learned from, and the test-time mode
+    the teacher ran in for the student's targets (every student-teacher comparison uses that mode)."""
+
+    name: str | None = None  # the teacher's file name
+    sha256: str | None = None
+    arch: str | None = None
+    test_norm: str = "frame"
+    test_dropout: bool = False
+
+    def describe(self) -> str:
+        dropout = ", dropout on" if self.test_dropout else ""
+        return f"{self.name or '?'} ({self.arch or '?'}), run with BatchNorm {self.test_norm} statistics{dropout}"
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """Everything the runtime, the bench and the deployment tools need to know about a model."""
 
@@ -107,6 +128,8 @@ class ModelCard:
     refiner: Refiner | None = None
     test_norm: str = "running"  # BatchNorm at test time: per-frame statistics ("frame") or running ones
     test_dropout: bool = False  # dropout active at test time (random output)
+    test_norm_reason: str | None = None  # why test_norm: how the model trained, or an explicit option
+    teacher: Teacher | None = None  # a distilled student's teacher and the mode it ran in
     fp32_ops: tuple[str, ...] = ()  # op types an fp16 graph keeps in fp32
     opset: int | None = None
     baked_refine: Mapping[str, Any] | None = None  # a spectral refinement compiled into the graph
@@ -147,6 +170,8 @@ class ModelCard:
             "refiner": dataclasses.asdict(self.refiner) if self.refiner else None,
             "test_norm": self.test_norm,
             "test_dropout": self.test_dropout,
+            "test_norm_reason": self.test_norm_reason,
+            "teacher": dataclasses.asdict(self.teacher) if self.teacher else None,
             "fp32_ops": list(self.fp32_ops),
             "opset": self.opset,
             "baked_refine": _plain(self.baked_refine),
@@ -193,6 +218,8 @@ class ModelCard:
             refiner=_parse_refiner(data, where),
             test_norm=f.choice("test_norm", TEST_NORMS, "running"),
             test_dropout=f.boolean("test_dropout", False),
+            test_norm_reason=f.text("test_norm_reason"),
+            teacher=_parse_teacher(data, where),
             fp32_ops=tuple(f.text_list("fp32_ops")),
             opset=f.positive_int("opset"),
             baked_refine=f.mapping("baked_refine", legacy_key="refine"),
@@ -236,6 +263,9 @@ class ModelCard:
             "refiner": refiner,
             "test_norm": ckpt.get("test_norm", "frame"),
             "test_dropout": ckpt.get("test_dropout", False),
+            "test_norm_reason": ckpt.get("test_norm_reason")
+            or (None if "test_norm" in ckpt else LEGACY_CHECKPOINT_TEST_NORM_REASON),
+            "teacher": ckpt.get("teacher"),
             "metrics": ckpt.get("metrics") or {},
             "arch_kwargs": ckpt.get("arch_kwargs") or {},
         }
@@ -262,11 +292,14 @@ def _plain(value: Any) -> Any:
 class _Fields:
     """Typed reads of one card dict, each failure a one-line error naming the field."""
 
-    def __init__(self, data: dict[str, Any], where: str) -> None:
-        self.data, self.where = data, where
+    def __init__(self, data: dict[str, Any], where: str, prefix: str = "") -> None:
+        self.data, self.where, self.prefix = data, where, prefix  # prefix: "teacher." for a nested object
 
     def _fail(self, key: str, want: str) -> I2IError:
-        return I2IError(f"{self.where}: card field {key!r} must be {want}, got {self.data[key]!r}; re-export the model")
+        name = self.prefix + key
+        return I2IError(
+            f"{self.where}: card field {name!r} must be {want}, got {self.data[key]!r}; re-export the model"
+        )
 
     def text(self, key: str) -> str | None:
         value = self.data.get(key)
@@ -323,6 +356,22 @@ def _parse_refiner(data: dict[str, Any], where: str) -> Refiner | None:
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
         raise I2IError(f"{where}: card refiner.spectrum_size must be a positive integer or null, got {size!r}")
     return Refiner(kind=str(raw["kind"]), spectrum_size=size or None)
+
+
+def _parse_teacher(data: dict[str, Any], where: str) -> Teacher | None:
+    raw = data.get("teacher")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise I2IError(f"{where}: card field 'teacher' must be an object or null, got {raw!r}")
+    f = _Fields(raw, where, prefix="teacher.")
+    return Teacher(
+        name=f.text("name"),
+        sha256=f.text("sha256"),
+        arch=f.text("arch"),
+        test_norm=f.choice("test_norm", TEST_NORMS, "frame"),
+        test_dropout=f.boolean("test_dropout", False),
+    )
 
 
 def _parse_io(card: dict[str, Any], where: str) -> ModelIO:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from i2i.errors import I2IError
-from i2i.runtime.card import CARD_FORMAT, ModelCard, ModelIO, Refiner
+from i2i.runtime.card import CARD_FORMAT, LEGACY_CHECKPOINT_TEST_NORM_REASON, ModelCard, ModelIO, Refiner, Teacher
 from i2i.runtime.formats import FORMATS, format_of, read_card
 from i2i.runtime.precisions import PRECISIONS, export_precisions, get_precision, runtime_precisions
 
@@ -81,6 +81,27 @@ def test_checkpoint_card() -> None:
         ModelCard.from_checkpoint({"arch": "fast"})
 
 
+def test_checkpoint_card_carries_the_test_norm_reason_and_the_teacher() -> None:
+    base = {"arch": "fast", "method": "distill", "io": {"channels": 3, "size_multiple": 4}}
+    # A model.pt older than the test_norm key: per-frame, and the card says the mode was not recorded.
+    assert ModelCard.from_checkpoint(base).test_norm_reason == LEGACY_CHECKPOINT_TEST_NORM_REASON
+    # One with the key but written before reasons were: no reason invented.
+    assert ModelCard.from_checkpoint({**base, "test_norm": "running"}).test_norm_reason is None
+    teacher = {"name": "t.pt", "sha256": "cd" * 32, "arch": "unet", "test_norm": "running", "test_dropout": False}
+    ckpt = {**base, "test_norm": "running", "test_norm_reason": "trained at batch size 8", "teacher": teacher}
+    card = ModelCard.from_checkpoint(ckpt)
+    assert card.test_norm_reason == "trained at batch size 8"
+    assert card.teacher == Teacher("t.pt", "cd" * 32, "unet", "running", False)
+    again = ModelCard.from_json(card.to_json())  # the exporter writes what from_checkpoint gave
+    assert (again.test_norm_reason, again.teacher) == (card.test_norm_reason, card.teacher)
+
+
+def test_cards_without_the_newer_fields_still_load() -> None:
+    """test_norm_reason and teacher were added within i2i-card/2: a card without them loads as before."""
+    card = ModelCard.from_dict({"format": CARD_FORMAT, "test_norm": "frame"})
+    assert (card.test_norm, card.test_norm_reason, card.teacher) == ("frame", None, None)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -90,6 +111,9 @@ def test_checkpoint_card() -> None:
         ({"test_norm": "batch"}, "'test_norm' must be one of frame, running"),
         ({"test_dropout": "yes"}, "'test_dropout' must be true or false"),
         ({"fp32_ops": "InstanceNormalization"}, "'fp32_ops' must be a list of strings"),
+        ({"test_norm_reason": 3}, "'test_norm_reason' must be a string or null"),
+        ({"teacher": "t.pt"}, "'teacher' must be an object or null"),
+        ({"teacher": {"test_norm": "batch"}}, "'teacher.test_norm' must be one of frame, running"),
         ({"parity": [1]}, "'parity' must be an object"),
         ({"refiner": {"kind": "magic"}}, "'refiner' must be an object with kind one of stig"),
         ({"refiner": {"kind": "stig", "spectrum_size": -3}}, "refiner.spectrum_size must be a positive integer"),

@@ -13,7 +13,10 @@ pickled code::
     train_config  the run's configuration (JSON-compatible)
     metrics       evaluation figures, may be empty
     test_norm     "frame" / "running": which statistics BatchNorm uses at test time (optional, "frame")
+    test_norm_reason  why that mode (optional): how the model trained, an explicit option, or import
     test_dropout  whether dropout stays active at test time (optional, False)
+    teacher       a distilled student's teacher (optional): name, sha256 and the test_norm /
+                  test_dropout its translations were made in, the mode any comparison runs it in
     i2i_version   version of i2i that wrote it
 
 Training state (optimisers, discriminators, step, RNG) lives in a separate ``state.pt``.
@@ -47,6 +50,11 @@ REQUIRED_KEYS = ("format", "arch", "arch_kwargs", "state_dict", "io")
 TEST_NORMS = ("frame", "running")
 DEFAULT_TEST_NORM = "frame"
 DEFAULT_TEST_DROPOUT = False
+# Why imported reference weights run with per-frame statistics.
+REFERENCE_TEST_NORM_REASON = (
+    "imported reference weights: their test.py runs the generator in train mode at batch size 1, "
+    "so BatchNorm normalises each frame by its own statistics"
+)
 # torch words it two ways: "Unsupported global: GLOBAL exec was not an allowed global ..." and
 # "Trying to load unsupported GLOBAL posix.system whose module posix is blocked."
 _UNSUPPORTED_GLOBAL = re.compile(r"unsupported (?:global: )?GLOBAL ([\w.]+)", re.IGNORECASE)
@@ -82,8 +90,16 @@ def make_checkpoint(
     metrics: dict[str, Any] | None = None,
     test_norm: str = DEFAULT_TEST_NORM,
     test_dropout: bool = DEFAULT_TEST_DROPOUT,
+    test_norm_reason: str | None = None,
+    teacher: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The checkpoint dict of ``generator``. ``test_norm_reason`` says why ``test_norm`` (unset: the
+    reference's reason for weights ``train_config`` marks as imported, else that the caller chose it);
+    ``teacher``: a distilled student's teacher record (``teacher_record``)."""
     test_norm, test_dropout = check_test_mode(test_norm, test_dropout, where="make_checkpoint")
+    if test_norm_reason is None:
+        imported = "imported" in (train_config or {})
+        test_norm_reason = REFERENCE_TEST_NORM_REASON if imported else f"test_norm {test_norm!r} set by the writer"
     state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
     return {
         "format": FORMAT,
@@ -103,8 +119,38 @@ def make_checkpoint(
         "train_config": dict(train_config or {}),
         "metrics": dict(metrics or {}),
         "test_norm": test_norm,
+        "test_norm_reason": test_norm_reason,
         "test_dropout": test_dropout,
+        **({"teacher": dict(teacher)} if teacher is not None else {}),
         "i2i_version": __version__,
+    }
+
+
+def test_norm_for_batch(batch_size: int) -> tuple[str, str]:
+    """The test-time BatchNorm mode that matches how a model trained, and why: per-frame statistics
+    at batch size 1 (each BatchNorm saw one image: its statistics were that image's, as in the
+    reference test.py), running statistics above (BatchNorm saw batches; one frame's statistics are
+    not what it learned with, and on real footage they turn dark regions into noise)."""
+    if batch_size <= 1:
+        return "frame", (
+            "trained at batch size 1: each BatchNorm normalised one image by its own statistics, "
+            "as per-frame statistics do"
+        )
+    return "running", (
+        f"trained at batch size {batch_size}: BatchNorm saw batch statistics, which its running statistics "
+        "estimate (one frame's own statistics are not what it learned with)"
+    )
+
+
+def teacher_record(path: str | Path, ckpt: dict[str, Any], test_norm: str, test_dropout: bool) -> dict[str, Any]:
+    """What a student's model.pt records of its teacher: the file, its hash, and the test-time mode
+    the teacher ran in for the student's targets (the mode any student-teacher comparison uses)."""
+    return {
+        "name": Path(path).name,
+        "sha256": file_sha256(path),
+        "arch": ckpt.get("arch"),
+        "test_norm": test_norm,
+        "test_dropout": test_dropout,
     }
 
 

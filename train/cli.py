@@ -22,6 +22,7 @@ import click
 from i2i._cli import Group, debug_option
 from i2i.errors import I2IError
 from i2i.train.options import field_metadata
+from i2i.train.run_folder import next_run_folder
 
 
 def _option_type(name: str, kind: Any, meta: dict[str, Any]) -> Any:
@@ -73,6 +74,10 @@ def _options_from(
 @debug_option
 def main() -> None:
     """Train image-to-image generators and write self-describing model.pt checkpoints.
+
+    Each run has its own folder: without --out a fresh runs/METHOD, runs/METHOD2, ... (--resume
+    continues the newest); an --out that holds another run is refused unless --resume continues
+    it or --overwrite clears its files.
 
     \b
     Examples:
@@ -219,13 +224,18 @@ def _method_command(name: str) -> click.Command:
     def command(nproc: int, **kwargs: Any) -> None:
         from i2i.train.loop import train
 
+        if kwargs["out"] is None:
+            if "WORLD_SIZE" in os.environ:  # each rank would number its own folder
+                raise I2IError("a distributed run launched by torchrun needs --out (one folder for all ranks)")
+            kwargs["out"] = str(next_run_folder(Path("runs") / name, resume=kwargs.get("resume", False)))
+            click.get_current_context().params["out"] = kwargs["out"]  # the ranks of --nproc get it too
+            click.echo(f"run folder: {kwargs['out']}", err=True)
         if nproc > 1 and "WORLD_SIZE" not in os.environ:
             _run_ranks(name, nproc)
             return
         method_fields = {f.name for f in dataclasses.fields(config_cls)}
         method_config = config_cls(**{k: v for k, v in kwargs.items() if k in method_fields})
         train_kwargs = {k: v for k, v in kwargs.items() if k not in method_fields}
-        train_kwargs["out"] = train_kwargs["out"] or f"runs/{name}"
         train_kwargs.setdefault("data", "")  # methods without --data
         with _run_folder(Path(train_kwargs["out"])):
             result = train(name, method_config, TrainConfig(**train_kwargs))

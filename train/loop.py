@@ -42,6 +42,7 @@ from i2i.train.checkpoint import (
     check_test_mode,
     make_checkpoint,
     prepare_for_test,
+    test_norm_for_batch,
 )
 from i2i.train.data import (
     DIRECTIONS,
@@ -54,6 +55,7 @@ from i2i.train.data import (
 from i2i.train.methods import Method, MethodConfig, get_method
 from i2i.train.metrics import Evaluator
 from i2i.train.options import option
+from i2i.train.run_folder import claim_run_folder
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -65,7 +67,10 @@ class TrainConfig:
     data: str = option(
         help="Dataset root (paired: train/A + train/B, or A|B side by side in train/; unpaired: trainA + trainB)."
     )
-    out: str = option(help="Run folder for model.pt, state.pt, samples/ and log.jsonl [default: runs/METHOD].")
+    out: str = option(
+        help="Run folder for model.pt, state.pt, samples/ and log.jsonl; one that holds another run is refused "
+        "without --resume or --overwrite [default: a fresh runs/METHOD, runs/METHOD2, ...]."
+    )
     batch_size: int = option(1, "Images per step.", minimum=1)
     load_size: int = option(286, "Resize images to this square size before cropping.", minimum=1)
     crop_size: int = option(256, "Random crop size used for training.", minimum=1)
@@ -93,6 +98,11 @@ class TrainConfig:
         3, "State history kept in OUT/checkpoints/ (fallback when the latest state is corrupt).", minimum=0
     )
     resume: bool = option(False, "Continue from OUT/state.pt.")
+    overwrite: bool = option(
+        False,
+        "Clear the run already in OUT (its model*.pt, state.pt, checkpoints/, samples/, logs) and train anew; "
+        "other files in OUT stay.",
+    )
     deterministic: bool = option(False, "Deterministic algorithms (bit-identical reruns and resumes).")
     amp: str = option(
         "none", "Mixed precision: none, bf16 (CPU or GPU) or fp16 (CUDA, gradient scaling).", choices=tuple(AMP_DTYPES)
@@ -113,8 +123,8 @@ class TrainConfig:
     test_norm: str | None = option(
         None,
         "Test-time BatchNorm (model.pt, samples, evaluation): frame = per-frame statistics (the reference "
-        "test.py), running = running statistics (its --eval; the default of i2i-train distill, whose "
-        "student trains in batches). None: the method's default.",
+        "test.py), running = running statistics (its --eval). [default: how the model trains: frame at "
+        "--batch-size 1, running above; model.pt records the choice and why]",
         choices=TEST_NORMS,
     )
     test_dropout: bool = option(
@@ -123,7 +133,7 @@ class TrainConfig:
 
     def test_time(self) -> tuple[str, bool]:
         """The validated (test_norm, test_dropout); an unset test_norm is an error here, since
-        the run's setup fills it with the method's default before anything reads it."""
+        the run's setup fills it (``choose_test_norm``) before anything reads it."""
         return check_test_mode(self.test_norm, self.test_dropout, where="--test-norm/--test-dropout")
 
 
@@ -361,6 +371,7 @@ def save_run(
     schedulers: dict[str, Any],
     out: Path,
     metrics: dict[str, dict[str, Any]] | None = None,
+    test_norm_reason: str | None = None,
 ) -> tuple[list[Path], Path]:
     train_config = {
         "method": method.name,
@@ -381,6 +392,8 @@ def save_run(
             metrics=(metrics or {}).get(spec.filename),
             test_norm=test_norm,
             test_dropout=test_dropout,
+            test_norm_reason=test_norm_reason,
+            teacher=spec.teacher,
         )
         paths.append(atomic_save(ckpt, out / spec.filename))
     state = {
@@ -468,10 +481,26 @@ def check_worker_tmpdir(workers: int) -> None:
         )
 
 
+def choose_test_norm(config: TrainConfig, method_cls: type[Method]) -> tuple[str, str]:
+    """The run's test-time BatchNorm mode and why: ``--test-norm`` when given, else the method's
+    default when it has one, else how the model trains (``test_norm_for_batch``: per-frame
+    statistics at batch size 1, running statistics above; per process in a distributed run, whose
+    BatchNorm layers each see their own process's batch)."""
+    given = config.test_norm
+    if given is not None:
+        return given, f"--test-norm {given} given explicitly (trained at batch size {config.batch_size})"
+    default = method_cls.train_defaults.get("test_norm")
+    if default is not None:
+        return default, f"the {method_cls.name} method's default"
+    return test_norm_for_batch(config.batch_size)
+
+
 def with_method_defaults(config: TrainConfig, method_cls: type[Method]) -> TrainConfig:
-    """``config`` with the fields left unset (None) given the method's ``train_defaults``, so the
-    Python API trains as ``i2i-train METHOD`` does (distill: running statistics at test time)."""
+    """``config`` with the fields left unset (None) given the method's ``train_defaults``, and an
+    unset test_norm chosen by ``choose_test_norm``, so the Python API trains as ``i2i-train METHOD``."""
     unset = {name: value for name, value in method_cls.train_defaults.items() if getattr(config, name) is None}
+    if config.test_norm is None:
+        unset["test_norm"] = choose_test_norm(config, method_cls)[0]
     return dataclasses.replace(config, **unset) if unset else config
 
 
@@ -501,11 +530,19 @@ class _Run:
         self.result.samples = self.grids.written
         self.log: IO[str] | None = None
         self.board: Any = None
+        self.test_norm_reason: str | None = None  # why config.test_norm (choose_test_norm), for model.pt
         self.seen_images, self.window_start = 0, time.perf_counter()
 
     def save(self) -> tuple[list[Path], Path]:
         saved = save_run(
-            self.method, self.config, self.method_config, self.step, self.schedulers, self.out, self.result.metrics
+            self.method,
+            self.config,
+            self.method_config,
+            self.step,
+            self.schedulers,
+            self.out,
+            self.result.metrics,
+            self.test_norm_reason,
         )
         self.saved_step = self.step
         return saved
@@ -597,9 +634,12 @@ def _setup(
     device: torch.device,
 ) -> _Run:
     """Data, method, LR schedule and sample images; the state of --resume; config.json."""
+    test_norm_reason = choose_test_norm(config, method_cls)[1]
     config = with_method_defaults(config, method_cls)  # the run (run.config) sees only the filled-in config
     config.test_time()  # a bad --test-norm/--test-dropout stops the run before any work
     check_worker_tmpdir(config.workers)
+    if env.is_main:  # before any file is written (distill's teacher cache): never two runs in one folder
+        claim_run_folder(Path(config.out), config.resume, config.overwrite)
     dataset = make_dataset(method_cls, method_config, config)
     size = len(dataset)
     if size == 0:
@@ -610,6 +650,7 @@ def _setup(
         method.scaler = torch.amp.GradScaler(device.type)
     distributed.broadcast_state(method.networks(), env)
     run = _Run(method, config, method_config, env)
+    run.test_norm_reason = test_norm_reason
     run.steps_per_epoch = EpochBatches(size, config.batch_size, config.seed, world_size=env.world_size).per_epoch
     epochs_total = method_config.epochs + method_config.epochs_decay
     run.total_steps = config.max_steps or epochs_total * run.steps_per_epoch
@@ -624,6 +665,8 @@ def _setup(
     run.sample_batch = next(iter(DataLoader(run.samples, batch_size=min(4, len(run.samples)), shuffle=False)))
     if config.resume:
         run.step = run.saved_step = _resume(method, run.schedulers, run.out)
+        if run.main:
+            _forget_after(run.out, run.step)
     if run.main:
         run.write_config()
     return run
@@ -639,8 +682,12 @@ def _train(
     _seed_everything(config)
     autocast = _autocast(device, config.amp)
     # Evaluation options and files (Inception weights) are checked before any work; rank 0 evaluates.
-    evaluator = Evaluator.for_run(config, method_cls.layout, device, main=env.is_main)
+    evaluator = None if method_cls.labels_heldout else Evaluator.for_run(config, method_cls.layout, device, env.is_main)
     run = _setup(method_cls, method_config, config, env, device)
+    if method_cls.labels_heldout:  # its held-out pairs exist once make_dataset has labelled them
+        pairs = method_cls.heldout_pairs(run.config)
+        root, side = pairs if pairs is not None else (None, None)
+        evaluator = Evaluator.for_run(run.config, "paired", device, env.is_main, pairs=root, size=side)
     method, start = run.method, time.perf_counter()
     loader = run.loader()
     method.train(True)
@@ -688,6 +735,32 @@ def _train(
         result.eval_log = evaluator.log if evaluator is not None and evaluator.log.exists() else None
     result.steps, result.seconds = run.step, time.perf_counter() - start
     return result
+
+
+def _forget_after(out: Path, step: int) -> None:
+    """Resumed at ``step`` (from an earlier state when the latest was unreadable): the log lines and
+    state history of later steps belong to a run that is now being redone, and are dropped."""
+    for old in (out / "checkpoints").glob("state_*.pt"):
+        if old.stem[len("state_") :].isdigit() and int(old.stem[len("state_") :]) > step:
+            old.unlink(missing_ok=True)
+    for name in ("log.jsonl", "eval.jsonl"):
+        log = out / name
+        if not log.is_file():
+            continue
+        lines = log.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if _logged_step(line) <= step]
+        if len(kept) != len(lines):
+            atomic_write(log, "".join(kept))
+
+
+def _logged_step(line: str) -> int:
+    """The step of one log.jsonl / eval.jsonl line (-1 when it has none: kept)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return -1
+    value = record.get("step") if isinstance(record, dict) else None
+    return value if isinstance(value, int) else -1
 
 
 def _read_state(path: Path) -> dict[str, Any] | None:

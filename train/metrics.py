@@ -337,11 +337,21 @@ class Evaluator:
         self.latest: dict[str, dict[str, Any]] = {}
 
     @classmethod
-    def for_run(cls, config: TrainConfig, layout: str, device: torch.device, main: bool) -> Evaluator | None:
+    def for_run(
+        cls,
+        config: TrainConfig,
+        layout: str,
+        device: torch.device,
+        main: bool,
+        pairs: Path | None = None,
+        size: int | None = None,
+    ) -> Evaluator | None:
         """Check the evaluation options before any work; the evaluator on rank 0, None elsewhere or when off.
 
         Off: ``--eval-every -1``, or by default when the data has no test split or the method has no
-        target images (``style``, ``distill``); asking for evaluation there is an error instead.
+        target images (``style``); asking for evaluation there is an error instead. ``pairs``: a
+        held-out set the method labelled itself (distill: teacher translations), evaluated in
+        place of ``--eval-data`` at ``size`` (default: the crop size).
         """
         asked = [
             flag
@@ -369,7 +379,7 @@ class Evaluator:
             if asked:
                 raise I2IError(f"{', '.join(asked)}: unpaired methods get FID/KID only; add --inception-weights")
             return None
-        root = Path(config.eval_data or config.data)
+        root = pairs if pairs is not None else Path(config.eval_data or config.data)
         if eval_folders(root, layout) is None:
             if asked:
                 raise I2IError(f"evaluation data {root}: expected test/A + test/B, A + B, or testA + testB subfolders")
@@ -382,7 +392,8 @@ class Evaluator:
 
             inception = load_inception(inception_path).to(device)
         out = Path(config.out)
-        return cls(root, config.crop_size, config.eval_every, out, device, inception, config.eval_images, layout=layout)
+        size = size or config.crop_size
+        return cls(root, size, config.eval_every, out, device, inception, config.eval_images, layout=layout)
 
     def due(self, step: int, total_steps: int) -> bool:
         return step == total_steps or (self.every > 0 and step % self.every == 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -45,6 +46,7 @@ class GeneratorSpec:
     arch: str
     arch_kwargs: dict[str, Any]
     direction: str
+    teacher: dict[str, Any] | None = None  # a distilled student's teacher (``checkpoint.teacher_record``)
 
 
 ConfigT = TypeVar("ConfigT", bound=MethodConfig)
@@ -63,8 +65,12 @@ class Method(Generic[ConfigT]):
     # TrainConfig fields the method does not read (stig: no crops or flips): left out of its command's options.
     unused_train_options: ClassVar[tuple[str, ...]] = ()
     # TrainConfig fields this method fills in when left unset (None), on the command line and in
-    # ``train()`` alike (distill: test_norm "running"); a value given explicitly wins.
-    train_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({"test_norm": "frame"})
+    # ``train()`` alike; a value given explicitly wins. An unset test_norm follows the batch size
+    # (``i2i.train.loop.choose_test_norm``) unless a method names one here.
+    train_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    # True: the method labels held-out images itself (distill: the teacher translates them) and is
+    # evaluated against those pairs (``heldout_pairs``), not against --eval-data / DATA's test split.
+    labels_heldout: ClassVar[bool] = False
 
     def __init__(self, config: ConfigT, device: torch.device) -> None:
         self.config = config
@@ -92,6 +98,13 @@ class Method(Generic[ConfigT]):
             train=True,
             direction=config.direction,
         )
+
+    @classmethod
+    def heldout_pairs(cls, config: TrainConfig) -> tuple[Path, int] | None:
+        """Where a ``labels_heldout`` method keeps its held-out (source, target) pairs, written by
+        its ``make_dataset`` (an ``Evaluator`` set: test/A + test/B), and their square side; None
+        when it has none (and for the other methods)."""
+        return None
 
     def direction_of(self, trained: str) -> str:
         """A generator's direction in the dataset's own A/B naming: ``trained`` (AtoB = source to

@@ -1,8 +1,13 @@
 """Distillation into a real-time student (Hinton et al., 2015, applied to image translation).
 
 The teacher (any i2i generator, ``--teacher model.pt``) translates the unlabelled source images
-once; the translations are cached as a paired dataset (``OUT/teacher/train/{A,B}``, reused while
-the teacher file and the images are unchanged). The student then learns the teacher's mapping by
+once, in one test-time mode (``--teacher-test-norm``, by default the one its model.pt records); the
+translations are cached as a paired dataset (``OUT/teacher/train/{A,B}``, reused while the teacher
+file, its mode and the images are unchanged). Held-out source images (``--eval-data``, else DATA's
+test split) are translated the same way into ``OUT/teacher/heldout/test/{A,B}``, and the run's
+evaluation scores the student against them (PSNR/SSIM to the teacher, in ``eval.jsonl`` and the
+student's model.pt metrics): the student is measured against the very teacher outputs it learned
+from, and its model.pt and card record that mode (``teacher``). The student then learns the teacher's mapping by
 regression: L = λ_L1·‖S(x) − T(x)‖₁ + λ_perc·Σ_j ‖φ_j(S(x)) − φ_j(T(x))‖₁ (VGG16 relu1_2..relu3_3,
 Johnson et al. 2016; needs ImageNet VGG16 weights, ``--vgg-weights``) + λ_GAN·L_LSGAN with a
 PatchGAN when asked. Running the
@@ -15,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -29,7 +34,7 @@ from tqdm.auto import tqdm
 from i2i._files import write_text
 from i2i.common import file_sha256, round_up
 from i2i.errors import I2IError
-from i2i.train.checkpoint import load_checkpoint, load_generator
+from i2i.train.checkpoint import TEST_NORMS, load_checkpoint, load_generator, resolve_test_mode, teacher_record
 from i2i.train.data import PairedFolderDataset, list_images, load_image_rgb, source_images_dir
 from i2i.train.losses.gan import GANLoss
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad, total
@@ -52,6 +57,12 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class DistillConfig(MethodConfig):
     teacher: str = option("", "Teacher generator (model.pt) whose translations the student learns (required).")
+    teacher_test_norm: str | None = option(
+        None,
+        "Test-time BatchNorm the teacher runs with for the student's targets and held-out comparison "
+        "(recorded in the student's model.pt) [default: the teacher's recorded mode].",
+        choices=TEST_NORMS,
+    )
     arch: str = option("fast", "Student architecture (a registered network, e.g. fast).")
     ngf: int = option(16, "Student width (filters in the first layer).", minimum=1)
     n_blocks: int = option(6, "Residual blocks in the student.", minimum=0)
@@ -90,16 +101,50 @@ def _source_images(data: Path, direction: str, scratch: Path) -> list[Path]:
     )
 
 
+def _heldout_images(config: TrainConfig, direction: str, scratch: Path) -> list[Path] | None:
+    """Held-out source images for the student-teacher comparison: ``--eval-data`` (a folder of
+    images, or its test/A, testA, A or aligned test/ split; B for a B→A teacher), else DATA's test
+    split; None when DATA has none. A given ``--eval-data`` without images is an error."""
+    side = "A" if direction == "AtoB" else "B"
+    given = bool(config.eval_data)
+    root = Path(config.eval_data or config.data)
+    candidates: list[Path] = [root, root / side] if given else []
+    candidates += [root / "test" / side, root / f"test{side}"]
+    for candidate in candidates:
+        if candidate.is_dir() and any(p.is_file() for p in candidate.iterdir()):
+            try:
+                return list_images(candidate)
+            except I2IError:
+                continue
+    halves = source_images_dir(root, "test", direction, scratch, limit=0) if root.is_dir() else None
+    if halves is not None:
+        return list_images(halves)
+    if given:
+        raise I2IError(f"--eval-data {root}: no held-out images (looked in it, test/{side}, test{side}, {side})")
+    return None
+
+
 @torch.no_grad()
 def cache_teacher_outputs(
-    teacher_path: Path, images: list[Path], out: Path, size: int, device: torch.device, progress: bool = True
+    teacher_path: Path,
+    images: list[Path],
+    out: Path,
+    size: int,
+    device: torch.device,
+    progress: bool = True,
+    test_mode: tuple[str, bool] | None = None,
+    phase: str = "train",
 ) -> Path:
-    """Write OUT/train/A (resized sources) and OUT/train/B (teacher outputs); reuse when unchanged."""
+    """Write OUT/PHASE/A (resized sources) and OUT/PHASE/B (teacher outputs, the teacher run in
+    ``test_mode`` = (test_norm, test_dropout), by default its recorded one); reuse when unchanged."""
+    test_norm, test_dropout = test_mode or resolve_test_mode(load_checkpoint(teacher_path))
     key = hashlib.sha256(
         json.dumps(
             {
                 "teacher": file_sha256(teacher_path),
+                "test_mode": [test_norm, test_dropout],
                 "size": size,
+                "phase": phase,
                 "images": [(str(p), p.stat().st_mtime_ns) for p in images],
             }
         ).encode()
@@ -108,24 +153,37 @@ def cache_teacher_outputs(
     if _cached_key(manifest) == key:
         return out
     manifest.unlink(missing_ok=True)  # first: an interrupted refill is never taken for a complete cache
-    teacher, ckpt = load_generator(teacher_path)
+    teacher, ckpt = load_generator(teacher_path, test_norm=test_norm, test_dropout=test_dropout)
     teacher.to(device)
     m = int(ckpt["io"]["size_multiple"])
     side = round_up(size, m)  # the teacher needs multiples of its size_multiple
-    for sub in ("train/A", "train/B"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    for sub in (f"{phase}/A", f"{phase}/B"):
+        shutil.rmtree(out / sub, ignore_errors=True)  # no image of an earlier, other cache stays
+        (out / sub).mkdir(parents=True)
     for path in tqdm(images, desc="teacher", unit="img", disable=not progress, dynamic_ncols=True):
         rgb = cv2.resize(load_image_rgb(path), (side, side), interpolation=cv2.INTER_AREA)
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)  # (1, 3, H, W)
         y = teacher(x)[0].clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-        for sub, image in (("train/A", rgb), ("train/B", np.ascontiguousarray(y))):
+        for sub, image in ((f"{phase}/A", rgb), (f"{phase}/B", np.ascontiguousarray(y))):
             target = out / sub / f"{path.stem}.png"
             if not cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
                 raise I2IError(f"cannot write teacher cache image {target} (disk full, or the folder not writable?)")
     # Written last and atomically: a cache whose manifest is there is complete.
-    record = {"key": key, "teacher": str(teacher_path), "count": len(images), "size": side}
+    record = {
+        "key": key,
+        "teacher": str(teacher_path),
+        "test_norm": test_norm,
+        "test_dropout": test_dropout,
+        "count": len(images),
+        "size": side,
+    }
     write_text(manifest, json.dumps(record), "teacher cache manifest")
     return out
+
+
+def _heldout_root(config: TrainConfig) -> Path:
+    """The cache of the teacher's translations of the held-out images (an evaluation set, test/A + test/B)."""
+    return Path(config.out) / "teacher" / "heldout"
 
 
 def _cached_key(manifest: Path) -> str | None:
@@ -142,9 +200,7 @@ class Distill(Method[DistillConfig]):
     config_class = DistillConfig
     layout = "images"
     summary = "distil any i2i generator (--teacher model.pt) into a small real-time student (L1 [+ VGG] [+ GAN])"
-    # The student trains in batches (make student: 8), so its BatchNorm running statistics are good
-    # estimates; running mode folds BatchNorm into the convolutions, faster and what a deployment wants.
-    train_defaults = MappingProxyType({"test_norm": "running"})
+    labels_heldout = True  # evaluated against the teacher's translations of held-out images
 
     @classmethod
     def make_dataset(cls, config: TrainConfig, method_config: DistillConfig) -> PairedFolderDataset:
@@ -155,27 +211,44 @@ class Distill(Method[DistillConfig]):
                 method_config.vgg_weights, method_config.allow_random_vgg, "distill --lambda-perceptual"
             )
         teacher_path = Path(method_config.teacher)
-        direction = load_checkpoint(teacher_path).get("direction", "AtoB")
-        images = _source_images(Path(config.data), direction, Path(config.out) / "teacher" / "sources")
+        ckpt = load_checkpoint(teacher_path)
+        direction = ckpt.get("direction", "AtoB")
+        mode = resolve_test_mode(ckpt, method_config.teacher_test_norm)
+        scratch = Path(config.out) / "teacher" / "sources"
+        images = _source_images(Path(config.data), direction, scratch)
+        heldout = _heldout_images(config, direction, scratch) if config.eval_every >= 0 else None
         from i2i.train.loop import resolve_device
 
+        device = resolve_device(config.device)
         cache = cache_teacher_outputs(
-            teacher_path,
-            images,
-            Path(config.out) / "teacher",
-            config.load_size,
-            resolve_device(config.device),
-            config.progress,
+            teacher_path, images, Path(config.out) / "teacher", config.load_size, device, config.progress, mode
         )
+        pairs = _heldout_root(config)
+        if heldout is None:
+            shutil.rmtree(pairs, ignore_errors=True)  # an earlier run's held-out set is not this run's
+        else:
+            cache_teacher_outputs(teacher_path, heldout, pairs, config.load_size, device, config.progress, mode, "test")
         return PairedFolderDataset(
             cache, phase="train", load_size=config.load_size, crop_size=config.crop_size, flip=config.flip, train=True
         )
+
+    @classmethod
+    def heldout_pairs(cls, config: TrainConfig) -> tuple[Path, int] | None:
+        root = _heldout_root(config)
+        try:
+            record = json.loads((root / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return None  # no held-out set (make_dataset removed any earlier one)
+        return root, int(record["size"])
 
     def __init__(self, config: DistillConfig, device: torch.device) -> None:
         super().__init__(config, device)
         if not config.teacher:
             raise I2IError("distill needs --teacher model.pt (the generator to distil)")
-        self.direction = load_checkpoint(config.teacher).get("direction", "AtoB")
+        teacher_ckpt = load_checkpoint(config.teacher)
+        self.direction = teacher_ckpt.get("direction", "AtoB")
+        mode = resolve_test_mode(teacher_ckpt, config.teacher_test_norm)
+        self.teacher = teacher_record(config.teacher, teacher_ckpt, *mode)
         kwargs: dict[str, Any] = dict(input_nc=3, output_nc=3, ngf=config.ngf, norm=config.norm)
         if config.arch in ("fast", "resnet"):
             kwargs["n_blocks"] = config.n_blocks
@@ -227,7 +300,7 @@ class Distill(Method[DistillConfig]):
 
     def generators(self) -> list[GeneratorSpec]:
         cfg = self.config
-        return [GeneratorSpec("model.pt", self.student, cfg.arch, self.g_kwargs, self.direction)]
+        return [GeneratorSpec("model.pt", self.student, cfg.arch, self.g_kwargs, self.direction, self.teacher)]
 
     def networks(self) -> dict[str, torch.nn.Module]:
         nets: dict[str, torch.nn.Module] = {"student": self.student}
