@@ -10,155 +10,124 @@ thread encodes (once per frame, shared by all clients) and sends whatever is new
 socket is ready, so a slow client simply skips frames — counted per client, and in the stats
 as ``viewer_skipped`` — and a stalled one is dropped after a send timeout.
 
-Network surface, smallest first:
-- It binds the loopback interface unless given a host. Any other address needs a token (every
-  request must carry it as ``?token=…`` or ``Authorization: Bearer …``; compared in constant
-  time) or an explicit ``insecure_public=True``; otherwise it refuses before opening a socket.
-  Without a token, a loopback viewer answers only requests addressed to a loopback name, so a
-  web page the user happens to visit cannot reach it through DNS rebinding.
+Network surface, smallest first (the access rules themselves are in ``i2i.runtime.viewer_access``):
+- It binds the loopback interface unless given a host (IPv4 or IPv6, ``http://[::1]:8080``). Any other
+  address needs a token or an explicit ``insecure_public=True``; otherwise it refuses before opening a
+  socket. A token must be strong (or generated: ``token="auto"``); every request must carry exactly one,
+  as ``?token=…`` or ``Authorization: Bearer …`` (compared in constant time); after a few wrong ones an
+  address waits, longer after each, before its next try is judged (HTTP 429).
+- Every request must name its Host. Without a token, a loopback viewer answers only requests addressed
+  to a loopback name (a page that rebinds its domain to 127.0.0.1 still sends that domain), and, like
+  every response's ``Cross-Origin-Resource-Policy: same-origin``, a browser's request from another site
+  (``Sec-Fetch-Site``) is refused unless it opens the page itself: no web page can embed the stream.
 - Only the routes in ``ROUTES`` exist: nothing is read from disk, so there is no listing and no
-  traversal; any other path is 404, any method but GET 405.
-- At most ``max_clients`` streams run at once (the next one gets 503 at once; a slot frees as
-  soon as a viewer leaves), at most ``CONNECTIONS_PER_CLIENT`` times as many connections are
-  served (a browser holds a keep-alive one or two beside its stream), and a connection that
-  sends no request for ``idle_timeout`` seconds is closed: a flood of sockets cannot pile up
-  threads.
+  traversal; any other path is 404, any method but GET 405. ``/stats.json`` names files without
+  their folders and sources without credentials.
+- A new connection must deliver its whole request head within ``header_timeout`` seconds (a total,
+  not an idle time that each byte restarts), and takes no slot until its request has passed the
+  checks above. At most ``max_pending`` such connections wait; a new one pushes out the oldest, so
+  sockets that trickle bytes or send nothing cannot keep a real client out. Admitted connections
+  are capped at ``max_clients * CONNECTIONS_PER_CLIENT`` (a browser holds a keep-alive one or two
+  beside its stream; the next gets 503), each waits at most ``idle_timeout`` for its next request,
+  and at most ``max_clients`` streams run at once (503, a slot frees as soon as a viewer leaves).
 """
 
 from __future__ import annotations
 
+import enum
 import hmac
-import html
-import ipaddress
+import io
 import json
+import math
 import select
 import socket
 import sys
 import threading
+import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qsl
 
 import click
-import cv2
 import numpy as np
 
 from i2i._cli import debug_enabled
 from i2i.errors import I2IError
+from i2i.runtime import viewer_access as access
 from i2i.runtime.sinks import Sink
+from i2i.runtime.viewer_access import TOKEN_ENV, check_access, check_viewer_url, parse_viewer_url
+from i2i.runtime.viewer_frames import LatestFrame, StreamClient
+from i2i.runtime.viewer_page import render_page, token_query
+
+__all__ = ["BOUNDARY", "TOKEN_ENV", "WebSink", "check_access", "check_viewer_url", "parse_viewer_url"]
 
 BOUNDARY = "i2iframe"
-TOKEN_ENV = "I2I_VIEWER_TOKEN"  # read by i2i-run's --token
 DEFAULT_MAX_CLIENTS = 8
-CONNECTIONS_PER_CLIENT = 4  # connections served per stream slot: the stream, plus the page's keep-alive ones
+CONNECTIONS_PER_CLIENT = 4  # connections admitted per stream slot: the stream, plus the page's keep-alive ones
+MAX_PENDING = 32  # connections whose request is not in yet; a new one pushes out the oldest
 SEND_TIMEOUT_S = 5.0  # a client that cannot take a frame for this long is disconnected
-IDLE_TIMEOUT_S = 15.0  # a connection that sends no request for this long is closed
-TURN_AWAY_TIMEOUT_S = 2.0  # how long a connection over the cap may take to send the request we answer 503
+HEADER_TIMEOUT_S = 10.0  # a new connection's whole request head must arrive within this (a total)
+IDLE_TIMEOUT_S = 15.0  # an admitted connection's next request must arrive within this (a total)
+SECURITY_HEADERS = {  # on every response, errors included
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # the page's address may hold the token: never pass it on as a Referer
+    "Cross-Origin-Resource-Policy": "same-origin",  # no other site's page may embed the stream or a frame
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src 'self'; connect-src 'self'; script-src 'unsafe-inline'; "
+        "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+}
 
 
-def check_access(host: str, token: str | None, insecure_public: bool) -> None:
-    """Refuse to serve a non-loopback address with no token unless the user opted in (called before binding)."""
-    if token is not None:
-        if not token or not token.isascii() or not token.isprintable() or " " in token:
-            raise I2IError(
-                "the viewer token must be printable ASCII without spaces, e.g. --token $(openssl rand -hex 16)"
-            )
-        if insecure_public:
-            raise I2IError("--token and --insecure-public contradict each other: give one of them")
-    elif not insecure_public and not _is_loopback(host):
-        raise I2IError(
-            f"refusing to serve the viewer on {host or 'all interfaces'} (not loopback) without authentication: "
-            f"give --token TEXT (or set {TOKEN_ENV}) so every request must carry it, or pass --insecure-public "
-            "to let anyone who can reach this machine watch"
-        )
+class Verdict(enum.Enum):
+    """What a request's credentials come to."""
+
+    ADMITTED = "admitted"
+    MISSING = "missing"  # no token at all: nothing was guessed, nothing counted
+    WRONG = "wrong"
+    AMBIGUOUS = "ambiguous"  # more than one token: refused (and counted) without comparing any
+    WAIT = "wait"  # the address is backing off after failures: not judged
 
 
-def parse_viewer_url(url: str) -> tuple[str, int]:
-    """``http://HOST:PORT`` -> (host, port); an empty host or ``localhost`` means 127.0.0.1, port 0 a free one."""
-    parts = urlsplit(url)
-    if parts.scheme != "http":
-        raise I2IError(f"the viewer serves plain http://, not {parts.scheme}:// ({url})")
-    if parts.path not in ("", "/") or parts.query:
-        raise I2IError(f"give the viewer as http://HOST:PORT with no path, got {url}")
-    if parts.username is not None:
-        raise I2IError(f"the viewer address takes no user or password ({url}): protect it with --token")
-    try:
-        port = parts.port if parts.port is not None else 8080
-    except ValueError:
-        raise I2IError(f"bad port in {url}") from None
-    host = parts.hostname or "127.0.0.1"
-    return ("127.0.0.1" if host == "localhost" else host), port
+class _HeadReader(io.RawIOBase):
+    """The connection's reads, each given only what is left of ``deadline`` (``time.monotonic``): a
+    request head must arrive whole in time, however its bytes trickle in. ``None``: the socket's timeout."""
 
+    def __init__(self, connection: socket.socket, deadline: float | None) -> None:
+        super().__init__()
+        self.connection = connection
+        self.deadline = deadline
 
-def check_viewer_url(url: str, token: str | None = None, insecure_public: bool = False) -> None:
-    """Every check ``WebSink.from_url`` makes before it binds, so a command can fail before loading a model."""
-    check_access(parse_viewer_url(url)[0], token, insecure_public)
+    def readable(self) -> bool:
+        return True
 
-
-class _Latest:
-    """The newest frame, its sequence number and its JPEG (encoded at most once, on demand)."""
-
-    def __init__(self, quality: int) -> None:
-        self.quality = quality
-        self._cond = threading.Condition()
-        self._image: np.ndarray | None = None
-        self._seq = 0
-        self._jpeg: tuple[int, bytes] | None = None
-        self._encode_lock = threading.Lock()
-        self.closed = False
-
-    def publish(self, image: np.ndarray) -> None:
-        with self._cond:
-            self._image = image
-            self._seq += 1
-            self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
-
-    @property
-    def seq(self) -> int:
-        return self._seq
-
-    def wait_newer(self, seq: int, timeout: float) -> int:
-        """Block until a frame newer than ``seq`` exists (or timeout/close); returns the newest seq."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._seq > seq or self.closed, timeout=timeout)
-            return self._seq
-
-    def jpeg(self) -> tuple[int, bytes] | None:
-        """(seq, JPEG bytes) of the newest frame; cv2.imencode releases the GIL while it works."""
-        with self._encode_lock:
-            with self._cond:
-                image, seq = self._image, self._seq
-            if image is None:
-                return None
-            if self._jpeg is None or self._jpeg[0] != seq:
-                ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-                if not ok:
-                    return None
-                self._jpeg = (seq, data.tobytes())
-            return self._jpeg
-
-
-@dataclass(eq=False)
-class _Client:
-    """One stream viewer: the last frame it was sent, and how many it got or skipped."""
-
-    last: int = 0
-    sent: int = 0
-    skipped: int = 0
+    def readinto(self, buffer: Any) -> int:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request head did not arrive in time")
+            self.connection.settimeout(left)
+        return self.connection.recv_into(buffer)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # client threads never keep the process alive or block close()
+    request_queue_size = 64  # the listen backlog: a burst of connections is accepted, then judged
     sink: WebSink
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.sink.connection_opened(request)  # before its thread starts: may push out the oldest pending one
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.sink.connection_closed(request)  # however the handler ended
+        super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client leaving mid-answer is routine; anything else is one line (the traceback with --debug)."""
@@ -170,37 +139,39 @@ class _Server(ThreadingHTTPServer):
         click.echo(f"warning: the viewer failed to answer a request: {type(error).__name__}: {error}", err=True)
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     server_version = "i2i-viewer"
     sys_version = ""  # no Python version in the Server header
-    admitted = False
+    admitted = False  # has a request on this connection passed every check (it then holds a connection slot)
+    requests = 0
 
     def setup(self) -> None:
         super().setup()
-        sink = self.server.sink
-        self.admitted = sink.connection_opened(self.connection)
-        # A connection that sends no request in time is closed (handle_one_request catches the timeout);
-        # one over the cap gets a short while to send the request we answer 503.
-        idle = sink.idle_timeout if self.admitted else min(TURN_AWAY_TIMEOUT_S, sink.idle_timeout)
-        self.connection.settimeout(idle)
+        self.rfile.close()  # replaced by a reader that keeps the head's deadline
+        self.reader = _HeadReader(self.connection, time.monotonic() + self.server.sink.header_timeout)
+        self.rfile = io.BufferedReader(self.reader)
 
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            if self.admitted:
-                self.server.sink.connection_closed(self.connection)
+    def handle_one_request(self) -> None:
+        if self.requests and not self.admitted:
+            self.close_connection = True  # a connection that was not admitted gets one request, no second deadline
+            return
+        if self.requests:  # an admitted keep-alive connection: its next request head within idle_timeout
+            self.reader.deadline = time.monotonic() + self.server.sink.idle_timeout
+        self.requests += 1
+        super().handle_one_request()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request would bury the pipeline's own output
 
     def end_headers(self) -> None:
-        # On every response, errors included. The page's address may hold the token: never pass it on as a Referer.
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
+        for key, value in SECURITY_HEADERS.items():
+            self.send_header(key, value)
         super().end_headers()
 
     def do_GET(self) -> None:
@@ -219,20 +190,41 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
 
     def _admit(self) -> bool:
-        """False after answering a request that is over the connection cap, foreign or without the token.
+        """False after answering a request that is malformed, foreign, from another site, without the token,
+        backing off, or over the connection cap; True once it has passed, and the connection holds a slot.
 
         The answers say nothing about the routes or the token; the connection is closed after them, since a
         request body we did not read may follow.
         """
         sink = self.server.sink
-        if not self.admitted:
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"busy: too many connections\n", {"Retry-After": "5"}, True)
-        elif not sink.host_allowed(self.headers.get("Host")):
+        self.reader.deadline = None  # the head is in: from here on only the send timeout applies
+        self.connection.settimeout(sink.send_timeout)
+        sink.head_received(self.connection)
+        path, _, query = self.path.partition("?")
+        hosts = self.headers.get_all("Host") or []
+        verdict = Verdict.ADMITTED
+        if len(hosts) != 1:
+            self._send(HTTPStatus.BAD_REQUEST, b"bad request: give one Host header\n", close=True)
+        elif not sink.host_allowed(hosts[0]):
             self._send(HTTPStatus.FORBIDDEN, b"forbidden: this viewer answers to loopback addresses only\n", close=True)
-        elif not sink.authorised(self.headers.get("Authorization"), self.path.partition("?")[2]):
+        elif access.from_another_site(self.headers, path):
+            self._send(HTTPStatus.FORBIDDEN, b"forbidden: requests from other sites are refused\n", close=True)
+        elif (verdict := sink.authorise(self.client_address[0], self.headers.get("Authorization"), query)) in (
+            Verdict.MISSING,
+            Verdict.WRONG,
+        ):
             headers = {"WWW-Authenticate": 'Bearer realm="i2i viewer"'}
             self._send(HTTPStatus.UNAUTHORIZED, b"unauthorized\n", headers, close=True)
+        elif verdict is Verdict.AMBIGUOUS:
+            self._send(HTTPStatus.BAD_REQUEST, b"bad request: give the token once\n", close=True)
+        elif verdict is Verdict.WAIT:
+            wait = max(1, math.ceil(sink.backoff.wait_s(self.client_address[0])))
+            headers = {"Retry-After": str(wait)}
+            self._send(HTTPStatus.TOO_MANY_REQUESTS, b"too many wrong tokens: wait\n", headers, close=True)
+        elif not sink.connection_admitted(self.connection):
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"busy: too many connections\n", {"Retry-After": "5"}, True)
         else:
+            self.admitted = True
             return True
         return False
 
@@ -280,7 +272,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
             self.send_header("Connection", "close")
             self.end_headers()
-            self.connection.settimeout(sink.send_timeout)
             while not sink.latest.closed:
                 if sink.latest.wait_newer(client.last, timeout=0.5) <= client.last:
                     if _peer_gone(self.connection):  # noticed while idle, so its slot frees without a frame
@@ -334,40 +325,51 @@ class WebSink(Sink):
         token: str | None = None,
         insecure_public: bool = False,
         max_clients: int = DEFAULT_MAX_CLIENTS,
+        max_pending: int = MAX_PENDING,
         send_timeout: float = SEND_TIMEOUT_S,
+        header_timeout: float = HEADER_TIMEOUT_S,
         idle_timeout: float = IDLE_TIMEOUT_S,
+        backoff: access.FailureBackoff | None = None,
     ) -> None:
         super().__init__()
         if not 1 <= quality <= 100:
             raise I2IError(f"JPEG quality must be 1..100, got {quality}")
-        if max_clients < 1:
+        if max_clients < 1 or max_pending < 1:
             raise I2IError(f"the viewer needs at least one client slot, got max_clients={max_clients}")
         check_access(host, token, insecure_public)  # before a socket exists
         self.title = title
-        self.token = token
-        self.loopback = _is_loopback(host)
+        generated = token == access.GENERATE
+        self.token = access.generate_token() if generated else token
+        self.loopback = access.is_loopback(host)
         self.max_clients = max_clients
         self.max_connections = max_clients * CONNECTIONS_PER_CLIENT
+        self.max_pending = max_pending
         self.send_timeout = send_timeout
+        self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
-        self.latest = _Latest(quality)
+        self.backoff = backoff or access.FailureBackoff()
+        self.latest = LatestFrame(quality)
         self._lock = threading.Lock()
-        self._clients: set[_Client] = set()
-        self._connections: set[socket.socket] = set()
+        self._clients: set[StreamClient] = set()
+        self._open: set[socket.socket] = set()  # every connection, to wake them all on close
+        self._pending: OrderedDict[socket.socket, None] = OrderedDict()  # request not in yet; oldest first
+        self._admitted: set[socket.socket] = set()
         self.skipped_total = 0
         self.clients_served = 0
         self.clients_refused = 0
+        self.pending_dropped = 0
+        self.token_failures = 0
+        server_class = _Server6 if access.address_family(host) == socket.AF_INET6 else _Server
         try:
-            self._server = _Server((host, port), _Handler)
+            self._server = server_class((host, port), _Handler)
         except OSError as exc:
-            hint = "the port is in use: pick another one, e.g. http://127.0.0.1:8081" if exc.errno == 98 else ""
-            raise I2IError(f"cannot serve the viewer on {host}:{port}: {exc.strerror}; {hint}".rstrip("; ")) from None
+            raise access.bind_error(host, port, exc) from None
         self._server.sink = self
         address = self._server.server_address
         bound_host, bound_port = str(address[0]), int(address[1])
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}/"
-        self.view_url = self.url + _token_query(token)  # what to open in a browser
+        self.view_url = self.url + token_query(self.token)  # what to open in a browser: shown on a terminal only
         self.path = self.url  # recorded in stats and reports: never the token
         self._thread = threading.Thread(target=self._server.serve_forever, name="i2i-web", daemon=True)
         self._thread.start()
@@ -377,7 +379,22 @@ class WebSink(Sink):
                 "(--insecure-public): anyone who can reach this machine can watch the stream",
                 err=True,
             )
-        click.echo(f"viewer: {self.view_url}", err=True)
+        self._announce(generated)
+
+    def _announce(self, generated: bool) -> None:
+        """The address to open, once. With a token it is shown whole only on a terminal: a redirected
+        standard error is a log, and the token must not end up in one."""
+        if self.token is None:
+            click.echo(f"viewer: {self.url}", err=True)
+        elif access.stderr_is_terminal():
+            made = " (token generated for this run; it is not shown again)" if generated else ""
+            click.echo(f"viewer: {self.view_url}{made}", err=True)
+        else:
+            click.echo(
+                f"viewer: {self.url} (every request needs the token, as ?token=... or "
+                "Authorization: Bearer ...; the address with it is shown only on a terminal)",
+                err=True,
+            )
 
     @classmethod
     def from_url(
@@ -404,64 +421,100 @@ class WebSink(Sink):
     def _close(self) -> None:
         self.latest.close()  # streaming handlers see it within half a second and end their response
         with self._lock:
-            connections = list(self._connections)
+            connections = list(self._open)
         for connection in connections:  # also wakes a handler blocked sending to a stalled client
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _hang_up(connection)
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    # -- the server side -------------------------------------------------------------------------
+    # -- who is let in ---------------------------------------------------------------------------
     def host_allowed(self, host_header: str | None) -> bool:
         """Without a token a loopback viewer answers only to loopback names: a page from elsewhere that
-        rebinds its own domain to 127.0.0.1 still sends that domain as Host, and is refused."""
-        if self.token is not None or not self.loopback or not host_header:
-            return True
-        try:
-            name = urlsplit("//" + host_header).hostname or ""
-        except ValueError:
+        rebinds its own domain to 127.0.0.1 still sends that domain as Host, and is refused. A request
+        without a Host is never allowed."""
+        if not host_header:
             return False
-        return _is_loopback(name)
-
-    def authorised(self, authorization: str | None, query: str) -> bool:
-        """Does the request carry the token, as ``?token=`` or ``Authorization: Bearer``?"""
-        if self.token is None:
+        if self.token is not None or not self.loopback:
             return True
-        expected = self.token.encode()
-        offered = [value.encode() for value in parse_qs(query).get("token", [])]
-        scheme, _, credential = (authorization or "").strip().partition(" ")
-        if scheme.lower() == "bearer":
-            offered.append(credential.strip().encode("latin-1", "replace"))
-        # compare_digest's time does not depend on where the two differ, so the token cannot be guessed bytewise.
-        return any([hmac.compare_digest(value, expected) for value in offered])
+        return access.host_is_loopback(host_header)
 
-    def connection_opened(self, connection: socket.socket) -> bool:
-        """Count a connection in; False when the cap is reached (the handler then answers 503)."""
+    def authorise(self, address: str, authorization: str | None, query: str) -> Verdict:
+        """Does the request carry the token, exactly once, as ``?token=`` or ``Authorization: Bearer``?
+        Wrong and doubled tokens count against ``address``; while it backs off, nothing is compared."""
+        if self.token is None:
+            return Verdict.ADMITTED
+        offered = [value for name, value in parse_qsl(query, keep_blank_values=True) if name == "token"]
+        if authorization is not None:
+            scheme, _, credential = authorization.strip().partition(" ")
+            offered.append(credential.strip() if scheme.lower() == "bearer" else "")  # another scheme: wrong
+        if not offered:
+            return Verdict.MISSING
+        if self.backoff.wait_s(address) > 0:
+            return Verdict.WAIT
+        verdict = Verdict.AMBIGUOUS if len(offered) > 1 else Verdict.WRONG
+        if len(offered) == 1 and len(offered[0]) <= access.MAX_TOKEN_CHARS:
+            # compare_digest's time does not depend on where the two differ: the token cannot be guessed bytewise.
+            if hmac.compare_digest(offered[0].encode("utf-8", "replace"), self.token.encode()):
+                self.backoff.succeeded(address)
+                return Verdict.ADMITTED
+        self.backoff.failed(address)
         with self._lock:
-            if len(self._connections) >= self.max_connections:
+            self.token_failures += 1
+        return verdict
+
+    # -- connections -----------------------------------------------------------------------------
+    def connection_opened(self, connection: socket.socket) -> None:
+        """A new connection waits for its request; past ``max_pending`` waiting, the oldest is hung up."""
+        with self._lock:
+            self._open.add(connection)
+            self._pending[connection] = None
+            dropped = []
+            while len(self._pending) > self.max_pending:
+                dropped.append(self._pending.popitem(last=False)[0])
+            self.pending_dropped += len(dropped)
+        for old in dropped:
+            _hang_up(old)  # its handler's read ends at once
+
+    def head_received(self, connection: socket.socket) -> None:
+        """The request is in: it is judged now, and no longer pushed out by newer connections."""
+        with self._lock:
+            self._pending.pop(connection, None)
+
+    def connection_admitted(self, connection: socket.socket) -> bool:
+        """A connection slot for a request that passed every check; False when all are taken (503)."""
+        with self._lock:
+            if connection in self._admitted:
+                return True
+            if len(self._admitted) >= self.max_connections:
                 return False
-            self._connections.add(connection)
+            self._admitted.add(connection)
             return True
 
     def connection_closed(self, connection: socket.socket) -> None:
         with self._lock:
-            self._connections.discard(connection)
+            self._open.discard(connection)
+            self._pending.pop(connection, None)
+            self._admitted.discard(connection)
 
-    def client_opened(self) -> _Client | None:
+    def connection_counts(self) -> dict[str, int]:
+        """Open connections: all, still sending their request (``pending``), admitted."""
+        with self._lock:
+            return {"open": len(self._open), "pending": len(self._pending), "admitted": len(self._admitted)}
+
+    # -- streams ---------------------------------------------------------------------------------
+    def client_opened(self) -> StreamClient | None:
         """A stream slot, or None when all ``max_clients`` are taken."""
         with self._lock:
             if len(self._clients) >= self.max_clients:
                 self.clients_refused += 1
                 return None
-            client = _Client()
+            client = StreamClient()
             self._clients.add(client)
             self.clients_served += 1
             return client
 
-    def client_sent(self, client: _Client, seq: int) -> None:
+    def client_sent(self, client: StreamClient, seq: int) -> None:
         """The client got frame ``seq``; the frames between its previous one and this it skipped."""
         skipped = seq - client.last - 1 if client.last else 0  # frames before it joined are not skips
         with self._lock:
@@ -472,7 +525,7 @@ class WebSink(Sink):
         if skipped and self.stats is not None:
             self.stats.count("viewer_skipped", skipped)
 
-    def client_closed(self, client: _Client) -> None:
+    def client_closed(self, client: StreamClient) -> None:
         with self._lock:
             self._clients.discard(client)
 
@@ -481,12 +534,9 @@ class WebSink(Sink):
         with self._lock:
             return [{"last": c.last, "sent": c.sent, "skipped": c.skipped} for c in self._clients]
 
-    @property
-    def connections(self) -> int:
-        with self._lock:
-            return len(self._connections)
-
     def stats_payload(self) -> dict[str, Any]:
+        """What ``/stats.json`` and the page show: the viewer's counts and the pipeline's figures, its
+        description without credentials or folders (``viewer_access.public_info``)."""
         with self._lock:
             viewer = {
                 "clients": len(self._clients),
@@ -495,118 +545,19 @@ class WebSink(Sink):
                 "clients_refused": self.clients_refused,
                 "skipped": self.skipped_total,
                 "published": self.latest.seq,
+                "pending_dropped": self.pending_dropped,
+                "token_failures": self.token_failures,
             }
         payload: dict[str, Any] = {"viewer": viewer}
         if self.stats is not None:
             payload["live"] = self.stats.snapshot()
             payload.update(self.stats.summary())
+            payload["info"] = access.public_info(payload.get("info") or {})
         return payload
 
 
-def render_page(title: str, payload: dict[str, Any], token: str | None = None) -> str:
-    """The page with the stats panel already filled in, so it is right before its script first polls
-    (and without JavaScript); the script then refreshes it from /stats.json twice a second.
-
-    With a ``token``, the page's own requests carry it as ``?token=…``: a browser sends no Authorization
-    header for an ``<img>`` or a plain fetch. Fully URL-quoted, it is safe in an attribute and a JS string.
-    """
-
-    def ms(value: Any) -> str:
-        return "–" if value is None else f"{value:.1f}"
-
-    live = payload.get("live") or {}
-    stages = payload.get("stages") or {}
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{ms(s['p50_ms'])}</td><td>{ms(s['p95_ms'])}</td>"
-        f"<td>{ms(s['p99_ms'])}</td></tr>"
-        for name, s in stages.items()
-    )
-    values = {
-        "TITLE": html.escape(title),
-        "QUERY": _token_query(token),
-        "FPS": f"{live['fps']:.1f}" if "fps" in live else "–",
-        "E2E": ms(stages.get("e2e", {}).get("p50_ms")),
-        "FRAMES": str(payload.get("frames", 0)),
-        "DROPPED": str(payload.get("dropped", 0)),
-        "SKIPPED": str(payload["viewer"]["skipped"]),
-        "ROWS": rows,
-        "INFO": html.escape(" · ".join(f"{k}: {v}" for k, v in (payload.get("info") or {}).items())),
-    }
-    page = PAGE
-    for key, value in values.items():
-        page = page.replace("{{" + key + "}}", value)
-    return page
-
-
-def _token_query(token: str | None) -> str:
-    return f"?token={quote(token, safe='')}" if token else ""
-
-
-def _is_loopback(host: str) -> bool:
+def _hang_up(connection: socket.socket) -> None:
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{{TITLE}} viewer</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-  body { margin: 0; background: #111; color: #ddd; font: 14px/1.4 system-ui, sans-serif; display: flex;
-         gap: 16px; padding: 16px; box-sizing: border-box; min-height: 100vh; }
-  #view { flex: 1; min-width: 0; }
-  #stream { max-width: 100%; max-height: calc(100vh - 64px); display: block; background: #000; }
-  #panel { width: 300px; flex: none; }
-  h1 { font-size: 16px; margin: 0 0 8px; }
-  table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-  td, th { padding: 2px 6px; text-align: right; border-bottom: 1px solid #333; }
-  td:first-child, th:first-child { text-align: left; }
-  .big { font-size: 28px; font-weight: 600; color: #fff; }
-  #state { color: #8c8; } #state.ended { color: #c88; }
-</style>
-</head>
-<body>
-<div id="view">
-  <h1>{{TITLE}} <span id="state">live</span></h1>
-  <img id="stream" src="stream.mjpg{{QUERY}}" alt="live stream">
-</div>
-<div id="panel">
-  <div><span class="big" id="fps">{{FPS}}</span> FPS</div>
-  <div>end-to-end latency p50 <b id="e2e">{{E2E}}</b> ms</div>
-  <div>frames <b id="frames">{{FRAMES}}</b> · dropped <b id="dropped">{{DROPPED}}</b>
-    · viewer skipped <b id="skipped">{{SKIPPED}}</b></div>
-  <table id="stages"><thead><tr><th>stage</th><th>p50</th><th>p95</th><th>p99</th></tr></thead>
-  <tbody>{{ROWS}}</tbody></table>
-  <p id="info">{{INFO}}</p>
-</div>
-<script>
-const $ = (id) => document.getElementById(id);
-const ms = (v) => (v === undefined || v === null) ? "–" : v.toFixed(1);
-async function poll() {
-  try {
-    const r = await fetch("stats.json{{QUERY}}", {cache: "no-store"});
-    const s = await r.json();
-    const live = s.live || {};
-    $("fps").textContent = (live.fps || 0).toFixed(1);
-    $("frames").textContent = s.frames ?? 0;
-    $("dropped").textContent = s.dropped ?? 0;
-    $("skipped").textContent = s.viewer.skipped;
-    const stages = s.stages || {};
-    $("e2e").textContent = ms(stages.e2e && stages.e2e.p50_ms);
-    $("stages").tBodies[0].innerHTML = Object.entries(stages).map(([name, v]) =>
-      `<tr><td>${name}</td><td>${ms(v.p50_ms)}</td><td>${ms(v.p95_ms)}</td><td>${ms(v.p99_ms)}</td></tr>`).join("");
-    $("info").textContent = Object.entries(s.info || {}).map(([k, v]) => `${k}: ${v}`).join(" · ");
-    document.body.dataset.frames = s.frames ?? 0;
-  } catch (e) {
-    $("state").textContent = "ended"; $("state").className = "ended";
-  }
-}
-poll(); setInterval(poll, 500);
-</script>
-</body>
-</html>
-"""
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

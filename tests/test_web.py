@@ -37,6 +37,7 @@ from i2i.runtime.web import BOUNDARY, WebSink, check_access, check_viewer_url
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 JPEG_START = b"\xff\xd8"
 IMAGE = np.full((60, 80, 3), 90, np.uint8)
+LONG_TOKEN = "5f1c0d9e8a7b6c4d3e2f1a0b"  # strong enough to be accepted (see viewer_access.check_token)
 
 
 def get(url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, str, bytes]:
@@ -154,7 +155,7 @@ def test_address_rules(capsys: pytest.CaptureFixture[str]) -> None:
         WebSink.from_url("https://127.0.0.1:8080")
     with pytest.raises(I2IError, match="no path"):
         WebSink.from_url("http://127.0.0.1:8080/view")
-    with pytest.raises(I2IError, match="no user or password .* --token"):
+    with pytest.raises(I2IError, match="no user or password .* protect it with a token"):
         WebSink.from_url("http://me:secret@127.0.0.1:8080")
     with pytest.raises(I2IError, match="at least one client slot"):
         WebSink("127.0.0.1", 0, max_clients=0)
@@ -174,7 +175,8 @@ def test_a_non_loopback_address_needs_a_token_or_the_opt_in(host: str, monkeypat
         raise AssertionError("a socket was opened before the access check")
 
     monkeypatch.setattr(web, "_Server", bind)  # the refusal comes before anything is served
-    pattern = r"not loopback\) without authentication: give --token TEXT \(or set I2I_VIEWER_TOKEN\).*--insecure-public"
+    monkeypatch.setattr(web, "_Server6", bind)
+    pattern = r"not loopback\) without authentication: set I2I_VIEWER_TOKEN .* --token auto .*--insecure-public"
     with pytest.raises(I2IError, match=pattern):
         WebSink(host, 0)
     url = f"http://[{host}]:0" if ":" in host else f"http://{host}:0"
@@ -183,7 +185,7 @@ def test_a_non_loopback_address_needs_a_token_or_the_opt_in(host: str, monkeypat
     if host:
         with pytest.raises(I2IError, match=pattern):
             check_viewer_url(url)
-        check_viewer_url(url, token="long-random-token")
+        check_viewer_url(url, token="long-random-token", bind=False)  # an address this machine may not have
     check_access(host, "long-random-token", False)  # a token is enough ...
     check_access(host, None, True)  # ... and so is the explicit opt-in
     with pytest.raises(AssertionError, match="socket was opened"):
@@ -191,17 +193,24 @@ def test_a_non_loopback_address_needs_a_token_or_the_opt_in(host: str, monkeypat
 
 
 def test_token_rules() -> None:
-    for bad in ("", "two words", "tab\there", "naïve"):
-        with pytest.raises(I2IError, match="printable ASCII without spaces"):
+    for bad in ("", "two words in a long token", "tab\there-and-long-enough", "naïve-but-long-enough"):
+        with pytest.raises(I2IError, match="printable ASCII without spaces: use at least 16 characters"):
             check_access("127.0.0.1", bad, False)
     with pytest.raises(I2IError, match="--token and --insecure-public contradict"):
         check_access("0.0.0.0", "secret", True)
+    for weak in ("t0k", "hunter2", "0123456789abcde", "a" * 40, "abab" * 8):  # short, or few distinct characters
+        with pytest.raises(I2IError, match="too weak to survive guessing: use at least 16 characters .*openssl rand"):
+            check_access("0.0.0.0", weak, False)
+    with pytest.raises(I2IError, match="over 1024 characters"):
+        check_access("0.0.0.0", "0123456789abcdef" * 65, False)
+    check_access("0.0.0.0", "0123456789abcdef", False)  # 16 characters: 64 bits as hex
+    check_access("0.0.0.0", web.access.generate_token(), False)
     check_access("127.0.0.1", None, False)  # loopback needs neither
     check_access("::1", None, False)
     check_access("localhost", None, False)
 
 
-TOKEN = 'tok&en<"x>/=%'  # characters that need quoting in a URL, an attribute and a JS string
+TOKEN = 'tok&en<"x>/=%-0123456789'  # characters that need quoting in a URL, an attribute and a JS string
 
 
 def test_the_token_is_checked_on_every_request(
@@ -215,8 +224,10 @@ def test_the_token_is_checked_on_every_request(
         return real_compare(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", compare)
+    monkeypatch.setattr(web.access, "stderr_is_terminal", lambda: True)  # the address with the token: terminal only
     good = "?token=" + quote(TOKEN, safe="")
-    with WebSink("127.0.0.1", 0, token=TOKEN) as sink:
+    patient = web.access.FailureBackoff(free=1000)  # this test's many wrong tries are not what it is about
+    with WebSink("127.0.0.1", 0, token=TOKEN, backoff=patient) as sink:
         assert capsys.readouterr().err.strip().splitlines()[-1] == f"viewer: {sink.url}{good}"  # click it
         assert sink.view_url == sink.url + good and TOKEN not in str(sink.path)  # the path goes into reports
         sink.configure(overlay=False).write(IMAGE)
@@ -252,13 +263,13 @@ def test_the_token_is_checked_on_every_request(
 def test_without_a_token_loopback_answers_only_loopback_host_names() -> None:
     """DNS rebinding: a page from evil.example that re-points its name at 127.0.0.1 still sends that Host."""
     with WebSink("127.0.0.1", 0) as sink:
-        for host in ("evil.example", f"evil.example:{sink.port}", "127.0.0.1.evil.example", "[::1"):
+        for host in ("evil.example", f"evil.example:{sink.port}", "127.0.0.1.evil.example", "[::1", ""):
             status, _, body = raw_request(sink.port, request_line("GET", "/stats.json", host=host))
             assert status == 403 and b"loopback" in body, host
         for host in (f"127.0.0.1:{sink.port}", f"localhost:{sink.port}", "LOCALHOST", "[::1]:8080", "127.0.0.2"):
             assert raw_request(sink.port, request_line("GET", "/stats.json", host=host))[0] == 200, host
-    with WebSink("127.0.0.1", 0, token="secret") as sink:  # with a token any name may be used
-        assert raw_request(sink.port, request_line("GET", "/?token=secret", host="viewer.example"))[0] == 200
+    with WebSink("127.0.0.1", 0, token=LONG_TOKEN) as sink:  # with a token any name may be used
+        assert raw_request(sink.port, request_line("GET", f"/?token={LONG_TOKEN}", host="viewer.example"))[0] == 200
 
 
 # --- what is served -------------------------------------------------------------------------------
@@ -344,26 +355,45 @@ def test_max_clients_then_503_and_a_slot_frees_when_a_viewer_leaves() -> None:
             connection.close()
 
 
-def test_connections_over_the_cap_get_503() -> None:
-    """Idle sockets cannot pile up threads: max_clients * CONNECTIONS_PER_CLIENT connections, then 503."""
+def keep_alive(sink: WebSink) -> socket.socket:
+    """A connection that made one admitted request and stays open (HTTP/1.1 keep-alive)."""
+    connection = socket.create_connection(("127.0.0.1", sink.port), timeout=10)
+    connection.sendall(b"GET /stats.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    reader = connection.makefile("rb")
+    assert reader.readline().startswith(b"HTTP/1.1 200")
+    length = next(
+        int(line.split(b":")[1])
+        for line in iter(reader.readline, b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    reader.read(length)
+    return connection
+
+
+def test_admitted_connections_over_the_cap_get_503() -> None:
+    """Admitted keep-alive connections cannot pile up threads: max_clients * CONNECTIONS_PER_CLIENT, then 503."""
     with WebSink("127.0.0.1", 0, max_clients=1) as sink:
         assert sink.max_connections == web.CONNECTIONS_PER_CLIENT
-        idle = [socket.create_connection(("127.0.0.1", sink.port)) for _ in range(sink.max_connections)]
-        wait_until(lambda: sink.connections == sink.max_connections, "every idle connection counted")
+        held = [keep_alive(sink) for _ in range(sink.max_connections)]
+        assert sink.connection_counts()["admitted"] == sink.max_connections
         status, headers, body = raw_request(sink.port, request_line("GET", "/"))
         assert (status, body) == (503, b"busy: too many connections\n") and headers["connection"] == "close"
-        idle.pop().close()
-        wait_until(lambda: sink.connections == sink.max_connections - 1, "a closed connection released")
+        held.pop().close()
+        wait_until(lambda: sink.connection_counts()["admitted"] == sink.max_connections - 1, "a slot released")
         assert raw_request(sink.port, request_line("GET", "/"))[0] == 200
-        for connection in idle:
+        for connection in held:
             connection.close()
 
 
 def test_a_connection_that_sends_nothing_is_closed() -> None:
-    with WebSink("127.0.0.1", 0, idle_timeout=0.3) as sink:
+    with WebSink("127.0.0.1", 0, header_timeout=0.3) as sink:
         with socket.create_connection(("127.0.0.1", sink.port), timeout=20) as connection:
             assert connection.recv(1) == b""  # the server hung up (the guard is the 20 s socket timeout)
-        wait_until(lambda: sink.connections == 0, "the idle connection released")
+        wait_until(lambda: sink.connection_counts()["open"] == 0, "the idle connection released")
+    with WebSink("127.0.0.1", 0, idle_timeout=0.3) as sink:  # an admitted one, after its request
+        with keep_alive(sink) as connection:
+            assert connection.recv(1) == b""
+        wait_until(lambda: sink.connection_counts()["open"] == 0, "the idle connection released")
 
 
 # --- slow clients ---------------------------------------------------------------------------------
@@ -438,6 +468,8 @@ def test_cli_refuses_a_public_viewer_without_a_token(tmp_path: Path, monkeypatch
     assert "--token" in lines[0] and "--insecure-public" in lines[0]
     result = invoke(main, [*args, "--sink", "http://0.0.0.0:0", "--token", "t0k", "--insecure-public"])
     assert result.exit_code == 1 and "contradict" in result.output
+    result = invoke(main, [*args, "--sink", "http://0.0.0.0:0", "--token", "t0k"])
+    assert result.exit_code == 1 and "too weak" in result.output
     result = invoke(main, [*args, "--sink", "null", "--token", "t0k", "--max-clients", "3"])
     assert result.exit_code == 1 and "--token, --max-clients: only for the browser viewer" in result.output
     result = invoke(main, [*args, "--sink", "http://127.0.0.1:0", "--max-clients", "0"])
@@ -459,12 +491,13 @@ def test_cli_passes_the_viewer_options(tmp_path: Path, monkeypatch: pytest.Monke
     stats = tmp_path / "stats.json"
     args = [model, "--source", "pattern:32x24@0", "--max-frames", "3", "--backend", "ort", "--no-progress"]
     viewer = ["--sink", "http://127.0.0.1:0", "--max-clients", "2", "--stats", stats]
-    result = invoke(main, [*args, *viewer], env={web.TOKEN_ENV: "env-token"})
+    result = invoke(main, [*args, *viewer], env={web.TOKEN_ENV: LONG_TOKEN})
     assert result.exit_code == 0, result.output
-    assert opened == [{"token": "env-token", "insecure_public": False, "max_clients": 2}]
-    assert re.search(r"viewer: http://127\.0\.0\.1:\d+/\?token=env-token", result.output)
-    assert "env-token" not in stats.read_text()  # reports name the viewer without its token
-    result = invoke(main, [*args, "--sink", "null"], env={web.TOKEN_ENV: "env-token"})
+    assert opened == [{"token": LONG_TOKEN, "insecure_public": False, "max_clients": 2}]
+    assert re.search(r"viewer: http://127\.0\.0\.1:\d+/ \(every request needs the token", result.output)
+    assert LONG_TOKEN not in result.output  # not a terminal: the output may be a log
+    assert LONG_TOKEN not in stats.read_text()  # reports name the viewer without its token
+    result = invoke(main, [*args, "--sink", "null"], env={web.TOKEN_ENV: LONG_TOKEN})
     assert result.exit_code == 0, result.output  # a token in the environment is no error for other sinks
 
 
@@ -499,8 +532,8 @@ def test_browser_viewer_in_headless_chromium(tmp_path: Path) -> None:
     binary = _chromium()
     if binary is None:
         pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium); the browser viewer is untested")
-    sink = open_sink("http://127.0.0.1:0", view="side-by-side", viewer={"token": "chromium-token"})
-    assert isinstance(sink, WebSink) and sink.view_url.endswith("/?token=chromium-token")
+    sink = open_sink("http://127.0.0.1:0", view="side-by-side", viewer={"token": LONG_TOKEN})
+    assert isinstance(sink, WebSink) and sink.view_url.endswith(f"/?token={LONG_TOKEN}")
     stop = threading.Event()
     done: list[StageStats] = []
     source = PatternSource(320, 240, fps=15)
