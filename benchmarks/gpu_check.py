@@ -231,7 +231,9 @@ def _ort_unavailable(plan: Plan) -> str | None:
     import importlib.util
 
     if importlib.util.find_spec("onnx") is None:  # the exporter needs it; asking must not import it
-        return "the exporter needs onnx: pip install 'i2i[export]'"
+        from i2i.errors import install_hint
+
+        return f"the exporter needs onnx: {install_hint('export')}"
     from i2i.runtime.backends.onnxruntime import gpu_fix_command
 
     if plan.device.startswith("cuda") and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():

@@ -17,9 +17,12 @@ Designed against the field problems of exported GAN generators:
   gets a sidecar ``model.engine.json`` (card, TensorRT version, GPU name, compute capability,
   profiles with their max batch, tensor names, sha256, the command that rebuilds it) that the
   runtime and the Triton writer check;
-* silent long builds: TensorRT's progress monitor drives tqdm bars, one per build phase, and
-  Ctrl-C (which Python raises inside a monitor callback, where the bindings would swallow it)
-  cancels the build and is raised again once TensorRT has returned.
+* silent long builds: TensorRT's progress monitor drives tqdm bars, one per build phase
+  (``export/tensorrt_progress.py``); Ctrl-C or SIGTERM during the build only sets a flag (a
+  temporary handler: raised in a callback, the bindings would swallow it), the monitor's
+  ``step_complete`` then cancels the build, and the interrupt is raised once TensorRT has
+  returned, before anything is written;
+* a corrupt timing cache file is replaced by a fresh cache instead of failing the build.
 
 TensorRT is imported only inside the build (``require_tensorrt`` names the ``trt`` extra when it is
 missing); everything else is plain Python. The module is type-checked with mypy against
@@ -33,6 +36,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +45,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from i2i import __version__
 from i2i._files import atomic_file
 from i2i.common import file_sha256, round_up
-from i2i.errors import I2IError
+from i2i.errors import I2IError, install_hint
+from i2i.export.tensorrt_progress import BuildMonitor, PhaseBars, interrupts_as_flag
+from i2i.runtime.backends.cuda import GpuIdentity
 from i2i.runtime.backends.tensorrt import (
     SIDECAR_FORMAT,
-    GpuIdentity,
     require_tensorrt,
     sidecar_path,
     validate_sidecar,
@@ -53,6 +58,8 @@ from i2i.runtime.card import ModelCard
 
 if TYPE_CHECKING:
     import tensorrt as trt
+
+__all__ = ["BuildMonitor", "PhaseBars", "build_engine", "interrupts_as_flag"]
 
 # The graph precisions a strongly typed engine is built from (bf16 is a run-time precision of
 # other backends: its graph is fp32).
@@ -220,7 +227,7 @@ def tensorrt_major(version: str) -> int:
     if major not in SUPPORTED_TENSORRT:
         raise I2IError(
             f"TensorRT {version} is not supported: i2i builds strongly typed engines with TensorRT "
-            f"10.x or 11.x (pip install 'i2i[trt]' installs one)"
+            f"10.x or 11.x (`{install_hint('trt')}` installs one)"
         )
     assert major is not None
     return major
@@ -248,81 +255,6 @@ def timing_cache_path(option: str | None, tensorrt_version: str, gpu: GpuIdentit
         return cache_dir() / name
     path = Path(option)
     return path / name if path.is_dir() or option.endswith(("/", os.sep)) else path
-
-
-# -- progress and Ctrl-C (no TensorRT needed) -----------------------------------------------------
-class PhaseBars:
-    """tqdm bars for TensorRT's nested build phases."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.bars: dict[str, Any] = {}
-        self.depth: dict[str, int] = {}
-
-    def start(self, phase: str, parent: str | None, steps: int) -> None:
-        from tqdm.auto import tqdm
-
-        depth = self.depth.get(parent, -1) + 1 if parent else 0
-        self.depth[phase] = depth
-        self.bars[phase] = tqdm(
-            total=steps, desc=("  " * depth) + phase, position=depth, leave=depth == 0, disable=not self.enabled
-        )
-
-    def step(self, phase: str, step: int) -> None:
-        bar = self.bars.get(phase)
-        if bar is not None:
-            bar.n = step + 1
-            bar.refresh()
-
-    def finish(self, phase: str) -> None:
-        bar = self.bars.pop(phase, None)
-        self.depth.pop(phase, None)
-        if bar is not None:
-            bar.close()
-
-    def close(self) -> None:
-        for phase in list(self.bars):
-            self.finish(phase)
-
-
-class BuildMonitor:
-    """What TensorRT's progress monitor callbacks do, TensorRT-free.
-
-    During ``build_serialized_network`` the only Python code that runs is these callbacks, so that
-    is where Ctrl-C (or SIGTERM's Terminated) is raised. The bindings catch any exception a
-    callback raises, print it and carry on (or cancel): the interrupt would be lost. Each callback
-    therefore records it, ``step_complete`` returns False from then on (TensorRT cancels the
-    build), and ``reraise`` raises the very same exception after the build has returned.
-    """
-
-    def __init__(self, bars: PhaseBars) -> None:
-        self.bars = bars
-        self.interrupt: KeyboardInterrupt | None = None
-
-    def phase_start(self, phase: str, parent: str | None, steps: int) -> None:
-        try:
-            if self.interrupt is None:
-                self.bars.start(phase, parent or None, steps)
-        except KeyboardInterrupt as exc:
-            self.interrupt = exc
-
-    def step_complete(self, phase: str, step: int) -> bool:
-        try:
-            if self.interrupt is None:
-                self.bars.step(phase, step)
-        except KeyboardInterrupt as exc:
-            self.interrupt = exc
-        return self.interrupt is None
-
-    def phase_finish(self, phase: str) -> None:
-        try:
-            self.bars.finish(phase)
-        except KeyboardInterrupt as exc:
-            self.interrupt = exc
-
-    def reraise(self) -> None:
-        if self.interrupt is not None:
-            raise self.interrupt
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -430,11 +362,11 @@ def network_flags(version: str) -> int:
 
 def select_gpu(index: int) -> GpuIdentity:
     """Make GPU ``index`` current (TensorRT builds on the current CUDA context) and say which it is."""
-    from i2i.runtime.backends.tensorrt import CudaDriver
+    from i2i.runtime.backends.cuda import Cuda
 
-    driver = CudaDriver()
-    gpu = driver.identity(index)
-    driver.activate(index)
+    cuda = Cuda()
+    gpu = cuda.identity(index)
+    cuda.activate(index)
     return gpu
 
 
@@ -476,9 +408,16 @@ def builder_config(builder: trt.Builder, profile: Profile, config: EngineConfig,
     optimisation.set_shape(profile.input, _dims(profile.min), _dims(profile.opt), _dims(profile.max))
     if settings.add_optimization_profile(optimisation) < 0:
         raise I2IError(f"TensorRT refused the profile {profile.as_json()}")
-    if not settings.set_timing_cache(settings.create_timing_cache(timing), ignore_mismatch=False):
-        # A cache from another build of TensorRT: start a fresh one (the file is rewritten after).
-        settings.set_timing_cache(settings.create_timing_cache(b""), ignore_mismatch=False)
+    # A corrupt cache file makes create_timing_cache return None (set_timing_cache(None) would raise
+    # TypeError); a cache from another TensorRT build is refused by set_timing_cache. Either way the
+    # build starts a fresh cache, and the file is rewritten after it.
+    cache = settings.create_timing_cache(timing) if timing else None
+    if cache is None or not settings.set_timing_cache(cache, ignore_mismatch=False):
+        if timing:
+            print("TensorRT: the timing cache cannot be used here; starting a fresh one", file=sys.stderr)
+        fresh = settings.create_timing_cache(b"")
+        if fresh is None or not settings.set_timing_cache(fresh, ignore_mismatch=False):
+            raise I2IError("TensorRT could not create a timing cache")
     return settings
 
 
@@ -519,10 +458,11 @@ def serialize(
     settings.progress_monitor = _progress_monitor(monitor)
     started = time.monotonic()
     try:
-        serialized = builder.build_serialized_network(parsed.network, settings)
+        with interrupts_as_flag(monitor):
+            serialized = builder.build_serialized_network(parsed.network, settings)
     finally:
         monitor.bars.close()
-    monitor.reraise()
+    monitor.reraise()  # before anything is written: an interrupted build leaves no engine or cache
     if serialized is None:
         raise I2IError("TensorRT failed to build the engine (see the TensorRT messages above)")
     engine_bytes = bytes(memoryview(serialized))

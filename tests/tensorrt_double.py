@@ -13,7 +13,10 @@ It behaves like the real pybind11 bindings where the export side has gone wrong 
   reference to its parser: a build after the parser was dropped fails (in TensorRT it reads freed
   weights);
 * the progress monitor is driven as TensorRT's trampoline drives it: an exception raised in a
-  callback is printed and swallowed, and ``step_complete`` then counts as False (cancel).
+  callback is printed and swallowed, and ``step_complete`` then counts as False (cancel); between
+  callbacks the build is "in C" (the callbacks are called from libc's qsort), so a signal's Python
+  handler runs inside a callback as it does under the real bindings (``Builder.step_seconds``
+  makes a build last long enough to be signalled).
 
 Nothing here computes an engine: ``build_serialized_network`` returns bytes that describe the
 build (flavour, flags, profile), never a result that could pass for TensorRT's.
@@ -21,10 +24,13 @@ build (flavour, flags, profile), never a result that could pass for TensorRT's.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import enum
 import importlib.machinery
 import json
 import sys
+import time
 import types
 import weakref
 from dataclasses import dataclass, field
@@ -271,10 +277,15 @@ def make_module(flavour: str) -> tuple[types.ModuleType, Record]:
             self.profiles.append(profile)
             return len(self.profiles) - 1
 
-        def create_timing_cache(self, serialized_timing_cache: bytes) -> ITimingCache:
-            return ITimingCache(bytes(serialized_timing_cache))
+        def create_timing_cache(self, serialized_timing_cache: bytes) -> ITimingCache | None:
+            data = bytes(serialized_timing_cache)
+            if data and not data.startswith(b"timing-double:"):
+                return None  # TensorRT logs "corrupted" and returns nullptr: None in Python
+            return ITimingCache(data)
 
         def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool:
+            if not isinstance(cache, ITimingCache):  # pybind11 refuses None for a reference argument
+                raise TypeError("set_timing_cache(): incompatible function arguments")
             self.timing_cache = cache
             return True
 
@@ -302,6 +313,8 @@ def make_module(flavour: str) -> tuple[types.ModuleType, Record]:
     class Builder:
         __slots__ = ("logger",)
         build_steps = 4  # steps of the one phase the double reports
+        step_seconds = 0.0  # time each step spends "in C++" (signals stay pending there)
+        on_build: Any = None  # called as the build starts (a test waits for it before signalling)
 
         def __init__(self, logger: ILogger) -> None:
             self.logger = logger
@@ -329,31 +342,50 @@ def make_module(flavour: str) -> tuple[types.ModuleType, Record]:
                 "cancelled": False,
             }
             record.builds.append(build)
-            if not _run_monitor(config._monitor, build):
+            if Builder.on_build is not None:
+                Builder.on_build()
+            finished = _run_monitor(config._monitor, build)
+            if not finished:
                 return None
             return IHostMemory(b"tensorrt-double-engine:" + json.dumps(build, sort_keys=True).encode())
 
     def _run_monitor(monitor: Any, build: dict[str, Any]) -> bool:
-        """Drive the monitor as TensorRT's trampoline does: exceptions are printed and swallowed."""
+        """Drive the monitor as TensorRT's trampoline does, from C (``from_cxx``): exceptions are
+        printed and swallowed, and a Python signal handler runs only inside a callback."""
+        outcome = {"finished": True}
 
-        def call(name: str, *args: Any) -> Any:
+        def swallow(name: str, exc: BaseException) -> None:  # pybind11 turns any Python exception into a C++ one
+            record.swallowed.append(f"{name}: {type(exc).__name__}")
+            print(f"[ERROR] Exception caught in {name}()", file=sys.stderr)
+
+        def callbacks() -> Any:
+            """One callback per tick of the C loop; the steps' work happens between them."""
+            if monitor is None:
+                _work(Builder.build_steps * Builder.step_seconds)
+                return
+            monitor.phase_start("Building engine", "", Builder.build_steps)
+            yield
+            for step in range(Builder.build_steps):
+                _work(Builder.step_seconds)
+                if not monitor.step_complete("Building engine", step):
+                    outcome["finished"] = False
+                    break
+                yield
+            monitor.phase_finish("Building engine")
+
+        def tick(pending: Any) -> None:
             try:
-                return getattr(monitor, name)(*args)
-            except BaseException as exc:  # pybind11 turns any Python exception into a C++ one
-                record.swallowed.append(f"{name}: {type(exc).__name__}")
-                print(f"[ERROR] Exception caught in {name}()", file=sys.stderr)
-                return False
+                next(pending)
+            except StopIteration:
+                pass
+            except BaseException as exc:
+                swallow("progress monitor", exc)
+                outcome["finished"] = False
+                pending.close()
 
-        if monitor is None:
-            return True
-        call("phase_start", "Building engine", "", Builder.build_steps)
-        for step in range(Builder.build_steps):
-            if not call("step_complete", "Building engine", step):
-                build["cancelled"] = True
-                call("phase_finish", "Building engine")
-                return False
-        call("phase_finish", "Building engine")
-        return True
+        from_cxx(callbacks(), tick, Builder.build_steps + 2)
+        build["cancelled"] = not outcome["finished"]
+        return outcome["finished"]
 
     members = dict(
         Builder=Builder, BuilderFlag=BuilderFlag, Dims=Dims, IBuilderConfig=IBuilderConfig, IHostMemory=IHostMemory,
@@ -369,6 +401,41 @@ def make_module(flavour: str) -> tuple[types.ModuleType, Record]:
         for name in ("IInt8Calibrator", "IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator"):
             setattr(trt, name, type(name, (), {"__slots__": (), "__init__": lambda self: None}))
     return trt, record
+
+
+# -- "C++": where Python signal handlers cannot run ------------------------------------------------
+# TensorRT builds in C++ with the GIL released: a signal only marks its Python handler pending, and
+# the handler runs when the main thread next executes bytecode, i.e. inside a progress callback
+# (whose trampoline swallows what it raises) or after the build has returned. The double gets the
+# same by calling its callbacks from C: libc's qsort with a ctypes comparator, one callback per
+# comparison (a sort of n elements compares at least n - 1 times), so that no bytecode runs in
+# the main thread between two callbacks.
+def _work(seconds: float) -> None:
+    """Time a build step takes."""
+    if seconds > 0:
+        time.sleep(seconds)
+
+
+def _libc_qsort() -> Any:
+    name = ctypes.util.find_library("c") or ctypes.util.find_library("msvcrt")
+    try:
+        return ctypes.CDLL(name).qsort if name else ctypes.CDLL(None).qsort
+    except (OSError, AttributeError):
+        return None
+
+
+def from_cxx(pending: Any, tick: Any, ticks: int) -> None:
+    """Call ``tick(pending)`` at least ``ticks`` times from C (a plain loop where libc is not found)."""
+    qsort = _libc_qsort()
+    if qsort is None:
+        for _ in range(ticks):
+            tick(pending)
+        return
+    compare = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(lambda a, b: tick(pending) or 0)
+    items = (ctypes.c_int * (ticks + 1))()
+    qsort.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, type(compare)]
+    qsort.restype = None
+    qsort(items, len(items), ctypes.sizeof(ctypes.c_int), compare)
 
 
 # -- onnx-tensorrt's limits that i2i graphs meet (docs/operators.md) -------------------------------

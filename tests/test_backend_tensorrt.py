@@ -15,139 +15,19 @@ import enum
 import importlib.machinery
 import json
 import sys
+import threading
 import types
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from cuda_double import GPU, CudaDouble
 
 from i2i.common import file_sha256
 from i2i.errors import I2IError
 
-GPU = ("NVIDIA H200", "9.0")
 VERSION = "10.13.0"
-
-
-# -- cuda.bindings.runtime ------------------------------------------------------------------------
-class Status(enum.IntEnum):
-    cudaSuccess = 0
-    cudaErrorMemoryAllocation = 2
-
-
-class CudaDouble:
-    """Just the calls the backend makes, with cuda-python's (status, value) return convention."""
-
-    cudaStreamNonBlocking = 1
-
-    def __init__(self) -> None:
-        self.memory: dict[int, np.ndarray] = {}  # address -> backing array (keeps it alive)
-        self.pinned: set[int] = set()
-        self.calls: list[str] = []
-        self.capturing: list[Any] | None = None
-        self.stream_flags: list[int] = []
-        self.launched = 0
-
-    # Names and signatures are cuda-python's (cuda.bindings.runtime), which the backend calls.
-    class cudaError_t:
-        cudaSuccess = Status.cudaSuccess
-
-    class cudaMemcpyKind(enum.IntEnum):
-        cudaMemcpyHostToDevice = 1
-        cudaMemcpyDeviceToHost = 2
-
-    class cudaStreamCaptureMode(enum.IntEnum):
-        cudaStreamCaptureModeThreadLocal = 1
-
-    class Stream:
-        __slots__ = ("handle",)
-
-        def __init__(self, handle: int) -> None:
-            self.handle = handle
-
-        def __int__(self) -> int:
-            return self.handle
-
-    def _alloc(self, nbytes: int) -> int:
-        block = np.zeros(nbytes, dtype=np.uint8)
-        self.memory[block.ctypes.data] = block
-        return int(block.ctypes.data)
-
-    def cudaGetErrorString(self, status: Status) -> tuple[Status, bytes]:
-        return Status.cudaSuccess, b"out of memory"
-
-    def cudaGetDeviceProperties(self, index: int) -> tuple[Status, Any]:
-        return Status.cudaSuccess, types.SimpleNamespace(name=GPU[0].encode() + b"\0\0", major=9, minor=0)
-
-    def cudaSetDevice(self, index: int) -> tuple[Status]:
-        return (Status.cudaSuccess,)
-
-    def cudaStreamCreateWithFlags(self, flags: int) -> tuple[Status, Any]:
-        self.stream_flags.append(flags)
-        return Status.cudaSuccess, self.Stream(7)
-
-    def cudaStreamDestroy(self, stream: Any) -> tuple[Status]:
-        return (Status.cudaSuccess,)
-
-    def cudaStreamSynchronize(self, stream: Any) -> tuple[Status]:
-        return (Status.cudaSuccess,)
-
-    def cudaMalloc(self, nbytes: int) -> tuple[Status, int]:
-        self.calls.append("cudaMalloc")
-        return Status.cudaSuccess, self._alloc(nbytes)
-
-    def cudaMallocHost(self, nbytes: int) -> tuple[Status, int]:
-        self.calls.append("cudaMallocHost")
-        address = self._alloc(nbytes)
-        self.pinned.add(address)
-        return Status.cudaSuccess, address
-
-    def cudaFree(self, address: int) -> tuple[Status]:
-        self.memory.pop(address)
-        return (Status.cudaSuccess,)
-
-    def cudaFreeHost(self, address: int) -> tuple[Status]:
-        self.pinned.remove(address)
-        self.memory.pop(address)
-        return (Status.cudaSuccess,)
-
-    def enqueue(self, work: Any) -> None:
-        """Run now, or record into the graph being captured."""
-        if self.capturing is not None:
-            self.capturing.append(work)
-        else:
-            work()
-
-    def cudaMemcpyAsync(self, dst: int, src: int, count: int, kind: Any, stream: Any) -> tuple[Status]:
-        host = src if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice else dst
-        assert host in self.pinned, "copies must go through page-locked staging memory"
-        assert int(stream) == 7
-        self.calls.append(f"memcpy {kind.name}")
-        self.enqueue(lambda: ctypes.memmove(dst, src, count))
-        return (Status.cudaSuccess,)
-
-    def cudaStreamBeginCapture(self, stream: Any, mode: Any) -> tuple[Status]:
-        self.capturing = []
-        return (Status.cudaSuccess,)
-
-    def cudaStreamEndCapture(self, stream: Any) -> tuple[Status, list[Any]]:
-        graph, self.capturing = self.capturing, None
-        return Status.cudaSuccess, graph or []
-
-    def cudaGraphInstantiate(self, graph: list[Any], flags: int) -> tuple[Status, list[Any]]:
-        return Status.cudaSuccess, list(graph)
-
-    def cudaGraphDestroy(self, graph: Any) -> tuple[Status]:
-        return (Status.cudaSuccess,)
-
-    def cudaGraphExecDestroy(self, graph: Any) -> tuple[Status]:
-        return (Status.cudaSuccess,)
-
-    def cudaGraphLaunch(self, graph: list[Any], stream: Any) -> tuple[Status]:
-        self.launched += 1
-        for work in graph:
-            work()
-        return (Status.cudaSuccess,)
 
 
 # -- tensorrt (runtime side) ------------------------------------------------------------------------
@@ -189,12 +69,13 @@ def tensorrt_double(cuda: CudaDouble, dtype: np.dtype[Any], engine_shape: tuple[
     trt_dtype = {np.dtype(np.uint8): DataType.UINT8, np.dtype(np.float32): DataType.FLOAT}[np.dtype(dtype)]
 
     class IExecutionContext:
-        __slots__ = ("shape", "addresses", "executed")
+        __slots__ = ("shape", "addresses", "executed", "device")
 
-        def __init__(self) -> None:
+        def __init__(self, device: int) -> None:
             self.shape: tuple[int, ...] | None = None
             self.addresses: dict[str, int] = {}
             self.executed = 0
+            self.device = device  # TensorRT runs on the context that was current at deserialisation
 
         def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
             assert name == "image"
@@ -211,7 +92,9 @@ def tensorrt_double(cuda: CudaDouble, dtype: np.dtype[Any], engine_shape: tuple[
             return True
 
         def execute_async_v3(self, stream_handle: int) -> bool:
-            assert isinstance(stream_handle, int) and stream_handle == 7
+            assert type(stream_handle) is int and stream_handle in cuda.stream_device
+            if cuda.current != self.device or cuda.stream_device[stream_handle] != self.device:
+                return False  # TensorRT: "invalid resource handle" on another device's context
             shape, src, dst = self.shape, self.addresses["image"], self.addresses["output"]
             assert shape is not None
             self.executed += 1
@@ -222,7 +105,7 @@ def tensorrt_double(cuda: CudaDouble, dtype: np.dtype[Any], engine_shape: tuple[
                 y = np.frombuffer((ctypes.c_uint8 * n).from_address(dst), dtype=dtype)
                 y[:] = 255 - x if np.dtype(dtype) == np.uint8 else -x
 
-            cuda.enqueue(run)
+            cuda.enqueue(stream_handle, run)
             return True
 
     class ICudaEngine:
@@ -231,7 +114,7 @@ def tensorrt_double(cuda: CudaDouble, dtype: np.dtype[Any], engine_shape: tuple[
         num_io_tensors = 2
 
         def __init__(self) -> None:
-            self.context = IExecutionContext()
+            self.context = IExecutionContext(cuda.current)
 
         def get_tensor_name(self, i: int) -> str:
             return ("image", "output")[i]
@@ -289,15 +172,9 @@ def write_engine(tmp_path: Path, kind: str, shape: tuple[int, ...], profile: tup
 
 @pytest.fixture
 def doubles(monkeypatch: pytest.MonkeyPatch) -> Any:
-    cuda = CudaDouble()
-    bindings = types.ModuleType("cuda.bindings")
-    setattr(bindings, "runtime", cuda)  # noqa: B010 - a module attribute mypy cannot see
-    package = types.ModuleType("cuda")
-    setattr(package, "bindings", bindings)  # noqa: B010
-    monkeypatch.setitem(sys.modules, "cuda", package)
-    monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
-
-    def install(dtype: Any, shape: tuple[int, ...]) -> CudaDouble:
+    def install(dtype: Any, shape: tuple[int, ...], devices: int = 1, legacy: bool = False) -> CudaDouble:
+        cuda = CudaDouble(devices, legacy)
+        cuda.install(monkeypatch)
         monkeypatch.setitem(sys.modules, "tensorrt", tensorrt_double(cuda, np.dtype(dtype), shape))
         return cuda
 
@@ -360,3 +237,75 @@ def test_fixed_batch_profile_on_a_dynamic_onnx_is_a_fixed_batch(doubles: Any, tm
         frames = [np.full((16, 24, 3), v, np.uint8) for v in (10, 20, 30)]  # 3 frames, batches of 2
         stats = run_pipeline(ListSource(frames), backend, NullSink(), batch_size=2)
     assert stats.frames == 3
+
+
+def test_each_call_selects_the_engines_gpu(doubles: Any, tmp_path: Path) -> None:
+    """Defect 5: the current device is per thread and was set only at open. Two backends on two GPUs
+    in one thread, and a cuda:1 backend called from a new thread (which starts on device 0), ran on
+    whichever device was current: the double fails such calls as CUDA does (invalid resource handle)."""
+    from i2i.runtime.backends import open_backend
+
+    cuda = doubles(np.uint8, (-1, -1, -1, 3), devices=2)
+    engine = write_engine(tmp_path, "frame", (-1, -1, -1, 3), ([1, 8, 8, 3], [2, 64, 64, 3]))
+    frames = np.random.default_rng(2).integers(0, 256, (1, 16, 24, 3), dtype=np.uint8)
+    with open_backend("trt", engine, device="cuda:0") as first, open_backend("trt", engine, device="cuda:1") as second:
+        assert cuda.current == 0  # opening gives the thread its device back
+        for backend in (first, second, first, second):
+            assert np.array_equal(backend(frames), 255 - frames)
+            assert cuda.current == 0
+        cuda.cudaSetDevice(1)  # another library in this thread moved to GPU 1
+        assert np.array_equal(first(frames), 255 - frames) and cuda.current == 1
+        cuda.cudaSetDevice(0)
+        results: list[np.ndarray] = []
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                results.append(second(frames))
+            except BaseException as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=call)
+        worker.start()
+        worker.join()
+        assert not errors and np.array_equal(results[0], 255 - frames)
+    assert not cuda.memory and not cuda.stream_device  # closed on the right device, everything freed
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_stream_handle_for_tensorrt(doubles: Any, tmp_path: Path, legacy: bool) -> None:
+    """``int(stream)`` is deprecated since cuda-bindings 12.9.1: the handle comes from
+    ``cuda.bindings.utils.get_cuda_native_handle`` (the double's streams have no ``__int__`` then),
+    and from ``int()`` on older bindings without ``utils``."""
+    from i2i.runtime.backends import open_backend
+
+    doubles(np.float32, (1, 3, 8, 8), legacy=legacy)
+    engine = write_engine(tmp_path, "tensor", (1, 3, 8, 8), ([1, 3, 8, 8], [1, 3, 8, 8]))
+    batch = np.linspace(-1, 1, 192, dtype=np.float32).reshape(1, 3, 8, 8)
+    with open_backend("trt", engine, cuda_graph="false") as backend:
+        assert np.array_equal(backend(batch), -batch)
+
+
+def test_a_failed_capture_raises_its_own_error_and_ends_the_capture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 6: ``cudaStreamEndCapture`` in a ``finally`` replaced the error of the captured work
+    with its own (a capture invalidated by that error fails to end) and leaked the graph."""
+    from i2i.runtime.backends.cuda import Cuda
+
+    double = CudaDouble()
+    double.install(monkeypatch)
+    cuda = Cuda()
+    stream = cuda.stream()
+
+    def work() -> None:
+        raise I2IError("TensorRT execution failed")
+
+    with pytest.raises(I2IError, match="TensorRT execution failed"):
+        cuda.capture(stream, work)
+    assert not double.capturing and double.calls.count("cudaGraphDestroy") == 1  # ended, graph freed
+    double.fail_end_capture = True
+    with pytest.raises(I2IError, match="TensorRT execution failed") as info:
+        cuda.capture(stream, work)
+    assert "cudaStreamEndCapture then returned" in " ".join(getattr(info.value, "__notes__", []))
+    assert not double.capturing
+    with pytest.raises(I2IError, match="CUDA cudaStreamEndCapture failed: operation failed due to a previous"):
+        cuda.capture(stream, lambda: None)  # the work succeeded: the end's own failure is the error

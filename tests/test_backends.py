@@ -384,7 +384,7 @@ def test_node_placement_is_read_from_the_profile(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"device": "cuda", "available": CPU_ONLY}, r"no CUDAExecutionProvider.*i2i\[gpu\]"),
+        ({"device": "cuda", "available": CPU_ONLY}, r"no CUDAExecutionProvider.*-m pip install [^`]*\[gpu\]'"),
         (
             {"device": "cuda", "available": CPU_ONLY[:0] + ["CUDAExecutionProvider"], "provider": "tensorrt"},
             "no TensorrtExecutionProvider",
@@ -412,7 +412,7 @@ def test_ort_cuda_request_on_this_machine_is_a_clear_error(tiny_onnx: Path) -> N
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
-    with pytest.raises(I2IError, match=r"no CUDAExecutionProvider.*pip install 'i2i\[gpu\]'"):
+    with pytest.raises(I2IError, match=r"no CUDAExecutionProvider.*-m pip install [^`]*\[gpu\]'"):
         open_backend("ort", tiny_onnx, device="cuda")
     with pytest.raises(I2IError, match="has no option bogus; valid options: threads, spin, provider"):
         open_backend("ort", tiny_onnx, device="cpu", bogus=1)
@@ -503,7 +503,10 @@ def test_plan_auto_ranking(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [c.skip is None for c in bare] == [False, False, False, True]
     assert "no TensorrtExecutionProvider" in (bare[0].skip or "") and bare[2].skip == "openvino missing"
     # The reason names the command that fixes it, for this environment (here: the CPU wheel is installed).
-    assert "pip uninstall -y onnxruntime && " in (bare[1].skip or "") and "install 'i2i[gpu]'" in (bare[1].skip or "")
+    from i2i.errors import install_hint
+
+    fix = f"-m pip uninstall -y onnxruntime && {install_hint('gpu')}`"
+    assert fix in (bare[1].skip or "")
 
 
 def test_auto_ranking_comes_from_the_backend_classes(monkeypatch: pytest.MonkeyPatch) -> None:

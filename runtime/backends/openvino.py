@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from i2i.errors import I2IError, MissingDependencyError
+from i2i.errors import I2IError, MissingDependencyError, install_hint
 from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend, required_card
 
 OPTIONS = {
@@ -75,7 +75,7 @@ class OpenVinoBackend(Backend):
         try:
             import openvino
         except ImportError as exc:
-            return False, f"openvino does not import ({exc}); pip install 'i2i[openvino]'"
+            return False, f"openvino does not import ({exc}); {install_hint('openvino')}"
         return True, f"openvino {openvino.get_version()}"
 
     @classmethod

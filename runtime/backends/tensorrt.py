@@ -17,9 +17,11 @@ shape, and, for static-shape engines, replays copy-in, inference and copy-out as
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
+import re
+import shlex
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,14 +31,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from i2i.common import file_sha256
-from i2i.errors import I2IError, MissingDependencyError
+from i2i.errors import I2IError, MissingDependencyError, install_hint
 from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend, required_card
+from i2i.runtime.backends.cuda import Cuda, GpuIdentity, gpu_identity
+from i2i.runtime.card import ModelCard
+
+__all__ = ["Cuda", "CudaDriver", "GpuIdentity", "TensorRTBackend", "gpu_identity", "read_sidecar", "validate_sidecar"]
+CudaDriver = Cuda  # the name the export side imported
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
 SIDECAR_FORMAT = "i2i-engine/1"
-SIDECAR_KEYS = ("format", "card", "engine", "tensorrt", "gpu", "profiles", "precision", "rebuild")
+SIDECAR_KEYS = ("format", "card", "engine", "tensorrt", "gpu", "profiles", "precision")
 
 
 # -- TensorRT import ------------------------------------------------------------------------------
@@ -66,148 +73,109 @@ def require_tensorrt() -> str:
     return detail
 
 
-# -- the GPU, through the CUDA driver API ---------------------------------------------------------
-@dataclass(frozen=True)
-class GpuIdentity:
-    name: str
-    compute_capability: str  # "8.9"
-    index: int = 0
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "compute_capability": self.compute_capability, "index": self.index}
-
-
-def _cudart() -> Any:
-    try:
-        from cuda.bindings import runtime
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "cuda-python", "trt", f"{exc}; the TensorRT backend reaches the GPU through it"
-        ) from None
-    return runtime
-
-
-class Cuda:
-    """The CUDA runtime calls the TensorRT backend needs, through NVIDIA's cuda-python
-    (``cuda.bindings.runtime``): device identity, a non-blocking stream, device and page-locked
-    host memory, asynchronous copies and stream capture into CUDA graphs. Every call's status is
-    checked; a failure is one line naming the call."""
-
-    def __init__(self, runtime: Any = None) -> None:
-        self.rt = _cudart() if runtime is None else runtime
-
-    def check(self, what: str, result: Any) -> Any:
-        """cuda-python returns (status, *values): raise on a bad status, return the value(s)."""
-        status, *values = result if isinstance(result, tuple) else (result,)
-        if status != self.rt.cudaError_t.cudaSuccess:
-            _, text = self.rt.cudaGetErrorString(status)
-            detail = text.decode() if isinstance(text, bytes) else str(text or status)
-            raise I2IError(f"CUDA {what} failed: {detail}")
-        return values[0] if len(values) == 1 else tuple(values)
-
-    def identity(self, index: int = 0) -> GpuIdentity:
-        props = self.check(f"cudaGetDeviceProperties({index})", self.rt.cudaGetDeviceProperties(index))
-        name = props.name.split(b"\0", 1)[0].decode() if isinstance(props.name, bytes) else str(props.name)
-        return GpuIdentity(name, f"{props.major}.{props.minor}", index)
-
-    def activate(self, index: int) -> None:
-        """Make the device current (its primary context: the one TensorRT and the runtime share)."""
-        self.check(f"cudaSetDevice({index})", self.rt.cudaSetDevice(index))
-
-    def release(self, index: int) -> None:
-        """Nothing to release: the primary context lives as long as the process."""
-
-    def stream(self) -> Any:
-        # Non-blocking: no implicit synchronisation with the legacy default stream, so work other
-        # libraries put there (OpenCV, torch) never serialises with inference.
-        return self.check("cudaStreamCreateWithFlags", self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking))
-
-    def destroy_stream(self, stream: Any) -> None:
-        self.check("cudaStreamDestroy", self.rt.cudaStreamDestroy(stream))
-
-    def synchronize(self, stream: Any) -> None:
-        self.check("cudaStreamSynchronize", self.rt.cudaStreamSynchronize(stream))
-
-    def alloc(self, nbytes: int) -> int:
-        return int(self.check(f"cudaMalloc({nbytes})", self.rt.cudaMalloc(max(1, nbytes))))
-
-    def free(self, pointer: int) -> None:
-        self.check("cudaFree", self.rt.cudaFree(pointer))
-
-    def host_array(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> tuple[int, np.ndarray]:
-        """A page-locked host buffer and a numpy view of it: copies from pinned memory are true DMA
-        (asynchronous, full bandwidth); from pageable memory the driver stages them itself."""
-        nbytes = max(1, int(np.prod(shape)) * dtype.itemsize)
-        pointer = int(self.check(f"cudaMallocHost({nbytes})", self.rt.cudaMallocHost(nbytes)))
-        raw = (ctypes.c_uint8 * nbytes).from_address(pointer)
-        return pointer, np.frombuffer(memoryview(raw), dtype=dtype, count=int(np.prod(shape))).reshape(shape)
-
-    def host_free(self, pointer: int) -> None:
-        self.check("cudaFreeHost", self.rt.cudaFreeHost(pointer))
-
-    def to_device(self, device: int, host: int, nbytes: int, stream: Any) -> None:
-        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self.check("cudaMemcpyAsync(host to device)", self.rt.cudaMemcpyAsync(device, host, nbytes, kind, stream))
-
-    def to_host(self, host: int, device: int, nbytes: int, stream: Any) -> None:
-        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self.check("cudaMemcpyAsync(device to host)", self.rt.cudaMemcpyAsync(host, device, nbytes, kind, stream))
-
-    def capture(self, stream: Any, work: Any) -> Any:
-        """Run ``work()`` under stream capture and return the instantiated graph."""
-        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
-        self.check("cudaStreamBeginCapture", self.rt.cudaStreamBeginCapture(stream, mode))
-        try:
-            work()
-        finally:
-            graph = self.check("cudaStreamEndCapture", self.rt.cudaStreamEndCapture(stream))
-        try:
-            return self.check("cudaGraphInstantiate", self.rt.cudaGraphInstantiate(graph, 0))
-        finally:
-            self.check("cudaGraphDestroy", self.rt.cudaGraphDestroy(graph))
-
-    def launch(self, graph: Any, stream: Any) -> None:
-        self.check("cudaGraphLaunch", self.rt.cudaGraphLaunch(graph, stream))
-
-    def destroy_graph(self, graph: Any) -> None:
-        self.check("cudaGraphExecDestroy", self.rt.cudaGraphExecDestroy(graph))
-
-
-CudaDriver = Cuda  # the name the export side imports
-
-
-def gpu_identity(index: int = 0) -> GpuIdentity:
-    return Cuda().identity(index)
-
-
 # -- the sidecar ------------------------------------------------------------------------------------
+# A sidecar is data from beside a file that may come from anywhere: every field is checked for its
+# type and form, and nothing in it is shown as a command as it is (``rebuild`` is recomposed from
+# the validated card and profile; the free text written there is never printed).
+_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_VERSION = re.compile(r"\d+(\.\d+){1,3}")
+_CAPABILITY = re.compile(r"\d+\.\d+")
+_GPU_NAME = re.compile(r"[A-Za-z0-9 ._()/+-]{1,100}")
+_TENSOR_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+_ONNX_NAME = re.compile(r"[^/\\\0\n\r]{1,200}\.onnx")
+
+
 def sidecar_path(engine: str | Path) -> Path:
     """``model.engine`` -> ``model.engine.json``."""
     engine = Path(engine)
     return engine.with_name(engine.name + ".json")
 
 
+def _text(value: Any, where: str, field: str, pattern: re.Pattern[str]) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise I2IError(f"{where}: {field} must be a string like {_EXAMPLES[field]}, got {str(value)[:60]!r}")
+    return value
+
+
+_EXAMPLES = {
+    "engine.sha256": "64 lowercase hex digits",
+    "tensorrt": "'10.13.0.35'",
+    "gpu.compute_capability": "'8.9'",
+    "profiles[].input": "'image' (letters, digits, _ . : / -)",
+    "gpu.name": "'NVIDIA H100 80GB HBM3'",
+}
+
+
+def _shape(value: Any, where: str, field: str) -> list[int]:
+    if not isinstance(value, list) or not 1 <= len(value) <= 8:
+        raise I2IError(f"{where}: {field} must be a list of 1 to 8 dimensions, got {str(value)[:60]}")
+    if not all(type(d) is int and 1 <= d <= 1 << 20 for d in value):
+        raise I2IError(f"{where}: {field} must hold integers >= 1, got {str(value)[:60]}")
+    return list(value)
+
+
+def _profile(profile: Any, where: str, rank: int) -> dict[str, Any]:
+    if not isinstance(profile, dict) or not {"input", "min", "opt", "max"} <= set(profile):
+        raise I2IError(f"{where}: each profile needs input, min, opt and max shapes")
+    _text(profile["input"], where, "profiles[].input", _TENSOR_NAME)
+    shapes = [_shape(profile[k], where, f"profiles[].{k}") for k in ("min", "opt", "max")]
+    if any(len(s) != rank for s in shapes):
+        raise I2IError(f"{where}: profile shapes must have the model's {rank} dimensions, got {shapes}")
+    if not all(a <= b <= c for a, b, c in zip(*shapes)):
+        raise I2IError(f"{where}: profile shapes must satisfy min <= opt <= max, got {shapes}")
+    if "max_batch" in profile and profile["max_batch"] != shapes[2][0]:
+        raise I2IError(f"{where}: profile max_batch {profile['max_batch']!r} is not the max shape's batch")
+    return profile
+
+
 def validate_sidecar(sidecar: Any, where: str = "sidecar") -> dict[str, Any]:
-    """Check the sidecar's structure (not its compatibility with this machine); return it."""
+    """Check the sidecar's structure and every field's type (not its compatibility with this
+    machine); return a copy whose ``rebuild`` is the command composed from the checked fields."""
     if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT:
         found = sidecar.get("format") if isinstance(sidecar, dict) else type(sidecar).__name__
-        raise I2IError(f"{where} is not an i2i engine sidecar: format={found!r}, expected {SIDECAR_FORMAT!r}")
+        raise I2IError(f"{where} is not an i2i engine sidecar: format={str(found)[:40]!r}, expected {SIDECAR_FORMAT!r}")
     missing = [k for k in SIDECAR_KEYS if k not in sidecar]
     if missing:
         raise I2IError(f"{where} lacks {', '.join(missing)}")
+    card = ModelCard.from_dict(sidecar["card"], where=f"{where}: card")
+    engine = sidecar["engine"]
+    if not isinstance(engine, dict) or "sha256" not in engine:
+        raise I2IError(f"{where}: 'engine' must hold the engine's sha256 (rebuild the engine to get a sidecar with it)")
+    _text(engine["sha256"], where, "engine.sha256", _SHA256)
+    _text(sidecar["tensorrt"], where, "tensorrt", _VERSION)
     gpu = sidecar["gpu"]
-    if not isinstance(gpu, dict) or not {"name", "compute_capability"} <= set(gpu):
-        raise I2IError(f"{where}: 'gpu' must hold name and compute_capability")
+    if not isinstance(gpu, dict):
+        raise I2IError(f"{where}: 'gpu' must hold the GPU's name and compute_capability")
+    _text(gpu.get("name"), where, "gpu.name", _GPU_NAME)
+    _text(gpu.get("compute_capability"), where, "gpu.compute_capability", _CAPABILITY)
+    if sidecar["precision"] not in _PRECISIONS:
+        found = str(sidecar["precision"])[:20]
+        raise I2IError(f"{where}: precision must be one of {', '.join(_PRECISIONS)}, got {found!r}")
     profiles = sidecar["profiles"]
     if not isinstance(profiles, list) or not profiles:
         raise I2IError(f"{where}: 'profiles' must be a non-empty list")
-    for profile in profiles:
-        if not isinstance(profile, dict) or not {"input", "min", "opt", "max"} <= set(profile):
-            raise I2IError(f"{where}: each profile needs input, min, opt and max shapes")
-    card = sidecar["card"]
-    if not isinstance(card, dict) or "io" not in card:
-        raise I2IError(f"{where}: 'card' must be the model card of the source ONNX model")
-    return sidecar
+    rank = len(card.io.batch_shape(1, 1, 1))
+    checked = dict(sidecar, profiles=[_profile(p, where, rank) for p in profiles])
+    checked["rebuild"] = rebuild_advice(checked, card)
+    return checked
+
+
+def rebuild_advice(sidecar: dict[str, Any], card: ModelCard) -> str:
+    """``i2i-export MODEL.onnx --engine trt --min .. --opt .. --max ..`` from validated fields only:
+    the source model's file name (quoted; MODEL.onnx unless it is a plain ``.onnx`` name) and the
+    first profile's integer shapes."""
+    source = sidecar.get("source_onnx")
+    name = source.get("name") if isinstance(source, dict) else None
+    onnx_name = name if isinstance(name, str) and _ONNX_NAME.fullmatch(name) else "MODEL.onnx"
+    profile = sidecar["profiles"][0]
+
+    def nhw(shape: list[int]) -> str:
+        h, w = card.io.hw(shape)
+        return f"{shape[0]}x{h}x{w}"
+
+    shapes = " ".join(f"--{k} {nhw(profile[k])}" for k in ("min", "opt", "max"))
+    return f"i2i-export {shlex.quote(onnx_name)} --engine trt {shapes}"
 
 
 def read_sidecar(engine: str | Path) -> dict[str, Any]:
@@ -243,9 +211,9 @@ def check_compatible(sidecar: dict[str, Any], tensorrt_version: str, gpu: GpuIde
 
 
 def check_engine_file(engine: Path, sidecar: dict[str, Any]) -> None:
-    """The engine bytes must be the ones the sidecar describes (no engine swapped under a sidecar)."""
-    expected = sidecar["engine"].get("sha256")
-    if expected and file_sha256(engine) != expected:
+    """The engine bytes must be the ones the sidecar describes (no engine swapped under a sidecar):
+    the sha256 is mandatory (``validate_sidecar``) and always compared."""
+    if file_sha256(engine) != sidecar["engine"]["sha256"]:
         raise I2IError(
             f"{engine.name} does not match its sidecar (sha256 differs): it was rebuilt or replaced without "
             f"{sidecar_path(engine).name}; rebuild with `{sidecar['rebuild']}`"
@@ -329,12 +297,13 @@ class TensorRTBackend(Backend):
     _buffers: OrderedDict[tuple[int, ...], _Buffers]
     _sidecar: dict[str, Any]
     _runtime: trt.Runtime
+    _lock: threading.Lock
     use_graph: bool = False
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
         ok, detail = tensorrt_status()
-        return (True, f"tensorrt {detail}") if ok else (False, f"{detail}; pip install 'i2i[trt]'")
+        return (True, f"tensorrt {detail}") if ok else (False, f"{detail}; {install_hint('trt')}")
 
     @classmethod
     def _open(cls, path: Path, card: Card, device: str, precision: str, **opts: Any) -> Backend:
@@ -343,7 +312,7 @@ class TensorRTBackend(Backend):
         if precision not in ("auto", built):
             raise I2IError(
                 f"trt backend: {path.name} was built for {built}; an engine runs at the precision it was built "
-                f"with: rebuild with `{sidecar['rebuild']}` and the precision you want"
+                f"with: rebuild with `{sidecar['rebuild']}` from a {precision} export"
             )
         graph = _flag(opts.get("cuda_graph", "auto"))
         index = parse_device(device)
@@ -351,8 +320,9 @@ class TensorRTBackend(Backend):
         cuda = Cuda()
         check_compatible(sidecar, version, cuda.identity(index))
         check_engine_file(path, sidecar)
-        cuda.activate(index)
-        runtime, engine, context = _load_engine(path, sidecar)
+        with cuda.on_device(index):
+            runtime, engine, context = _load_engine(path, sidecar)
+            stream = cuda.stream()
         inputs, outputs = engine_specs(engine, sidecar["profiles"][0])
         if len(inputs) != 1 or len(outputs) != 1:
             raise I2IError(f"{path.name}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
@@ -362,9 +332,12 @@ class TensorRTBackend(Backend):
             raise I2IError("trt backend: cuda_graph=true needs a static-shape engine (profile min == max)")
         backend.use_graph = static if graph is None else graph
         backend._cuda, backend._engine, backend._context = cuda, engine, context
-        backend._stream, backend._device_index, backend._buffers = cuda.stream(), index, OrderedDict()
+        backend._stream, backend._device_index, backend._buffers = stream, index, OrderedDict()
         backend._sidecar = sidecar
         backend._runtime = runtime  # keep the runtime alive as long as the engine
+        # One execution context, one stream, one set of staging buffers: calls from several threads
+        # take turns (each thread's own backend runs concurrently with the others).
+        backend._lock = threading.Lock()
         return backend
 
     def _validate(self, batch: np.ndarray) -> None:
@@ -403,24 +376,27 @@ class TensorRTBackend(Backend):
         context.set_tensor_address(in_spec.name, b.device_in)
         context.set_tensor_address(out_spec.name, b.device_out)
         self._cuda.to_device(b.device_in, b.host_in[0], b.host_in[1].nbytes, self._stream)
-        if not context.execute_async_v3(int(self._stream)):
+        if not context.execute_async_v3(self._cuda.handle(self._stream)):
             raise I2IError(f"{self.name}: TensorRT execution failed")
         self._cuda.to_host(b.host_out[0], b.device_out, b.host_out[1].nbytes, self._stream)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        shape = tuple(batch.shape)
-        if shape in self._buffers:
-            self._buffers.move_to_end(shape)
-            buffers = self._buffers[shape]
-        else:
-            buffers = self._bind(shape)
-        np.copyto(buffers.host_in[1], batch)  # into page-locked staging; the dtype is the engine's own
-        if buffers.graph is not None:
-            self._cuda.launch(buffers.graph, self._stream)
-        else:
-            self._enqueue(buffers)
-        self._cuda.synchronize(self._stream)
-        return buffers.host_out[1].copy()  # the staging buffer is reused by the next call
+        # The current device is per thread and other backends (or libraries) in this thread may have
+        # changed it: every call selects this engine's GPU, and gives the thread its device back.
+        with self._lock, self._cuda.on_device(self._device_index):
+            shape = tuple(batch.shape)
+            if shape in self._buffers:
+                self._buffers.move_to_end(shape)
+                buffers = self._buffers[shape]
+            else:
+                buffers = self._bind(shape)
+            np.copyto(buffers.host_in[1], batch)  # into page-locked staging; the dtype is the engine's own
+            if buffers.graph is not None:
+                self._cuda.launch(buffers.graph, self._stream)
+            else:
+                self._enqueue(buffers)
+            self._cuda.synchronize(self._stream)
+            return buffers.host_out[1].copy()  # the staging buffer is reused by the next call
 
     def _release(self, b: _Buffers) -> None:
         cuda = self._cuda
@@ -432,14 +408,15 @@ class TensorRTBackend(Backend):
         cuda.host_free(b.host_out[0])
 
     def _close(self) -> None:
-        self._cuda.synchronize(self._stream)
-        for buffers in self._buffers.values():
-            self._release(buffers)
-        self._buffers.clear()
-        del self._context
-        del self._engine
-        self._cuda.destroy_stream(self._stream)
-        self._cuda.release(self._device_index)
+        with self._lock, self._cuda.on_device(self._device_index):
+            self._cuda.synchronize(self._stream)
+            for buffers in self._buffers.values():
+                self._release(buffers)
+            self._buffers.clear()
+            del self._context
+            del self._engine
+            self._cuda.destroy_stream(self._stream)
+            self._cuda.release(self._device_index)
 
     def describe(self) -> str:
         graph = ", CUDA graph" if self.use_graph else ""

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from i2i.errors import I2IError, MissingDependencyError
+from i2i.errors import I2IError, MissingDependencyError, install_hint
 from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -123,7 +123,7 @@ class TorchBackend(Backend):
         import importlib.util
 
         if importlib.util.find_spec("torch") is None:
-            return False, "torch is not installed; pip install 'i2i[train]'"
+            return False, f"torch is not installed; {install_hint('train')}"
         return True, f"torch {importlib.metadata.version('torch')}"
 
     @classmethod
