@@ -4,8 +4,9 @@
 
     translator = i2i.load("model.onnx")           # the fastest backend here, as i2i-run --backend auto
     out = translator(cv2.imread("photo.jpg"))     # BGR uint8 in, BGR uint8 of the same size out
-    for frame in translator.stream("clip.mp4"):   # or a camera index, a folder, rtsp://...
-        ...
+    out = translator("photo.jpg")                 # the same, read from the file
+    for item in translator.stream("photos/"):     # or a video, a camera index, rtsp://...
+        cv2.imwrite(f"out/{item.name}.png", item.image)   # item.path, item.index, item.speed (ms)
 
 ``i2i.load`` is torch-free for ONNX models and TensorRT engines (a ``model.pt`` runs on the torch
 backend and needs ``i2i[train]``). A ``Translator`` does exactly what ``i2i-run`` does to each frame:
@@ -16,7 +17,9 @@ equals the frame ``i2i-run`` writes for it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
@@ -26,6 +29,31 @@ from i2i.errors import I2IError
 from i2i.runtime.backends.base import Backend
 from i2i.runtime.card import ModelCard
 from i2i.runtime.frames import FrameCodec
+
+
+@dataclass(frozen=True)
+class TranslatedFrame:
+    """One frame of ``Translator.stream``: the output with where it came from and what it cost.
+
+    ``image`` is the translated HxWx3 uint8 BGR frame and ``input`` the frame it was translated
+    from; ``index`` its position in the source (0-based); ``name`` the image's file stem for a
+    folder (save the output under it), None for videos, cameras and streams; ``path`` the image
+    file, or the source's name (never a URL's credentials); ``speed`` the milliseconds each stage
+    took for this frame (a batch's time split evenly over its frames), as i2i-run's table names them:
+    ``read``, ``preprocess``, ``infer``, ``refine`` (with a refiner) and ``postprocess``.
+    """
+
+    image: np.ndarray
+    input: np.ndarray
+    index: int
+    name: str | None
+    path: str
+    speed: dict[str, float] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        h, w = self.image.shape[:2]
+        timing = ", ".join(f"{k} {v:.1f}" for k, v in self.speed.items())
+        return f"TranslatedFrame(index={self.index}, path={self.path!r}, {h}x{w}, ms: {timing})"
 
 
 class Translator:
@@ -45,60 +73,96 @@ class Translator:
         return card
 
     @overload
-    def __call__(self, frames: np.ndarray) -> np.ndarray: ...
+    def __call__(self, frames: np.ndarray | str | Path) -> np.ndarray: ...
 
     @overload
     def __call__(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
-    def __call__(self, frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    def __call__(self, frames: np.ndarray | str | Path | Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
         """Translate one OpenCV frame (HxW gray, HxWx3 BGR or HxWx4 BGRA; uint8, uint16 or float in
         0..1) into an HxWx3 uint8 BGR frame of the same size, or a list of frames into a list
         (one batched call per run of same-sized frames, in the model's batch size if it is fixed).
+        A path (``str`` or ``Path``) names one image file, read as ``i2i-run`` reads it.
 
         A float frame with values outside 0..1 (0..255 data as float32) or with NaN/Inf is refused
         with an ``I2IError`` saying what it holds: clipping would translate a white or black frame."""
         if isinstance(frames, np.ndarray):
             return self._translate([frames])[0]
+        if isinstance(frames, (str, Path)):
+            return self._translate([_read_one_image(Path(frames))])[0]
         if not isinstance(frames, Sequence) or not all(isinstance(f, np.ndarray) for f in frames):
-            raise I2IError(f"expected a numpy frame or a list of them, got {type(frames).__name__}")
+            raise I2IError(f"expected a numpy frame, an image path or a list of frames, got {type(frames).__name__}")
+        images = [f for f in frames if isinstance(f, np.ndarray)]  # all of them (checked above)
         results: list[np.ndarray] = []
-        for group in _same_size_runs(list(frames)):
+        for group in _same_size_runs(images):
             step = self._static_batch or len(group)
             for start in range(0, len(group), step):
                 results += self._translate(group[start : start + step])
         return results
 
-    def _translate(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def _translate(self, images: list[np.ndarray], timings: dict[str, float] | None = None) -> list[np.ndarray]:
+        """Translate one batch; with ``timings``, add each stage's seconds to it."""
         n = len(images)
         if self._static_batch and n < self._static_batch:  # a fixed-batch model: pad with the last frame
             images = images + [images[-1]] * (self._static_batch - n)
+        clock = _StageClock(timings)
         batch, geometry = self._codec.encode(images)
+        clock.lap("preprocess")
         output = np.asarray(self.backend(batch))
+        clock.lap("infer")
         if self.refiner is not None:
             refined = np.asarray(self.refiner(np.ascontiguousarray(output, dtype=np.float32)))
             if refined.shape != output.shape:
                 raise I2IError(f"the refiner returned shape {refined.shape} for a batch of {output.shape}")
             output = refined
-        return self._codec.decode(output, geometry)[:n]
+            clock.lap("refine")
+        decoded = self._codec.decode(output, geometry)[:n]
+        clock.lap("postprocess")
+        return decoded
 
-    def stream(self, source: str | int | Path, *, max_frames: int = 0, batch_size: int = 1) -> Iterator[np.ndarray]:
-        """Translated frames of a source, in order: a camera index, a video file, a folder or glob of
-        images, an ``rtsp://`` / ``http://`` stream or ``pattern:`` (the test pattern), as ``i2i-run --source``."""
-        from i2i.runtime.sources import open_source
+    def stream(
+        self, source: str | int | Path, *, max_frames: int = 0, batch_size: int = 1, max_pixels: int | None = None
+    ) -> Iterator[TranslatedFrame]:
+        """Translate a source frame by frame, in order: a camera index, a video file, a folder or glob
+        of images, an ``rtsp://`` / ``http://`` stream or ``pattern:`` (the test pattern), as ``i2i-run
+        --source``. Yields a ``TranslatedFrame`` per frame: ``.image`` (the output), ``.input``,
+        ``.index``, ``.name`` (a folder image's file stem), ``.path`` and ``.speed`` (ms per stage).
+
+        ``batch_size`` frames of one size share an inference call; ``max_pixels`` caps the decoded
+        frame size (default 8K UHD, as ``i2i-run --max-pixels``)."""
+        from i2i.runtime.images import DEFAULT_MAX_PIXELS
+        from i2i.runtime.sources import Frame, open_source
 
         if batch_size < 1:
             raise I2IError(f"batch_size must be >= 1, got {batch_size}")
-        with open_source(str(source)) as frames:
-            pending: list[np.ndarray] = []
-            for count, frame in enumerate(frames, start=1):
-                pending.append(frame.image)
-                if len(pending) == batch_size:
-                    yield from self(pending)
-                    pending = []
-                if max_frames and count >= max_frames:
+        with open_source(str(source), max_pixels=max_pixels or DEFAULT_MAX_PIXELS) as frames:
+            pending: list[tuple[Frame, float]] = []
+            iterator = iter(frames)
+            count = 0
+            while not max_frames or count < max_frames:
+                t0 = time.perf_counter()
+                frame = next(iterator, None)
+                if frame is None:
                     break
+                count += 1
+                if pending and frame.image.shape != pending[0][0].image.shape:
+                    yield from self._stream_batch(pending)
+                    pending = []
+                pending.append((frame, time.perf_counter() - t0))
+                if len(pending) == batch_size:
+                    yield from self._stream_batch(pending)
+                    pending = []
             if pending:
-                yield from self(pending)
+                yield from self._stream_batch(pending)
+
+    def _stream_batch(self, pending: list[tuple[Any, float]]) -> Iterator[TranslatedFrame]:
+        timings: dict[str, float] = {}
+        outputs = self._translate([frame.image for frame, _ in pending], timings)
+        n = len(pending)
+        shared = {stage: seconds * 1e3 / n for stage, seconds in timings.items()}
+        for (frame, read_s), output in zip(pending, outputs):
+            speed = {"read": read_s * 1e3, **shared}
+            yield TranslatedFrame(output, frame.image, frame.index, frame.name, frame.path, speed)
 
     def close(self) -> None:
         if self.refiner is not None and hasattr(self.refiner, "close"):
@@ -113,6 +177,37 @@ class Translator:
 
     def __repr__(self) -> str:
         return f"Translator({self.backend.path}, {self.backend.describe()})"
+
+
+class _StageClock:
+    """Adds the time since the previous lap to ``timings[stage]`` (does nothing without timings)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self.timings is None:
+            return
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self.t
+        self.t = now
+
+
+def _read_one_image(path: Path) -> np.ndarray:
+    """``translator("photo.jpg")``: one image file, decoded as i2i-run's folder reader decodes it."""
+    from i2i.common import is_image
+    from i2i.runtime.frames import to_bgr_uint8
+    from i2i.runtime.images import read_image
+
+    if path.is_dir() or not is_image(path):
+        what = "a folder" if path.is_dir() else "not an image file"
+        raise I2IError(
+            f"translator({str(path)!r}): {what}; translator(path) takes one image, translator.stream() the rest"
+        )
+    if not path.is_file():
+        raise I2IError(f"no such image file: {path}")
+    return to_bgr_uint8(read_image(path))
 
 
 def _static_batch(backend: Backend) -> int:

@@ -71,6 +71,7 @@ class Frame:
     image: np.ndarray
     name: str | None  # file stem for folder sources, None for video and cameras
     t_capture: float  # time.perf_counter() when the frame was read
+    path: str = ""  # where it came from: the image file (folders), else the source's display name
 
 
 class Source:
@@ -111,6 +112,10 @@ class Source:
     def _close(self) -> None:
         """Release the underlying device or file."""
 
+    def _frame_path(self) -> str:
+        """Where the frame ``_read`` just returned came from (a folder source names its file)."""
+        return self.name
+
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         while not self._closed:
@@ -121,7 +126,7 @@ class Source:
             image, name = item
             if image.ndim >= 2:
                 check_frame_size(image.shape[0], image.shape[1], self.max_pixels, f"frame {index} of {self.name}")
-            yield Frame(index=index, image=to_bgr_uint8(image), name=name, t_capture=t_capture)
+            yield Frame(index=index, image=to_bgr_uint8(image), name=name, t_capture=t_capture, path=self._frame_path())
             index += 1
 
     def close(self) -> None:
@@ -344,8 +349,9 @@ class FolderSource(Source):
         self._paths = _list_images(path_or_glob)
         self.count = len(self._paths)
         self._next = 0
-        self._pending: tuple[np.ndarray, str | None] | None = None
-        self._pending = self._read()  # fail now if no file at all can be decoded
+        self._read_path: Path | None = None  # the file of the frame last handed out
+        self._pending: tuple[np.ndarray, str | None, Path] | None = None
+        self._pending = self._decode_next()  # fail now if no file at all can be decoded
         if self._pending is None:
             raise I2IError(
                 f"none of the {self.count} images in {path_or_glob} could be read "
@@ -355,15 +361,22 @@ class FolderSource(Source):
     def input_files(self) -> list[Path]:
         return list(self._paths)
 
+    def _frame_path(self) -> str:
+        return str(self._read_path)
+
     def _read(self) -> tuple[np.ndarray, str | None] | None:
-        if self._pending is not None:
-            item, self._pending = self._pending, None
-            return item
+        item, self._pending = self._pending or self._decode_next(), None
+        if item is None:
+            return None
+        image, name, self._read_path = item
+        return image, name
+
+    def _decode_next(self) -> tuple[np.ndarray, str | None, Path] | None:
         while self._next < len(self._paths):
             path = self._paths[self._next]
             self._next += 1
             try:
-                return to_bgr_uint8(read_image(path, self.max_pixels)), path.stem
+                return to_bgr_uint8(read_image(path, self.max_pixels)), path.stem, path
             except I2IError as exc:  # UnreadableImage, or pixel data outside the frame contract
                 reason = exc.message if isinstance(exc, UnreadableImage) else f"{path}: {exc.message}"
                 click.echo(f"warning: skipping {reason}", err=True)

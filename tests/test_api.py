@@ -79,7 +79,7 @@ def test_stream_yields_every_frame_of_a_folder(tiny_onnx: Path, tmp_path: Path) 
         cv2.imwrite(str(tmp_path / f"{k}.png"), _photo(seed=k))
     with i2i.load(tiny_onnx, backend="ort") as translator:
         frames = list(translator.stream(tmp_path, batch_size=2))
-        assert len(frames) == 3 and all(f.shape == (45, 70, 3) for f in frames)
+        assert len(frames) == 3 and all(f.image.shape == (45, 70, 3) for f in frames)
         assert len(list(translator.stream(tmp_path, max_frames=2))) == 2
         with pytest.raises(I2IError, match="batch_size must be >= 1"):
             list(translator.stream(tmp_path, batch_size=0))
@@ -90,9 +90,14 @@ def test_load_errors_are_one_line(tmp_path: Path, tiny_onnx: Path) -> None:
         i2i.load(tmp_path / "missing.onnx", backend="ort")
     with pytest.raises(I2IError, match="unknown backend 'magic'"):
         i2i.load(tiny_onnx, backend="magic")
-    not_a_frame: Any = "photo.jpg"
-    with i2i.load(tiny_onnx, backend="ort") as translator, pytest.raises(I2IError, match="numpy frame"):
-        translator(not_a_frame)
+    not_a_frame: Any = {"photo": 1}
+    with i2i.load(tiny_onnx, backend="ort") as translator:
+        with pytest.raises(I2IError, match="numpy frame, an image path or a list"):
+            translator(not_a_frame)
+        with pytest.raises(I2IError, match="no such image file: .*photo.jpg"):
+            translator(tmp_path / "photo.jpg")
+        with pytest.raises(I2IError, match="a folder; translator.path. takes one image, translator.stream.. the rest"):
+            translator(tmp_path)
 
 
 def test_load_is_torch_free_for_onnx(tiny_onnx: Path) -> None:
@@ -158,3 +163,31 @@ def test_float_frames_follow_the_contract(tiny_onnx: Path) -> None:
         broken[0, 0, 0] = np.nan
         with pytest.raises(I2IError, match="NaN/Inf"):
             translator(broken)
+
+
+def test_stream_items_carry_names_paths_and_stage_timings(tiny_onnx: Path, tmp_path: Path) -> None:
+    """An application saves outputs under their input names and reads the per-stage timings the CLI
+    prints; translator(frame) keeps returning an array, and translator(path) reads one image."""
+    photos = {name: _photo(seed=k) for k, name in enumerate(["b_2", "a_10", "c"])}
+    for name, photo in photos.items():
+        cv2.imwrite(str(tmp_path / f"{name}.png"), photo)
+    with i2i.load(tiny_onnx, backend="ort") as translator:
+        items = list(translator.stream(tmp_path, batch_size=2))
+        assert [(i.index, i.name) for i in items] == [(0, "a_10"), (1, "b_2"), (2, "c")]
+        assert [Path(i.path) for i in items] == [tmp_path / f"{i.name}.png" for i in items]
+        for item in items:
+            expected = translator(photos[item.name])
+            assert isinstance(expected, np.ndarray)
+            np.testing.assert_array_equal(item.image, expected)
+            np.testing.assert_array_equal(item.input, photos[item.name])
+            np.testing.assert_array_equal(translator(str(tmp_path / f"{item.name}.png")), expected)
+            np.testing.assert_array_equal(translator(Path(item.path)), expected)
+            assert set(item.speed) == {"read", "preprocess", "infer", "postprocess"}
+            assert all(ms >= 0.0 for ms in item.speed.values())
+        video = tmp_path / "clip.avi"
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (70, 45))
+        for k in range(3):
+            writer.write(_photo(seed=k))
+        writer.release()
+        streamed = list(translator.stream(video))
+        assert [(i.index, i.name, i.path) for i in streamed] == [(k, None, str(video)) for k in range(3)]
