@@ -405,7 +405,8 @@ def test_compressed_runs_switch_at_the_first_epoch_of_the_decay_and_other_method
     )
     assert cut.samples is not None and cut.samples.late_from == 2  # decay from step round(3.5) = 4: epoch 2
     cyclegan_cfg = get_method("cyclegan").config_class(ngf=8, ndf=8, n_blocks=1)
-    cyclegan = _setup(get_method("cyclegan"), cyclegan_cfg, config, DistEnv(), torch.device("cpu"))
+    other = TrainConfig(data=str(data), out=str(tmp_path / "run2"), load_size=40, crop_size=32, max_steps=7)
+    cyclegan = _setup(get_method("cyclegan"), cyclegan_cfg, other, DistEnv(), torch.device("cpu"))
     assert cyclegan.samples is not None and cyclegan.samples.late is None  # the CycleGAN loaders always crop
 
 
