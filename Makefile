@@ -3,8 +3,10 @@
 
 PYTHON ?= python3
 VENV   ?= .venv
-# Pinned so pip takes the small CPU wheel; a GPU user overrides it, e.g.
-#   make demo TORCH='torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124'
+# Pinned so pip takes the small CPU wheel (>= 2.10: earlier torch.load has code-execution and
+# memory-corruption advisories, see tests/test_packaging.py); a GPU user overrides it, e.g.
+#   make demo TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu130'
+# The wheel tests (tests/test_wheel.py) install the same torch into their fresh venv.
 TORCH  ?= torch==2.13.0
 # ONNX Runtime: `cpu` here; on an NVIDIA machine EXTRAS=gpu,train,export,dev (never both)
 EXTRAS ?= cpu,train,export,dev
@@ -19,7 +21,7 @@ STAMP := $(VENV)/.i2i-installed
 
 help:
 	@echo "make demo   - build demo data, train, export, run a video, print a benchmark (CPU, < 10 min)"
-	@echo "make test   - run the test suite (what CI runs; JOBS=N workers, default one per core)"
+	@echo "make test   - run the test suite (what CI runs; JOBS=N workers, default one per core), the wheel in fresh venvs included"
 	@echo "make test-fast - the edit-loop subset: no slow, end-to-end or signal tests (< 3 min)"
 	@echo "make bench  - the CPU benchmark suites -> benchmarks/results/<machine>/ (distils the demo student first)"
 	@echo "make bench-gpu - the GPU suite (benchmarks/gpu.toml) on a CUDA machine"
@@ -27,7 +29,7 @@ help:
 	@echo "make soak   - 10 000 frames through the pipeline: RSS growth and latency drift"
 	@echo "make lint   - ruff + mypy"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
@@ -119,9 +121,10 @@ bench-gpu: $(DEMO)/student/model.pt
 	$(BIN)/i2i-bench benchmarks/gpu.toml
 
 # A short GPU check (< 8 min on an H200): torch eager/channels_last/CUDA graphs/compile, fp32/fp16,
-# plus ONNX Runtime / TensorRT where installed -> benchmarks/results/<gpu>/gpu-check.*. Runs from a bare
-# working tree with any Python that has torch+CUDA: make gpu-check PY=python3
-PY ?= $(BIN)/python
+# plus ONNX Runtime's CUDA provider where installed (TensorRT is only reported, installed or not: its
+# engines are timed by bench-gpu) -> benchmarks/results/<gpu>/gpu-check.*. Runs from a bare working
+# tree with any Python that has torch+CUDA: PY defaults to .venv's python, or python3 without a .venv.
+PY ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 gpu-check:
 	$(PY) benchmarks/gpu_check.py
 
@@ -141,15 +144,17 @@ define run_pytest
 	if [ $$rc -ne 0 ]; then exit $$rc; fi
 endef
 
+# tests/test_wheel.py (slow) builds the wheel, installs it non-editable into two fresh venvs ([cpu]; and
+# [cpu,train,export] with $(TORCH)) and runs every command there.
 test: $(STAMP)
-	@$(call run_pytest,-n $(JOBS) --dist loadfile)
+	@I2I_TEST_TORCH='$(TORCH)' $(call run_pytest,-n $(JOBS) --dist loadfile)
 
 # The edit loop (< 3 min on 2 cores): no slow or end-to-end tests (signalled commands, launchers, mypy).
 test-fast: $(STAMP)
 	@$(call run_pytest,-n $(JOBS) --dist loadfile -m "not slow and not e2e")
 
 lint: $(STAMP)
-	$(BIN)/ruff check i2i train export runtime tests
+	$(BIN)/ruff check i2i train export runtime tests setup.py
 	# mypy on the package as it installs (i2i/ with train/, export/, runtime/ inside, as symlinks):
 	# from the repository it could not follow the editable install's mapping of those folders.
 	rm -rf build/typecheck && mkdir -p build/typecheck/i2i
