@@ -30,7 +30,7 @@ import logging
 import platform
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from i2i import __version__
 from i2i._files import scratch_dir, write_bytes, write_text
 from i2i.common import file_sha256, round_up
 from i2i.errors import I2IError, MissingDependencyError
+from i2i.export.dropout import dropout_statistics, keep_every_unit, statistics_input, torch_keep_every_unit
 from i2i.export.frame import FRAME_INPUT, wrap_frame_io
 from i2i.export.parity import (
     compare,
@@ -477,10 +478,16 @@ def _fail(parity: dict[str, Any], report_path: Path) -> I2IError:
     limits = ", ".join(f"{k.replace('_db', '')} {'≤' if k == 'max_abs' else '≥'} {v}" for k, v in bar.items() if v)
     if not parity["passed"] and not all(c["finite"] for c in parity["cases"]):
         reason = f"{parity['precision']} output holds NaN/Inf"
-    elif not parity["passed"]:
+    elif not parity.get("tensor_passed", parity["passed"]):
         reason = (
             f"{parity['precision']} max abs diff {parity['max_abs']:.3g}, min PSNR {parity['min_psnr_db']:.1f} dB "
             f"(bar: {limits})"
+        )
+    elif not parity.get("dropout", {}).get("passed", True):
+        stats = parity["dropout"]
+        reason = (
+            f"test-time dropout changes the output by {stats['exported_mean_abs_change']:.4g} (mean |Δ| between "
+            f"two runs) against torch's {stats['torch_mean_abs_change']:.4g} (allowed gap {stats['bound']:.2g})"
         )
     else:
         frame = parity["frame"]
@@ -592,20 +599,47 @@ def _trace_step(job: _Job) -> onnx.ModelProto:
     return model
 
 
+def _runner(model: onnx.ModelProto, precision: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The graph as ``tensor_parity`` runs it (fp16 as its emulation): float32 NCHW in, out."""
+    session = _session(emulate_fp16(model)[0] if precision == "fp16" else model)
+    fp16_in = model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    name = model.graph.input[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.asarray(session.run(None, {name: x.astype(np.float16) if fp16_in else x})[0])
+
+    return run
+
+
 def _parity_step(job: _Job, model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """Stages 5-6: tensor parity against torch, then the frame wrapper and its own parity."""
+    """Stages 5-6: tensor parity against torch, then the frame wrapper and its own parity.
+
+    With test-time dropout the graph draws a mask per run: parity compares both sides with every
+    unit kept, and the draw is checked statistically (``i2i.export.dropout``)."""
     config = job.config
     job.step("parity vs torch")
+    kept_model, drawn = keep_every_unit(model) if job.test_dropout else (model, 0)
+    kept_module = torch_keep_every_unit(job.module)[0] if drawn else job.module
     parity = tensor_parity(
-        job.module, model, job.multiple, job.image_dir, config.precision, batch=config.batch, shape=config.size
+        kept_module, kept_model, job.multiple, job.image_dir, config.precision, batch=config.batch, shape=config.size
     )
+    parity["tensor_passed"] = parity["passed"]  # the tensor bar alone; "passed" adds dropout and frame I/O
+    if drawn:
+        x = statistics_input(job.multiple, config.batch, config.size)
+        run, kept_run = _runner(model, config.precision), _runner(kept_model, config.precision)
+        stats = dropout_statistics(job.module, run, kept_run, x)
+        parity["dropout"] = {"random_ops": drawn, **stats}
+        parity["passed"] = parity["passed"] and stats["passed"]
     parity["kind"] = config.io
     parity["image_dir"] = str(job.image_dir) if job.image_dir else None
     job.steps.update(1)
     if config.io == "frame":
         job.step("frame I/O")
         framed = wrap_frame_io(model, size_multiple=job.multiple, static_size=config.size, batch=config.batch)
-        parity["frame"] = frame_parity(model, framed, job.multiple, job.image_dir, batch=config.batch, size=config.size)
+        kept_framed = keep_every_unit(framed)[0] if drawn else framed
+        parity["frame"] = frame_parity(
+            kept_model, kept_framed, job.multiple, job.image_dir, batch=config.batch, size=config.size
+        )
         parity["passed"] = parity["passed"] and parity["frame"]["passed"]
         model = framed
         job.steps.update(1)
