@@ -44,3 +44,53 @@ def test_machine_info_records_the_cpu_simd_flags() -> None:
     assert cpu_flags(cpuinfo) == ["amx_tile", "avx", "avx2", "avx512_vnni", "avx512f", "fma", "sse4_2"]
     assert cpu_flags("processor\t: 0\n") == []
     assert machine_info(gpu=False)["cpu_flags"] == cpu_flags(_cpuinfo())
+
+
+def _fake_status(monkeypatch: pytest.MonkeyPatch, missing: dict[str, str]) -> None:
+    from i2i.runtime.backends import base
+
+    real = base.backend_status
+    monkeypatch.setattr(base, "backend_status", lambda name: (False, missing[name]) if name in missing else real(name))
+
+
+def test_default_backends_skip_what_is_not_installed_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A runtime-only install (no torch): i2i-bench model.onnx runs ONNX Runtime and says, in one
+    line, that it skipped the torch baseline and why."""
+    from click.testing import CliRunner
+
+    from i2i import bench
+
+    _fake_status(monkeypatch, {"torch": "torch is not installed; python -m pip install 'i2i-toolkit[train]'"})
+    ran: list[list[str]] = []
+
+    def fake_run_bench(model: Path, checkpoint: Path | None, names: list[str], *args: object, **kw: object) -> dict:
+        ran.append(names)
+        row = {"backend": "ort", "precision": "fp32", "batch": 1, "height": 64, "width": 64, "median_ms": 1.0}
+        row.update(p95_ms=1.0, fps=1000.0, speedup_vs_torch=None, psnr_vs_torch_db=None, device="cpu")
+        return {"rows": [row], "skipped": {}, "machine": bench.machine_info(gpu=False)}
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"")
+    result = CliRunner().invoke(bench.main, [str(model), "--size", "64"])
+    assert result.exit_code == 0, result.output
+    assert ran == [["ort"]]
+    skipped = [ln for ln in result.stderr.splitlines() if ln.startswith("skipped:")]
+    assert skipped == ["skipped: torch (torch is not installed; python -m pip install 'i2i-toolkit[train]')"]
+    # The split behind it: installed names, and {name: why} for the others.
+    assert bench.installed_backends(["ort", "torch"]) == (["ort"], {"torch": skipped[0][16:-1]})
+
+
+def test_default_backends_none_installed_is_one_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from i2i import bench
+
+    _fake_status(monkeypatch, {"ort": "no onnxruntime", "torch": "no torch"})
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"")
+    result = CliRunner().invoke(bench.main, [str(model)])
+    assert result.exit_code == 1
+    assert result.output == "Error: none of the default backends is installed: ort (no onnxruntime); torch (no torch)\n"
