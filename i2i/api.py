@@ -59,10 +59,11 @@ class TranslatedFrame:
 class Translator:
     """A loaded model: call it on frames, ``stream`` a source through it, close it (or use ``with``)."""
 
-    def __init__(self, backend: Backend, refiner: Any = None, why: str | None = None) -> None:
+    def __init__(self, backend: Backend, refiner: Any = None, why: str | None = None, brief: str | None = None) -> None:
         self.backend = backend
         self.refiner = refiner
-        self.why = why  # why --backend auto chose this backend (None when it was named)
+        self.why = why  # why --backend auto chose this backend, every skipped tier's reason (None when named)
+        self.brief = brief or why  # the same in one short line (GPU install hints only where a GPU is present)
         self._codec = FrameCodec(backend.io)
         self._static_batch = _static_batch(backend)
 
@@ -245,13 +246,14 @@ def load(
     ``precision="auto"`` runs the model's own precision. ``refine``: a spectral profile ``.npz`` or
     a STIG refiner ``.onnx`` applied to every output. ``options``: the backend's options (``i2i-run -O``).
     """
-    from i2i.runtime.backends.auto import open_auto
+    from i2i.runtime.backends.auto import open_auto_choice
     from i2i.runtime.backends.base import open_backend
 
     path = Path(path)
-    why = None
+    why = brief = None
     if backend == "auto":
-        opened, why = open_auto(path, device or "auto", None if precision == "auto" else precision, options)
+        choice = open_auto_choice(path, device or "auto", None if precision == "auto" else precision, options)
+        opened, why, brief = choice.backend, choice.why, choice.brief()
     else:
         kwargs: dict[str, Any] = {} if device is None else {"device": device}
         opened = open_backend(backend, path, precision=None if precision == "auto" else precision, **kwargs, **options)
@@ -260,7 +262,7 @@ def load(
     except BaseException:
         opened.close()
         raise
-    return Translator(opened, refiner, why)
+    return Translator(opened, refiner, why, brief)
 
 
 def open_refiner(path: str | Path, backend: Backend) -> Any:

@@ -17,18 +17,13 @@ from i2i._cli import Command, debug_option, hw_option
 from i2i.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, I2IError, Terminated
 from i2i.runtime.backends.base import BACKEND_MODULES
 from i2i.runtime.precisions import runtime_precisions
-
-# Camera modes people write width first; given as --camera-size they are almost surely W×H.
-_LANDSCAPE_MODES = {
-    (320, 240), (424, 240), (640, 360), (640, 480), (800, 600), (848, 480), (960, 540), (1024, 768),
-    (1280, 720), (1280, 800), (1280, 960), (1280, 1024), (1600, 1200), (1920, 1080), (2560, 1440), (3840, 2160),
-}  # fmt: skip
+from i2i.runtime.sizes import written_width_first
 
 
 def _camera_size_check(size: tuple[int, int]) -> None:
     """--camera-size is HxW like every size in i2i; a well-known camera mode written W×H (1280x720)
-    is refused with the value it most likely meant, never silently swapped."""
-    if size in _LANDSCAPE_MODES:
+    is refused with the value it most likely meant, never silently swapped (i2i.runtime.sizes)."""
+    if written_width_first(size):
         height, width = size[1], size[0]
         raise I2IError(f"--camera-size is HxW (height first): did you mean {height}x{width}?")
 
@@ -58,6 +53,7 @@ class RunConfig:
     stats_path: Path | None = None
     on_nonfinite: str = "stop"
     progress: bool = True
+    verbose: bool = False
     live: bool | None = None
     viewer: Mapping[str, Any] = field(default_factory=dict)  # the browser viewer's access options
 
@@ -100,6 +96,15 @@ def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_cli
     return {"token": token, "insecure_public": insecure_public, "max_clients": max_clients}
 
 
+def _list_backends(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from i2i.runtime.backends.auto import backends_report
+
+    click.echo(backends_report())
+    ctx.exit(0)
+
+
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
@@ -107,7 +112,7 @@ def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_cli
     "-s",
     required=True,
     help="Video file, image folder or glob, single image, camera index (0), rtsp:// or http:// stream, "
-    "or pattern:WxH@FPS (synthetic test pattern).",
+    "or pattern:HxW@FPS (synthetic test pattern, height first like every size in i2i).",
 )
 @click.option(
     "--sink",
@@ -244,6 +249,17 @@ def _viewer_options(sink: str, token: str | None, insecure_public: bool, max_cli
 )
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @click.option(
+    "--verbose", "-v", is_flag=True, help="Say why --backend auto skipped each faster backend, with install hints."
+)
+@click.option(
+    "--list-backends",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_list_backends,
+    help="List the backends installed here and the order --backend auto tries them (with why), then exit.",
+)
+@click.option(
     "--live/--no-live",
     default=None,
     help="Live stats on the terminal (rich if installed) [default: on when stderr is a terminal].",
@@ -257,7 +273,7 @@ def main(**options: Any) -> None:
       i2i-run model.onnx --source video.mp4 --sink out.mp4
       i2i-run model.onnx --source photos/ --sink translated/
       i2i-run model.onnx --source 0 --sink window --view side-by-side   # webcam, latest frame wins
-      i2i-run model.onnx --source pattern:640x480@30 --sink http://127.0.0.1:8080   # browser viewer
+      i2i-run model.onnx --source pattern:480x640@30 --sink http://127.0.0.1:8080   # browser viewer
       i2i-run model.onnx --source 0 --sink http://0.0.0.0:8080 --token "$(openssl rand -hex 16)"   # on the LAN
       i2i-run model.onnx --source rtsp://cam.local/stream --sink null --stats stats.json
       i2i-run model.onnx --source clip.mp4 --sink null --batch 4 --backend ort -O threads=2
@@ -315,7 +331,8 @@ def run(config: RunConfig) -> None:
         out = stack.enter_context(
             open_sink(config.sink, fps=config.fps or src.fps, view=config.view, overlay=config.overlay, viewer=viewer)
         )
-        click.echo(f"backend: {backend.describe()} — {translator.why or 'chosen with --backend'}", err=True)
+        why = (translator.why if config.verbose else translator.brief) or "chosen with --backend"
+        click.echo(f"backend: {backend.describe()} — {why}", err=True)
         if hasattr(refiner, "describe"):  # the pipeline takes any callable refiner
             click.echo(f"refine: {refiner.describe()}", err=True)
         mode = config.mode or ("realtime" if src.live else "every-frame")
@@ -371,7 +388,7 @@ def _report(config: RunConfig, stats: Any, out: Any, terminated: bool) -> None:
     """Stats file, then the table and what was written; an interrupted run says so and exits 130/143."""
     from i2i.runtime.pipeline import NONFINITE_COUNTER
     from i2i.runtime.redact import display_name
-    from i2i.runtime.sinks import FolderSink, VideoSink
+    from i2i.runtime.sinks import FolderSink, NullSink, VideoSink
 
     if config.stats_path is not None:
         stats.write_json(config.stats_path)
@@ -392,3 +409,7 @@ def _report(config: RunConfig, stats: Any, out: Any, terminated: bool) -> None:
         click.echo(f"stats: {config.stats_path}")
     if out.path:
         click.echo(f"output: {out.path} ({out.frames_written} frames)")
+    elif isinstance(out, NullSink):
+        click.echo(
+            "output: nothing written: the sink is null (the default); give --sink out.mp4 or a folder to keep it"
+        )

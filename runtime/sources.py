@@ -32,6 +32,7 @@ from i2i.errors import I2IError
 from .frames import to_bgr_uint8
 from .images import DEFAULT_MAX_PIXELS, UnreadableImage, check_frame_size, read_image
 from .redact import display_name
+from .sizes import written_width_first
 
 if TYPE_CHECKING:
     from typing import Self
@@ -460,7 +461,9 @@ _BARS = [(191, 191, 191), (0, 191, 191), (191, 191, 0), (0, 191, 0), (191, 0, 19
 class PatternSource(Source):
     """A synthetic moving test pattern, for demos and tests without a camera or a file.
 
-    ``pattern:WxH@FPS[:gray|:bgra]`` (default ``pattern:640x480@30``): colour bars, a grey ramp,
+    ``pattern:HxW@FPS[:gray|:bgra]`` (default ``pattern:480x640@30``; height first, as every size in
+    i2i, and a landscape mode written width first, ``pattern:640x480``, is refused with the value it
+    meant): colour bars, a grey ramp,
     a bouncing disc and the frame number. With a rate it is paced like a camera (and live, so the
     default mode is realtime); ``@0`` delivers frames as fast as they are taken, like a file.
     It never ends by itself: stop it with ``--max-frames`` or Ctrl-C. ``:gray``/``:bgra`` emit
@@ -479,7 +482,7 @@ class PatternSource(Source):
         if width < 16 or height < 16:
             raise I2IError(f"pattern size {width}x{height} is too small (16x16 at least)")
         check_frame_size(height, width, max_pixels, "the pattern")
-        self.name = f"pattern:{width}x{height}@{fps:g}"
+        self.name = f"pattern:{height}x{width}@{fps:g}"
         self.width, self.height = width, height
         self.fps = fps if fps > 0 else None
         self.live = self.fps is not None
@@ -492,8 +495,11 @@ class PatternSource(Source):
     def from_spec(cls, spec: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> PatternSource:
         match = _PATTERN.fullmatch(spec)
         if not match:
-            raise I2IError(f"bad pattern source {spec!r}: use pattern:WxH@FPS, e.g. pattern:640x480@30 (@0 = unpaced)")
-        width, height, fps, pixel_format = match.groups()
+            raise I2IError(f"bad pattern source {spec!r}: use pattern:HxW@FPS, e.g. pattern:480x640@30 (@0 = unpaced)")
+        height, width, fps, pixel_format = match.groups()
+        if height is not None and written_width_first((int(height), int(width))):
+            meant = spec.replace(f"{height}x{width}", f"{width}x{height}", 1)
+            raise I2IError(f"pattern sizes are HxW (height first), as every size in i2i: did you mean {meant}?")
         rate = float(fps) if fps is not None else 30.0
         return cls(int(width or 640), int(height or 480), rate, pixel_format or "bgr", max_pixels)
 

@@ -317,13 +317,20 @@ def test_cli_refine_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_pattern_source() -> None:
-    source = open_source("pattern:96x64@0")
+    source = open_source("pattern:96x64@0")  # HxW, as every size in i2i
     assert isinstance(source, PatternSource) and not source.live and source.fps is None
+    assert source.name == "pattern:96x64@0"
     frames = [f for _, f in zip(range(3), source)]
-    assert [f.index for f in frames] == [0, 1, 2] and frames[0].image.shape == (64, 96, 3)
+    assert [f.index for f in frames] == [0, 1, 2] and frames[0].image.shape == (96, 64, 3)
     assert not np.array_equal(frames[0].image, frames[1].image)  # it moves
     paced = open_source("pattern:")
-    assert paced.live and paced.fps == 30 and (paced.width, paced.height) == (640, 480)  # type: ignore[attr-defined]
+    assert isinstance(paced, PatternSource) and paced.live and paced.fps == 30
+    assert (paced.height, paced.width) == (480, 640) and paced.name == "pattern:480x640@30"
+    # A landscape mode written width first (the old pattern:WxH) is refused with the value it meant.
+    for old, meant in [("pattern:640x480@30", "pattern:480x640@30"), ("pattern:1280x720", "pattern:720x1280")]:
+        with pytest.raises(I2IError, match=f"pattern sizes are HxW .*did you mean {meant}\\?"):
+            open_source(old)
+    assert next(iter(open_source("pattern:480x640@0"))).image.shape == (480, 640, 3)
     gray = next(iter(open_source("pattern:32x32@0:gray")))
     assert gray.image.shape == (32, 32, 3) and (gray.image[..., 0] == gray.image[..., 2]).all()
     assert next(iter(open_source("pattern:32x32@0:bgra"))).image.shape == (32, 32, 3)
@@ -455,7 +462,7 @@ def test_cli_pattern_to_folder_with_stats(tmp_path: Path) -> None:
         [
             model,
             "--source",
-            "pattern:50x30@0:bgra",
+            "pattern:30x50@0:bgra",
             "--max-frames",
             "4",
             "--sink",
