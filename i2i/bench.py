@@ -184,6 +184,26 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _chosen_backends(backends: str | None) -> tuple[list[str], dict[str, str]]:
+    """--backends as names to run and {name: why} skipped: named backends must run (opening one that
+    is not installed says why); without the option, the defaults that are installed here."""
+    from i2i.runtime.backends.base import backend_names
+
+    names = list(DEFAULT_BACKENDS) if backends is None else [b.strip() for b in backends.split(",") if b.strip()]
+    unknown = [n for n in names if n not in backend_names()]
+    if unknown or not names:
+        valid = ", ".join(backend_names())
+        raise click.BadParameter(
+            f"{backends!r}: unknown backend(s) {', '.join(unknown)}; valid: {valid}", param_hint="--backends"
+        )
+    if backends is not None:
+        return names, {}
+    names, absent = installed_backends(names)
+    if not names:
+        raise I2IError(f"none of the default backends is installed: {format_skipped(absent)}")
+    return names, absent
+
+
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
@@ -261,20 +281,9 @@ def main(
         for path in write_results(result, results_dir):
             click.echo(f"wrote {path}")
         return
-    from i2i.runtime.backends.base import BASELINE, backend_names, read_model_card
+    from i2i.runtime.backends.base import BASELINE, read_model_card
 
-    names = list(DEFAULT_BACKENDS) if backends is None else [b.strip() for b in backends.split(",") if b.strip()]
-    unknown = [n for n in names if n not in backend_names()]
-    if unknown or not names:
-        valid = ", ".join(backend_names())
-        raise click.BadParameter(
-            f"{backends!r}: unknown backend(s) {', '.join(unknown)}; valid: {valid}", param_hint="--backends"
-        )
-    absent: dict[str, str] = {}
-    if backends is None:  # named backends must run (opening one that is not installed says why)
-        names, absent = installed_backends(names)
-        if not names:
-            raise I2IError(f"none of the default backends is installed: {format_skipped(absent)}")
+    names, absent = _chosen_backends(backends)
     if checkpoint is None and BASELINE in names and model.is_file():
         checkpoint = find_checkpoint(model, read_model_card(model))
     try:
