@@ -200,7 +200,11 @@ def _method_command(name: str) -> click.Command:
     # A method may read its own folders instead of --data (stig: --real and --fake).
     data_option: Callable[[Callable[..., Any]], Callable[..., Any]] = (
         click.option(
-            "--data", "data", type=click.Path(), required=True, help=field_metadata(TrainConfig, "data")["help"]
+            "--data",
+            "data",
+            type=click.Path(),
+            required=True,
+            help=method_cls.data_help or field_metadata(TrainConfig, "data")["help"],
         )
         if method_cls.needs_data
         else lambda func: func

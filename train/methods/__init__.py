@@ -60,6 +60,7 @@ class Method(Generic[ConfigT]):
     layout: ClassVar[str]  # "paired" (train/A + train/B, or aligned A|B in train/) or "unpaired" (trainA, trainB)
     summary: ClassVar[str]
     needs_data: ClassVar[bool] = True  # False: the method reads its own folders, and has no --data option
+    data_help: ClassVar[str] = ""  # the method's own help for --data (empty: TrainConfig's)
     # True: the decay epochs resize to the crop size without random crops (the official CUT loaders).
     crop_free_decay: ClassVar[bool] = False
     # TrainConfig fields the method does not read (stig: no crops or flips): left out of its command's options.

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from i2i._files import write_text
 from i2i.common import file_sha256, round_up
+from i2i.common import list_images as image_files
 from i2i.errors import I2IError
 from i2i.train.checkpoint import TEST_NORMS, load_checkpoint, load_generator, resolve_test_mode, teacher_record
 from i2i.train.data import PairedFolderDataset, list_images, load_image_rgb, source_images_dir
@@ -49,6 +50,7 @@ from i2i.train.nets.vgg import (
     require_vgg16_weights,
 )
 from i2i.train.options import option
+from i2i.train.video_frames import SAMPLINGS, VIDEO_EXTENSIONS, is_video, sample_video
 
 if TYPE_CHECKING:
     from i2i.train.loop import TrainConfig
@@ -62,6 +64,12 @@ class DistillConfig(MethodConfig):
         "Test-time BatchNorm the teacher runs with for the student's targets and held-out comparison "
         "(recorded in the student's model.pt) [default: the teacher's recorded mode].",
         choices=TEST_NORMS,
+    )
+    video_frames: int = option(64, "Frames taken from each video file of --data / --eval-data.", minimum=1)
+    video_sampling: str = option(
+        "evenly",
+        "How video frames are taken: evenly (spaced over the clip) or scenes (where the picture changes most).",
+        choices=SAMPLINGS,
     )
     arch: str = option("fast", "Student architecture (a registered network, e.g. fast).")
     ngf: int = option(16, "Student width (filters in the first layer).", minimum=1)
@@ -83,9 +91,14 @@ class DistillConfig(MethodConfig):
     beta1: float = 0.9
 
 
-def _source_images(data: Path, direction: str, scratch: Path) -> list[Path]:
-    """Unlabelled source images: DATA itself, or its train/A (trainA) split; B for a B→A teacher.
-    An aligned A|B train/ split gives its input halves, written once to ``scratch``."""
+def _entries(spec: str) -> list[Path]:
+    """The comma-separated entries of --data / --eval-data."""
+    return [Path(entry.strip()) for entry in spec.split(",") if entry.strip()]
+
+
+def _folder_sources(data: Path, direction: str, scratch: Path) -> list[Path]:
+    """One --data folder's source images: the folder itself, or its train/A (trainA) split; B for a
+    B→A teacher. An aligned A|B train/ split gives its input halves, written once to ``scratch``."""
     side = "A" if direction == "AtoB" else "B"
     for candidate in (data, data / "train" / side, data / f"train{side}"):
         if candidate.is_dir() and any(p.is_file() for p in candidate.iterdir()):
@@ -97,31 +110,66 @@ def _source_images(data: Path, direction: str, scratch: Path) -> list[Path]:
     if halves is not None:
         return list_images(halves)
     raise I2IError(
-        f"no source images for distillation in {data} (looked in it, train/{side}, train{side} and aligned train/)"
+        f"no source images for distillation in {data} (looked in it, train/{side}, train{side} and aligned "
+        f"train/; or give video files: {', '.join(VIDEO_EXTENSIONS)})"
     )
 
 
-def _heldout_images(config: TrainConfig, direction: str, scratch: Path) -> list[Path] | None:
-    """Held-out source images for the student-teacher comparison: ``--eval-data`` (a folder of
-    images, or its test/A, testA, A or aligned test/ split; B for a B→A teacher), else DATA's test
-    split; None when DATA has none. A given ``--eval-data`` without images is an error."""
+def _video_sources(video: Path, scratch: Path, config: DistillConfig) -> list[Path]:
+    folder = f"{video.stem}-{hashlib.sha256(str(video.resolve()).encode()).hexdigest()[:8]}"  # one per file
+    return sample_video(video, scratch / folder, config.video_frames, config.video_sampling)
+
+
+def _unique(images: list[Path]) -> list[Path]:
+    """The images, each once; refused when two files share a name (the teacher cache pairs source
+    and target by name)."""
+    seen: dict[str, Path] = {}
+    for path in images:
+        other = seen.setdefault(path.stem, path)
+        if other != path:
+            raise I2IError(f"two source images named {path.stem!r} ({other} and {path}): rename one")
+    return list(seen.values())
+
+
+def _source_images(spec: str, direction: str, scratch: Path, config: DistillConfig) -> list[Path]:
+    """Unlabelled source images of every --data entry: video files (frames sampled, see
+    ``i2i.train.video_frames``), folders of images, dataset roots (their train split)."""
+    images: list[Path] = []
+    for entry in _entries(spec):
+        if is_video(entry):
+            images += _video_sources(entry, scratch / "video", config)
+        else:
+            images += _folder_sources(entry, direction, scratch)
+    if not images:
+        raise I2IError("distill needs --data: video files, folders of images or a dataset root")
+    return _unique(images)
+
+
+def _heldout_images(
+    config: TrainConfig, direction: str, scratch: Path, method_config: DistillConfig
+) -> list[Path] | None:
+    """Held-out source images for the student-teacher comparison: every ``--eval-data`` entry (a
+    video file, a folder of images, or a folder's test/A, testA, A or aligned test/ split; B for a
+    B→A teacher), else the test split of a single DATA folder; None when there is none. A given
+    ``--eval-data`` entry without images is an error."""
     side = "A" if direction == "AtoB" else "B"
-    given = bool(config.eval_data)
-    root = Path(config.eval_data or config.data)
-    candidates: list[Path] = [root, root / side] if given else []
-    candidates += [root / "test" / side, root / f"test{side}"]
-    for candidate in candidates:
-        if candidate.is_dir() and any(p.is_file() for p in candidate.iterdir()):
-            try:
-                return list_images(candidate)
-            except I2IError:
-                continue
-    halves = source_images_dir(root, "test", direction, scratch, limit=0) if root.is_dir() else None
-    if halves is not None:
-        return list_images(halves)
-    if given:
-        raise I2IError(f"--eval-data {root}: no held-out images (looked in it, test/{side}, test{side}, {side})")
-    return None
+    roots = _entries(config.eval_data) if config.eval_data else _entries(config.data)[:1]
+    images: list[Path] = []
+    for root in roots:
+        if is_video(root):
+            if config.eval_data:
+                images += _video_sources(root, scratch / "heldout-video", method_config)
+            continue
+        candidates = [root, root / side] if config.eval_data else []
+        candidates += [root / "test" / side, root / f"test{side}"]
+        found = next((c for c in candidates if c.is_dir() and image_files(c)), None)
+        if found is None:
+            found = source_images_dir(root, "test", direction, scratch, limit=0) if root.is_dir() else None
+        if found is not None:
+            images += list_images(found)
+        elif config.eval_data:
+            raise I2IError(f"--eval-data {root}: no held-out images (looked in it, test/{side}, test{side}, {side})")
+    return _unique(images) if images else None
 
 
 @torch.no_grad()
@@ -201,6 +249,10 @@ class Distill(Method[DistillConfig]):
     layout = "images"
     summary = "distil any i2i generator (--teacher model.pt) into a small real-time student (L1 [+ VGG] [+ GAN])"
     labels_heldout = True  # evaluated against the teacher's translations of held-out images
+    data_help = (
+        "Source images the teacher labels, comma-separated: video files (--video-frames frames each, "
+        "--video-sampling), folders of images, dataset roots (their train/A split)."
+    )
 
     @classmethod
     def make_dataset(cls, config: TrainConfig, method_config: DistillConfig) -> PairedFolderDataset:
@@ -215,8 +267,8 @@ class Distill(Method[DistillConfig]):
         direction = ckpt.get("direction", "AtoB")
         mode = resolve_test_mode(ckpt, method_config.teacher_test_norm)
         scratch = Path(config.out) / "teacher" / "sources"
-        images = _source_images(Path(config.data), direction, scratch)
-        heldout = _heldout_images(config, direction, scratch) if config.eval_every >= 0 else None
+        images = _source_images(config.data, direction, scratch, method_config)
+        heldout = _heldout_images(config, direction, scratch, method_config) if config.eval_every >= 0 else None
         from i2i.train.loop import resolve_device
 
         device = resolve_device(config.device)
