@@ -304,8 +304,10 @@ def test_plan_cpu() -> None:
 
 def test_plan_cuda_with_io_binding_and_graphs_for_static_shapes() -> None:
     dynamic = plan_providers("cuda:1", ALL_PROVIDERS)
-    assert [p for p, _ in dynamic.providers] == ["CUDAExecutionProvider"]  # no CPU: fallback is refused
-    assert dynamic.session_config == {"session.disable_cpu_ep_fallback": "1"} and not dynamic.cpu_fallback
+    # Issue 20 item 1: CPU fallback stays on (the CUDA provider hands shape arithmetic to the CPU);
+    # ORT records where each node went, and compute left on the CPU is refused from that record.
+    assert [p for p, _ in dynamic.providers] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert dynamic.session_config == {"session.record_ep_graph_assignment_info": "1"} and not dynamic.cpu_compute
     options = dynamic.providers[0][1]
     assert options["device_id"] == "1" and options["enable_cuda_graph"] == "0"
     assert options["cudnn_conv_algo_search"] == "HEURISTIC"
@@ -320,13 +322,32 @@ def test_plan_cuda_with_io_binding_and_graphs_for_static_shapes() -> None:
 
 def test_plan_tensorrt(tmp_path: Path) -> None:
     plan = plan_providers("cuda", ALL_PROVIDERS, provider="tensorrt", precision="fp16", static=True, trt_cache=tmp_path)
-    assert [p for p, _ in plan.providers] == ALL_PROVIDERS[:2]
+    assert [p for p, _ in plan.providers] == ALL_PROVIDERS
     trt = plan.providers[0][1]
     assert trt["trt_fp16_enable"] == "1" and trt["trt_engine_cache_path"] == str(tmp_path)
     assert trt["trt_cuda_graph_enable"] == "1" and plan.precision == "fp16"
     assert "enable_cuda_graph" not in plan.providers[1][1]  # one graph owner: TensorRT
     fallback = plan_providers("cuda", ALL_PROVIDERS, provider="tensorrt", cpu_fallback="true")
-    assert [p for p, _ in fallback.providers] == ALL_PROVIDERS and fallback.session_config == {}
+    assert [p for p, _ in fallback.providers] == ALL_PROVIDERS and fallback.cpu_compute
+
+
+@pytest.mark.parametrize(
+    ("model", "asked", "fp16", "int8"),
+    [("fp32", "auto", "0", None), ("fp32", "fp16", "1", None), ("fp16", "auto", "1", None), ("int8", "auto", "0", "1")],
+)
+def test_tensorrt_provider_precision_flags_follow_the_card(model: str, asked: str, fp16: str, int8: str | None) -> None:
+    """Issue 20 item 3: the TensorRT provider builds weakly typed networks. An int8 Q/DQ export needs
+    trt_int8_enable (without it: "int8 precision has been set ... but int8 is not configured in the
+    builder", onnxruntime issue 13381) and no calibration table (the graph's Q/DQ scales are the
+    quantisation); fp16 layers need trt_fp16_enable."""
+    plan = plan_providers("cuda", ALL_PROVIDERS, provider="tensorrt", model_precision=model, precision=asked)
+    trt = plan.providers[0][1]
+    assert trt["trt_fp16_enable"] == fp16 and trt.get("trt_int8_enable") == int8
+    assert "trt_int8_calibration_table_name" not in trt
+    if int8:
+        assert trt["trt_int8_use_native_calibration_table"] == "0" and plan.precision == "int8"
+    with pytest.raises(I2IError, match="exported in int8"):
+        plan_providers("cuda", ALL_PROVIDERS, model_precision="int8", precision="fp16")
 
 
 def test_tensorrt_provider_gets_profile_shapes_and_a_cache(tmp_path: Path) -> None:
@@ -351,12 +372,9 @@ def test_tensorrt_provider_gets_profile_shapes_and_a_cache(tmp_path: Path) -> No
     assert options["trt_engine_cache_enable"] == "1" and options["trt_engine_cache_path"] == str(tmp_path)
 
 
-def test_gpu_session_that_would_place_nodes_on_the_cpu_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Defect 7: a CUDA session whose provider cannot start (here: this onnxruntime has none) used
-    to be detected from get_providers(); now ORT itself refuses CPU placement, we say how to fix it,
-    and the pip-installed CUDA libraries are preloaded first."""
+def test_gpu_session_whose_provider_did_not_start_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 7: a CUDA session whose provider cannot start (here: this onnxruntime has none) ends
+    on the CPU provider; that is refused, and the pip-installed CUDA libraries are preloaded first."""
     import onnxruntime
 
     from i2i.runtime.backends.onnxruntime import OnnxRuntimeBackend
@@ -365,20 +383,23 @@ def test_gpu_session_that_would_place_nodes_on_the_cpu_is_refused(
     preloaded: list[bool] = []
     monkeypatch.setattr(OnnxRuntimeBackend, "available_providers", staticmethod(lambda: list(ALL_PROVIDERS)))
     monkeypatch.setattr(onnxruntime, "preload_dlls", lambda *a, **k: preloaded.append(True), raising=False)
-    with pytest.raises(I2IError, match="CUDAExecutionProvider cannot run every node of m.onnx.*cpu_fallback=true"):
+    with pytest.raises(I2IError, match="CUDAExecutionProvider failed to start .*runs CPUExecutionProvider"):
         open_backend("ort", path, device="cuda")
     assert preloaded == [True]
 
 
 def test_node_placement_is_read_from_the_profile(tmp_path: Path) -> None:
     from i2i.runtime.backends.onnxruntime import node_placement
+    from i2i.runtime.backends.ort_placement import PlacedNode, profiled_placement
 
     path = make_model(tmp_path / "m.onnx")
     with OrtSession(path, profile_dir=str(tmp_path)) as session:
         assert session.session.get_session_options().log_severity_level == 2  # ORT's warnings are shown
         session.run(sample_batch("tensor", "float32"))
-        placed = node_placement(session.session.end_profiling())
-    assert placed == {"CPUExecutionProvider": 1}  # the one Neg node, where it actually ran
+        profile = session.session.end_profiling()
+    assert node_placement(profile) == {"CPUExecutionProvider": 1}  # the one Neg node, where it actually ran
+    (node,) = profiled_placement(profile)
+    assert node.provider == "CPUExecutionProvider" and node.op_type == "Neg" and isinstance(node, PlacedNode)
 
 
 @pytest.mark.parametrize(

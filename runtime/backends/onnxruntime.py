@@ -1,12 +1,17 @@
 """ONNX Runtime backend: CPU, CUDA and TensorRT execution providers.
 
 Provider choice is explicit (``plan_providers``): a requested GPU provider that onnxruntime lacks
-is an error naming the exact command that installs it, and a GPU session never runs nodes on the
-CPU behind the user's back: GPU plans set ``session.disable_cpu_ep_fallback`` (ORT then refuses
-to create a session with CPU-placed nodes, which would also break CUDA graphs), and ORT's own
-warnings stay visible. With ``-O cpu_fallback=true`` the CPU may take nodes; where they went is
-then read from ORT's profile of the first run (``node_placement``), not from ``get_providers()``,
-which lists the providers registered, not where nodes were placed.
+is an error naming the exact command that installs it, and a GPU session never computes on the
+CPU behind the user's back. CPU fallback stays on (the CUDA provider itself gives the CPU small
+shape arithmetic, e.g. the padding of ``--io frame`` models), and ORT's own placement record says
+where every node went (``ort_placement``: recorded at session creation on onnxruntime 1.24+, from
+the profile of the first run before): a node that computes on the image (a convolution, a norm, an
+element-wise op on activations) placed on the CPU is refused, or, with ``-O cpu_fallback=true``,
+reported. ``get_providers()`` lists the providers registered, not where nodes were placed.
+
+Every new InferenceSession gets its own random seed (``onnxruntime.set_seed`` before it is made):
+ORT seeds the random operators of every session in a process from one global seed, so the
+RandomUniformLike dropout masks of ``--test-dropout`` exports repeated from session to session.
 
 On a GPU the batch goes through IO binding into device buffers allocated once per batch shape and
 updated in place (one host-to-device copy in, one device-to-host copy out, no per-call device
@@ -21,24 +26,36 @@ an engine cache folder.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import re
+import secrets
 import shlex
 import sys
 import tempfile
-from collections import Counter, OrderedDict
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from i2i.common import round_up
 from i2i.errors import I2IError, install_hint
 from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend, required_card
+from i2i.runtime.backends.ort_binding import ORT_TYPES, BoundRunner
+from i2i.runtime.backends.ort_placement import (
+    RECORD_OPTION,
+    PlacedNode,
+    check_gpu_placement,
+    profiled_placement,
+    recorded_placement,
+)
 from i2i.runtime.card import CARD_KEY, ModelCard, ModelIO
 
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+_ORT_TYPES = ORT_TYPES
+__all__ = ["BoundRunner", "OnnxRuntimeBackend", "OrtSession", "plan_providers"]
 PROVIDER_NAMES = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -51,7 +68,8 @@ OPTIONS = {
     "cuda_graph": "true, false or auto (auto: on for static-size models on CUDA)",
     "io_binding": "true, false or auto (auto: on for CUDA)",
     "trt_cache": "folder for the TensorRT provider's engine and timing caches",
-    "cpu_fallback": "allow ORT to place nodes on the CPU in a GPU session (default false)",
+    "cpu_fallback": "run a GPU session whose compute nodes ORT places on the CPU, with a warning (default "
+    "false: refused; shape arithmetic on the CPU is always allowed)",
 }
 TRT_CACHE = Path.home() / ".cache" / "i2i" / "ort-trt"
 # TensorRT-provider profile for dynamic models: from small crops to 1080p, optimised for 720p.
@@ -118,14 +136,11 @@ class ProviderPlan:
     io_binding: bool = False
     cuda_graph: bool = False
     session_config: dict[str, str] = field(default_factory=dict)  # SessionOptions config entries
+    cpu_compute: bool = False  # a GPU session may leave compute nodes on the CPU (warned, not refused)
 
     @property
     def device(self) -> str:
         return "cpu" if self.provider == "cpu" else f"cuda:{self.device_id}"
-
-    @property
-    def cpu_fallback(self) -> bool:
-        return self.provider != "cpu" and self.session_config.get("session.disable_cpu_ep_fallback") != "1"
 
 
 def _flag(value: Any, name: str) -> bool | None:
@@ -207,12 +222,25 @@ def profile_shapes(io: ModelIO, input_name: str, static_batch: int | None = None
     }
 
 
+def trt_precision_options(precision: str) -> dict[str, str]:
+    """The TensorRT provider's precision flags. It builds weakly typed networks: fp16 layers need
+    ``trt_fp16_enable`` (an fp16 export, or fp16 built from fp32), and an int8 Q/DQ export needs
+    ``trt_int8_enable`` (onnx-tensorrt gives Q/DQ layers int8 outputs, which an int8-less builder
+    refuses: onnxruntime issue 13381) with no calibration table: the graph's own Q/DQ scales are
+    the quantisation (a table is for implicit quantisation, and TensorRT refuses dynamic ranges in
+    a network with Q/DQ)."""
+    options = {"trt_fp16_enable": "1" if precision == "fp16" else "0"}
+    if precision == "int8":
+        options.update({"trt_int8_enable": "1", "trt_int8_use_native_calibration_table": "0"})
+    return options
+
+
 def _gpu_providers(
-    provider: str, device_id: int, precision: str, static: bool, use_graph: bool, trt: dict[str, str], fallback: bool
+    provider: str, device_id: int, precision: str, static: bool, use_graph: bool, trt: dict[str, str]
 ) -> list[tuple[str, dict[str, str]]]:
-    # The CPU provider is listed only when it may take nodes: ORT refuses a session that lists it
-    # while CPU fallback is disabled.
-    cpu: list[tuple[str, dict[str, str]]] = [(PROVIDER_NAMES["cpu"], {})] if fallback else []
+    # The CPU provider is always last: ORT gives it what the GPU providers leave (shape arithmetic
+    # the CUDA provider prefers on the CPU); check_gpu_placement refuses compute left there.
+    cpu: list[tuple[str, dict[str, str]]] = [(PROVIDER_NAMES["cpu"], {})]
     cuda_options = {
         "device_id": str(device_id),
         # Exhaustive cuDNN search is worth it once per shape; with dynamic shapes it would re-run
@@ -225,7 +253,7 @@ def _gpu_providers(
         return [(PROVIDER_NAMES["cuda"], cuda_options), *cpu]
     trt_options = {
         "device_id": str(device_id),
-        "trt_fp16_enable": "1" if precision == "fp16" else "0",
+        **trt_precision_options(precision),
         # Engine building takes minutes; the cache makes it a one-time cost per model and profile.
         "trt_engine_cache_enable": "1",
         "trt_timing_cache_enable": "1",
@@ -261,10 +289,10 @@ def plan_providers(
         return ProviderPlan(provider, device_id, precision, [(PROVIDER_NAMES["cpu"], {})], use_binding, use_graph)
     cache = str(trt_cache or TRT_CACHE)
     trt = {"trt_engine_cache_path": cache, "trt_timing_cache_path": cache, **(trt_profile or {})}
-    fallback = bool(_flag(cpu_fallback, "cpu_fallback"))
-    providers = _gpu_providers(provider, device_id, precision, static, use_graph, trt, fallback)
-    config = {} if fallback else {"session.disable_cpu_ep_fallback": "1"}
-    return ProviderPlan(provider, device_id, precision, providers, use_binding, use_graph, config)
+    allow = bool(_flag(cpu_fallback, "cpu_fallback"))
+    providers = _gpu_providers(provider, device_id, precision, static, use_graph, trt)
+    config = {RECORD_OPTION: "1"}  # where ORT put each node, read back by check_gpu_placement
+    return ProviderPlan(provider, device_id, precision, providers, use_binding, use_graph, config, allow)
 
 
 def node_placement(profile: str | Path) -> Counter[str]:
@@ -273,19 +301,23 @@ def node_placement(profile: str | Path) -> Counter[str]:
     This is where nodes were actually placed; ``session.get_providers()`` only lists the
     providers that were registered.
     """
-    try:
-        events = json.loads(Path(profile).read_text())
-    except (OSError, ValueError) as exc:
-        raise I2IError(f"cannot read the ONNX Runtime profile {profile}: {exc}") from None
-    placed: Counter[str] = Counter()
-    seen: set[str] = set()
-    for event in events:
-        args = event.get("args") or {}
-        name, provider = event.get("name", ""), args.get("provider")
-        if event.get("cat") == "Node" and provider and name.endswith("_kernel_time") and name not in seen:
-            seen.add(name)
-            placed[provider] += 1
-    return placed
+    return Counter(node.provider for node in profiled_placement(profile))
+
+
+_SEED_LOCK = threading.Lock()
+
+
+@contextmanager
+def _seed_new_session(ort: Any) -> Iterator[None]:
+    """Give the session made in the block its own seed for random operators (RandomUniformLike's
+    dropout masks): ORT seeds each new session's random kernels from one process-wide value, which
+    ``onnxruntime.set_seed`` sets, so every new session repeated the previous one's masks. The lock
+    keeps two sessions made at once in two threads from taking the same seed."""
+    with _SEED_LOCK:
+        set_seed = getattr(ort, "set_seed", None)
+        if set_seed is not None:
+            set_seed(secrets.randbits(62))
+        yield
 
 
 class OrtSession:
@@ -318,9 +350,10 @@ class OrtSession:
             options.profile_file_prefix = str(Path(profile_dir) / "ort")
         options.log_severity_level = 2  # warnings stay visible (a provider that falls back says so)
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
-            )
+            with _seed_new_session(ort):
+                self.session = ort.InferenceSession(
+                    str(self.path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
+                )
         except Exception as exc:
             detail = " ".join(str(exc).split())[:300]
             raise I2IError(f"cannot load ONNX model {self.path}: {detail}") from None
@@ -350,65 +383,6 @@ class OrtSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class BoundRunner:
-    """Runs a session through IO binding into buffers on ``device_type`` ('cuda' or 'cpu').
-
-    Input and output OrtValues are allocated once per batch shape and updated in place (the last
-    ``keep`` shapes are kept). ``fixed=True`` (CUDA graphs) allows one shape only: graphs replay
-    kernels with the addresses they captured, so the buffers must never move; the first call
-    fixes the batch size and shorter batches are padded.
-    """
-
-    keep: ClassVar[int] = 4
-
-    def __init__(self, session: OrtSession, device_type: str, device_id: int, fixed: bool) -> None:
-        self.ort = _import_ort()
-        self.session = session
-        self.device_type = device_type
-        self.device_id = device_id
-        self.fixed = fixed
-        out_type = session.session.get_outputs()[0].type
-        self._out_dtype = np.dtype(_ORT_TYPES.get(out_type, "float32"))
-        self._buffers: OrderedDict[tuple[int, ...], tuple[Any, Any, Any]] = OrderedDict()
-
-    def _bound(self, shape: tuple[int, ...], batch: np.ndarray) -> tuple[Any, Any, Any]:
-        """(binding, input, output) for ``shape``; new buffers are bound once, then reused."""
-        if shape in self._buffers:
-            self._buffers.move_to_end(shape)
-            return self._buffers[shape]
-        ort, where = self.ort, (self.device_type, self.device_id)
-        # Allocated, not ortvalue_from_numpy: on the CPU that would alias the caller's array, and
-        # update_inplace would then write later batches into it.
-        source = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), batch.dtype, *where)
-        # Image translation keeps the spatial size and the I/O layout, so the output has the
-        # input's shape; its dtype is the graph output's.
-        target = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), self._out_dtype, *where)
-        binding = self.session.session.io_binding()
-        binding.bind_ortvalue_input(self.session.input_name, source)
-        binding.bind_ortvalue_output(self.session.output_name, target)
-        self._buffers[shape] = (binding, source, target)
-        if len(self._buffers) > self.keep:
-            self._buffers.popitem(last=False)
-        return binding, source, target
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        n = batch.shape[0]
-        if self.fixed and self._buffers:
-            captured = next(iter(self._buffers))
-            if batch.shape[1:] != captured[1:] or n > captured[0]:
-                raise I2IError(
-                    f"ort backend: CUDA graph captured for batches of shape {captured}; got {batch.shape} "
-                    "(use a fixed --batch, or pass -O cuda_graph=false)"
-                )
-            if n < captured[0]:  # last, short batch: repeat the last frame to the captured size
-                batch = np.concatenate([batch, np.repeat(batch[-1:], captured[0] - n, axis=0)])
-        binding, source, target = self._bound(tuple(batch.shape), batch)
-        source.update_inplace(batch)  # one host -> device copy into the fixed buffer
-        self.session.session.run_with_iobinding(binding)
-        binding.synchronize_outputs()
-        return target.numpy()[:n]  # one device -> host copy
 
 
 @register_backend("ort")
@@ -472,12 +446,21 @@ class OnnxRuntimeBackend(Backend):
             trt_profile=trt_profile,
             cpu_fallback=opts.get("cpu_fallback", False),
         )
-        if plan.provider != "cpu":
+        gpu = plan.provider != "cpu"
+        if gpu:
             _preload_gpu_libraries()
-        profile_dir = tempfile.TemporaryDirectory(prefix="i2i-ort-") if plan.cpu_fallback else None
+        # Where ORT placed the nodes: recorded at creation (onnxruntime 1.24+), else profiled on the first run.
+        recorded = "get_provider_graph_assignment_info" in dir(_import_ort().InferenceSession)
+        profile_dir = tempfile.TemporaryDirectory(prefix="i2i-ort-") if gpu and not recorded else None
         spin = bool(_flag(opts.get("spin", False), "spin"))
         session = _start_session(path, plan, int(opts.get("threads", 0)), spin, profile_dir)
         _check_registered(session, plan)
+        if gpu and recorded:
+            try:
+                _check_placement(session, path, plan, recorded_placement(session.session) or [])
+            except I2IError:
+                session.close()
+                raise
         inputs, outputs = session.specs()
         backend = cls(path, card, inputs, outputs, plan.device, plan.precision)
         backend._session, backend.plan, backend._profile_dir = session, plan, profile_dir
@@ -495,19 +478,12 @@ class OnnxRuntimeBackend(Backend):
         return result
 
     def _report_placement(self) -> None:
-        """After the first run of a session allowed to fall back: say how many nodes the CPU ran."""
+        """After the first run (onnxruntime before 1.24): check where the profile says nodes ran."""
         assert self._profile_dir is not None
-        placed = node_placement(self._session.session.end_profiling())
+        placed = profiled_placement(self._session.session.end_profiling())
         self._profile_dir.cleanup()
         self._profile_dir = None
-        self.placement = placed
-        on_cpu = placed.get(PROVIDER_NAMES["cpu"], 0)
-        if on_cpu:
-            print(
-                f"ort backend: {on_cpu} of {sum(placed.values())} nodes run on the CPU (cpu_fallback=true): "
-                "expect copies between host and device on every frame",
-                file=sys.stderr,
-            )
+        _check_placement(self._session, self.path, self.plan, placed)
 
     def _close(self) -> None:
         self._runner = None
@@ -558,23 +534,23 @@ def _check_registered(session: OrtSession, plan: ProviderPlan) -> None:
         )
 
 
+def _check_placement(session: OrtSession, path: Path, plan: ProviderPlan, placed: list[PlacedNode]) -> None:
+    """Refuse (or, with cpu_fallback=true, report) compute nodes the GPU providers left on the CPU."""
+
+    def warn(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    check_gpu_placement(placed, path, PROVIDER_NAMES[plan.provider], allow=plan.cpu_compute, warn=warn)
+
+
 def _start_session(
     path: Path, plan: ProviderPlan, threads: int, spin: bool, profile: tempfile.TemporaryDirectory[str] | None
 ) -> OrtSession:
-    try:
-        return OrtSession(
-            path,
-            providers=plan.providers,
-            threads=threads,
-            spin=spin,
-            config=plan.session_config,
-            profile_dir=profile.name if profile else None,
-        )
-    except I2IError as exc:
-        if plan.cpu_fallback or "fallback to CPU EP has been explicitly disabled" not in exc.message:
-            raise
-        raise I2IError(
-            f"ort backend: {PROVIDER_NAMES[plan.provider]} cannot run every node of {path.name} (or failed to "
-            "start: check the CUDA/cuDNN/TensorRT libraries match this onnxruntime-gpu); pass "
-            "-O cpu_fallback=true to let the CPU take the rest"
-        ) from None
+    return OrtSession(
+        path,
+        providers=plan.providers,
+        threads=threads,
+        spin=spin,
+        config=plan.session_config,
+        profile_dir=profile.name if profile else None,
+    )
