@@ -59,11 +59,11 @@ from i2i._cli import debug_enabled
 from i2i.errors import I2IError
 from i2i.runtime import viewer_access as access
 from i2i.runtime.sinks import Sink
-from i2i.runtime.viewer_access import TOKEN_ENV, check_access, check_viewer_url, parse_viewer_url
+from i2i.runtime.viewer_access import TOKEN_ENV, check_access, check_viewer_url, parse_viewer_url, resolve_token
 from i2i.runtime.viewer_frames import LatestFrame, StreamClient
 from i2i.runtime.viewer_page import render_page, token_query
 
-__all__ = ["BOUNDARY", "TOKEN_ENV", "WebSink", "check_access", "check_viewer_url", "parse_viewer_url"]
+__all__ = ["BOUNDARY", "TOKEN_ENV", "WebSink", "check_access", "check_viewer_url", "parse_viewer_url", "resolve_token"]
 
 BOUNDARY = "i2iframe"
 DEFAULT_MAX_CLIENTS = 8

@@ -361,12 +361,9 @@ def keep_alive(sink: WebSink) -> socket.socket:
     connection.sendall(b"GET /stats.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     reader = connection.makefile("rb")
     assert reader.readline().startswith(b"HTTP/1.1 200")
-    length = next(
-        int(line.split(b":")[1])
-        for line in iter(reader.readline, b"\r\n")
-        if line.lower().startswith(b"content-length")
-    )
-    reader.read(length)
+    lines = list(iter(reader.readline, b"\r\n"))  # the whole head, up to its blank line
+    length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length"))
+    assert len(reader.read(length)) == length  # and the whole body: nothing is left unread
     return connection
 
 

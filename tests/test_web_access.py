@@ -39,7 +39,7 @@ class SlowLoris:
     """``count`` sockets that each send a request head one byte at a time, every ``interval_s``, for at most
     ``duration_s`` (then they close): the head never ends, so a server that waits for it waits forever."""
 
-    def __init__(self, port: int, count: int, interval_s: float = 0.2, duration_s: float = 4.0) -> None:
+    def __init__(self, port: int, count: int, interval_s: float = 0.2, duration_s: float = 8.0) -> None:
         self.port, self.count, self.interval_s, self.duration_s = port, count, interval_s, duration_s
         self.stop = threading.Event()
         self.hung_up = 0  # sockets the server closed
