@@ -1,6 +1,7 @@
 """i2i: image-to-image translation from training to real-time deployment.
 
-The distribution has three layers, each in its own top-level folder:
+Installed as the ``i2i-toolkit`` distribution (``pip install 'i2i-toolkit[cpu]'``); the import name
+is ``i2i``. The distribution has three layers, each in its own top-level folder:
 ``i2i.train`` (torch), ``i2i.export`` (torch + onnx) and ``i2i.runtime``
 (numpy, OpenCV, ONNX Runtime; never torch).
 
