@@ -44,12 +44,37 @@ def main() -> None:
 @main.command("psnr")
 @click.argument("reference_dir", type=click.Path(path_type=Path))
 @click.argument("test_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--aligned/--no-aligned",
+    default=None,
+    help="REFERENCE_DIR holds A|B pair images (a reference test/ folder): score against the target half "
+    "[default: detected, for a reference twice as wide as its test image].",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(["AtoB", "BtoA"]),
+    default="AtoB",
+    show_default=True,
+    help="Which half of an A|B pair is the target: B (AtoB) or A (BtoA).",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
-def psnr_command(reference_dir: Path, test_dir: Path, json_path: Path | None) -> None:
-    """PSNR (8-bit, dB) between images of REFERENCE_DIR and TEST_DIR with the same file stem."""
-    from i2i.analysis import paired_psnr
+def psnr_command(
+    reference_dir: Path, test_dir: Path, aligned: bool | None, direction: str, json_path: Path | None
+) -> None:
+    """PSNR (8-bit, dB) between images of REFERENCE_DIR and TEST_DIR with the same file stem.
 
-    result = paired_psnr(reference_dir, test_dir)
+    A reference test folder of A|B pairs (as i2i-run --aligned translates it) is scored against
+    each pair's target half, detected or with --aligned; the run's results page (index.html) shows
+    the same numbers per image."""
+    from i2i.analysis.folders import paired_psnr
+
+    result = paired_psnr(reference_dir, test_dir, aligned, direction)
+    if result["aligned_pairs"]:
+        half = "right (B)" if direction == "AtoB" else "left (A)"
+        click.echo(
+            f"note: {result['aligned_pairs']} reference images are A|B pairs: scored against their {half} half "
+            "(--no-aligned scores whole images)"
+        )
     click.echo(
         f"{result['pairs']} pairs: mean PSNR {result['psnr_db_mean']:.2f} dB, min {result['psnr_db_min']:.2f} dB"
     )

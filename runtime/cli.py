@@ -47,6 +47,8 @@ class RunConfig:
     camera_fps: float | None = None
     reconnect: int = 10
     max_pixels: int = 4320 * 7680  # i2i.runtime.images.DEFAULT_MAX_PIXELS (8K UHD), without importing cv2 here
+    aligned: bool = False
+    direction: str = "AtoB"
     view: str = "output"
     overlay: bool | None = None
     refine: Path | None = None
@@ -214,6 +216,19 @@ def _list_backends(ctx: click.Context, param: click.Parameter, value: bool) -> N
     "video containers are checked before decoding; a folder skips a larger image with a warning.",
 )
 @click.option(
+    "--aligned",
+    is_flag=True,
+    help="SOURCE is a reference test folder of A|B pair images: translate the input half; with a folder "
+    "sink, also write index.html there (input | output | target per image, with its PSNR and SSIM).",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(["AtoB", "BtoA"]),
+    default="AtoB",
+    show_default=True,
+    help="With --aligned: AtoB translates the left half (A) towards the right (B); BtoA the other way.",
+)
+@click.option(
     "--view",
     type=click.Choice(["output", "side-by-side", "before-after"]),
     default="output",
@@ -320,6 +335,7 @@ def run(config: RunConfig) -> None:
                 camera_fps=config.camera_fps,
                 reconnect=config.reconnect,
                 max_pixels=config.max_pixels,
+                aligned=config.direction if config.aligned else None,
             )
         )
         refuse_replacing_inputs(config.sink, src.input_files())
@@ -346,7 +362,7 @@ def run(config: RunConfig) -> None:
         }
         terminated = _stream(config, mode, src, backend, refiner, out, stats)
     # Everything is closed here: the video file is finalised before anyone is told about it.
-    _report(config, stats, out, terminated)
+    _report(config, stats, out, terminated, src.input_files())
 
 
 def _stream(config: RunConfig, mode: str, src: Any, backend: Any, refiner: Any, out: Any, stats: Any) -> bool:
@@ -384,7 +400,18 @@ def _stream(config: RunConfig, mode: str, src: Any, backend: Any, refiner: Any, 
     return False
 
 
-def _report(config: RunConfig, stats: Any, out: Any, terminated: bool) -> None:
+def _write_gallery(config: RunConfig, out: Any, inputs: list[Path]) -> None:
+    """The results page of an --aligned run into a folder, and its numbers in one line."""
+    from i2i.runtime.gallery import aligned_gallery
+
+    result = aligned_gallery(inputs, Path(out.path), config.direction, config.max_pixels)
+    click.echo(
+        f"results page: {result['page']} ({result['pairs']} images: mean PSNR {result['psnr_db_mean']:.2f} dB, "
+        f"mean SSIM {result['ssim_mean']:.4f} against the target halves)"
+    )
+
+
+def _report(config: RunConfig, stats: Any, out: Any, terminated: bool, inputs: list[Path]) -> None:
     """Stats file, then the table and what was written; an interrupted run says so and exits 130/143."""
     from i2i.runtime.pipeline import NONFINITE_COUNTER
     from i2i.runtime.redact import display_name
@@ -407,6 +434,8 @@ def _report(config: RunConfig, stats: Any, out: Any, terminated: bool) -> None:
         click.echo(f"dropped frames (realtime mode): {stats.dropped}")
     if config.stats_path is not None:
         click.echo(f"stats: {config.stats_path}")
+    if config.aligned and isinstance(out, FolderSink) and out.frames_written:
+        _write_gallery(config, out, inputs)
     if out.path:
         click.echo(f"output: {out.path} ({out.frames_written} frames)")
     elif isinstance(out, NullSink):

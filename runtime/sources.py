@@ -30,6 +30,7 @@ from i2i.common import IMAGE_EXTENSIONS, is_image
 from i2i.errors import I2IError
 
 from .frames import to_bgr_uint8
+from .gallery import split_pair
 from .images import DEFAULT_MAX_PIXELS, UnreadableImage, check_frame_size, read_image
 from .redact import display_name
 from .sizes import written_width_first
@@ -342,10 +343,14 @@ class FolderSource(Source):
     Files are in natural order (frame_2 before frame_10). Unreadable files (corrupt, not an
     image, larger than ``max_pixels`` by their header or once decoded, float data out of 0..1)
     are skipped with a warning that says why, so one bad image does not end a long batch job.
+
+    ``aligned`` ("AtoB" or "BtoA") reads a reference test folder of A|B pair images: each frame is
+    the input half (see i2i.runtime.gallery); an image that is not a pair is skipped with a warning.
     """
 
-    def __init__(self, path_or_glob: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(self, path_or_glob: str, max_pixels: int = DEFAULT_MAX_PIXELS, aligned: str | None = None) -> None:
         super().__init__(max_pixels)
+        self.aligned = aligned
         self.name = path_or_glob
         self._paths = _list_images(path_or_glob)
         self.count = len(self._paths)
@@ -377,7 +382,10 @@ class FolderSource(Source):
             path = self._paths[self._next]
             self._next += 1
             try:
-                return to_bgr_uint8(read_image(path, self.max_pixels)), path.stem, path
+                image = to_bgr_uint8(read_image(path, self.max_pixels))
+                if self.aligned is not None:
+                    image = split_pair(image, self.aligned, str(path))[0]
+                return image, path.stem, path
             except I2IError as exc:  # UnreadableImage, or pixel data outside the frame contract
                 reason = exc.message if isinstance(exc, UnreadableImage) else f"{path}: {exc.message}"
                 click.echo(f"warning: skipping {reason}", err=True)
@@ -420,11 +428,13 @@ def open_source(
     camera_fps: float | None = None,
     reconnect: int = 10,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    aligned: str | None = None,
 ) -> Source:
     """Pick a source from a command-line spec: camera index, pattern:, URL, glob, folder, image or video file.
 
     ``camera_size`` is (H, W), as every size in i2i. ``max_pixels`` caps the frames it may decode
     (H*W; see i2i.runtime.images), checked from the header or container before decoding where it can.
+    ``aligned`` ("AtoB"/"BtoA"): a folder of A|B pair images, read as their input halves.
 
     An existing path is taken literally before glob characters are considered, so a file named
     ``clip[1].mp4`` opens as a video rather than as a pattern that matches nothing.
@@ -434,6 +444,11 @@ def open_source(
         raise I2IError(f"--camera-size/--camera-fps apply to camera sources (--source 0), not {display_name(spec)}")
     if max_pixels < 1:
         raise I2IError(f"--max-pixels must be at least 1, got {max_pixels}")
+    if aligned is not None:
+        path = Path(spec)
+        if not (path.is_dir() or (path.is_file() and is_image(path)) or any(ch in spec for ch in _GLOB_CHARS)):
+            raise I2IError(f"--aligned reads folders of A|B pair images, not {display_name(spec)}")
+        return FolderSource(spec, max_pixels, aligned)
     if is_camera:
         return CameraSource(int(spec), size=camera_size, fps=camera_fps, max_pixels=max_pixels)
     if spec.startswith(PATTERN_PREFIX):

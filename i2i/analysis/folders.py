@@ -18,6 +18,7 @@ from i2i.analysis.spectra import SpectrumStats, lfd, ring_radius
 from i2i.common import IMAGE_EXTENSIONS, list_images, psnr_db
 from i2i.errors import I2IError
 from i2i.runtime.frames import to_bgr_uint8
+from i2i.runtime.gallery import is_pair, target_half
 from i2i.runtime.images import read_image
 from i2i.runtime.spectral import ProfileRefiner, Refiner, SpectralProfile, open_refiner
 
@@ -51,17 +52,32 @@ def _common_stems(reference_dir: Path, test_dir: Path) -> tuple[dict[str, Path],
     return reference, test, common
 
 
-def paired_psnr(reference_dir: Path, test_dir: Path) -> dict[str, float | int]:
+def paired_psnr(
+    reference_dir: Path, test_dir: Path, aligned: bool | None = None, direction: str = "AtoB"
+) -> dict[str, float | int]:
     """Mean/min 8-bit PSNR between images with the same file stem; a test image of another size is
-    resized to its reference first (INTER_AREA)."""
+    resized to its reference first (INTER_AREA).
+
+    A reference test folder of A|B pair images (pix2pix's ``test/``) is scored against each pair's
+    target half (B for ``direction="AtoB"``): with ``aligned=True`` always, with ``None`` (the
+    default) for each reference exactly twice as wide as its test image, the size of one half.
+    ``aligned_pairs`` in the result counts them."""
     reference, test, common = _common_stems(reference_dir, test_dir)
-    values = []
+    values, halves = [], 0
     for stem in common:
         a, b = read_bgr(reference[stem]), read_bgr(test[stem])
+        if aligned or (aligned is None and a.shape[1] == 2 * b.shape[1] and a.shape[0] == b.shape[0] and is_pair(a)):
+            a = target_half(a, direction, str(reference[stem]))
+            halves += 1
         if a.shape != b.shape:
             b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
         values.append(min(psnr_db(a, b), PSNR_CAP_DB))
-    return {"pairs": len(common), "psnr_db_mean": float(np.mean(values)), "psnr_db_min": float(np.min(values))}
+    return {
+        "pairs": len(common),
+        "psnr_db_mean": float(np.mean(values)),
+        "psnr_db_min": float(np.min(values)),
+        "aligned_pairs": halves,
+    }
 
 
 def paired_stems(reference_dir: Path, test_dir: Path) -> list[tuple[Path, Path]]:
