@@ -318,7 +318,8 @@ def _run_config(
 
 
 def run(config: RunConfig) -> None:
-    """Open source, model (+ refiner) and sink, stream, then report; exits 130/143 when interrupted."""
+    """Open source, sink and model (+ refiner), in that order, so that every input and output is
+    checked before the model loads; stream, then report; exits 130/143 when interrupted."""
     from i2i.runtime.redact import display_name
     from i2i.runtime.sinks import open_sink, refuse_replacing_inputs
     from i2i.runtime.sources import open_source
@@ -341,12 +342,14 @@ def run(config: RunConfig) -> None:
         refuse_replacing_inputs(config.sink, src.input_files())
         if config.stats_path is not None:
             refuse_replacing_inputs(str(config.stats_path), src.input_files(), what="--stats")
-        translator = stack.enter_context(open_model(config))  # closes the backend and the refiner
-        backend, refiner = translator.backend, translator.refiner
+        # The sink opens before the model loads: an address that cannot be bound, a folder that
+        # cannot be made, fail in a second instead of after a model load of minutes (a TensorRT engine).
         viewer = dict(config.viewer)
         out = stack.enter_context(
             open_sink(config.sink, fps=config.fps or src.fps, view=config.view, overlay=config.overlay, viewer=viewer)
         )
+        translator = stack.enter_context(open_model(config))  # closes the backend and the refiner
+        backend, refiner = translator.backend, translator.refiner
         why = (translator.why if config.verbose else translator.brief) or "chosen with --backend"
         click.echo(f"backend: {backend.describe()} — {why}", err=True)
         if hasattr(refiner, "describe"):  # the pipeline takes any callable refiner
