@@ -106,3 +106,14 @@ def test_next_run_folder_numbering(tmp_path: Path) -> None:
     assert [p.name for p in run_files(tmp_path / "runs" / "cut2")] == ["model.pt"]
     with pytest.raises(I2IError, match="no run in"):
         next_run_folder(tmp_path / "runs" / "style", resume=True)
+
+
+def test_distill_refuses_a_used_folder_before_its_teacher_pass(tiny_run: Path, demo_data: Path, tmp_path: Path) -> None:
+    from i2i.train.methods.distill import DistillConfig
+
+    assert invoke(train_cli, [*_args(demo_data, 1), "--out", tmp_path]).exit_code == 0
+    config = TrainConfig(data=str(demo_data), out=str(tmp_path), load_size=32, crop_size=32, max_steps=1,
+                         workers=0, progress=False, eval_every=-1)  # fmt: skip
+    with pytest.raises(I2IError, match="already holds a run"):
+        train("distill", DistillConfig(teacher=str(tiny_run / "model.pt"), ngf=4, n_blocks=1), config)
+    assert not (tmp_path / "teacher").exists()  # refused before the teacher translated anything

@@ -41,6 +41,11 @@ class DistEnv:
         return self.world_size > 1
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun launch (RANK), or a process on its own: the one that writes files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def setup(device: torch.device) -> tuple[DistEnv, torch.device]:
     """Join the process group torchrun describes (WORLD_SIZE/RANK/LOCAL_RANK); a no-op alone."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

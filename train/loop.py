@@ -491,7 +491,7 @@ def choose_test_norm(config: TrainConfig, method_cls: type[Method]) -> tuple[str
         return given, f"--test-norm {given} given explicitly (trained at batch size {config.batch_size})"
     default = method_cls.train_defaults.get("test_norm")
     if default is not None:
-        return default, f"the {method_cls.name} method's default"
+        return default, method_cls.test_norm_default_reason or f"the {method_cls.name} method's default"
     return test_norm_for_batch(config.batch_size)
 
 
@@ -638,9 +638,9 @@ def _setup(
     config = with_method_defaults(config, method_cls)  # the run (run.config) sees only the filled-in config
     config.test_time()  # a bad --test-norm/--test-dropout stops the run before any work
     check_worker_tmpdir(config.workers)
-    if env.is_main:  # before any file is written (distill's teacher cache): never two runs in one folder
+    dataset = make_dataset(method_cls, method_config, config)  # bad data and options are said first
+    if env.is_main:  # before the run writes a file (distill claims it before its teacher pass)
         claim_run_folder(Path(config.out), config.resume, config.overwrite)
-    dataset = make_dataset(method_cls, method_config, config)
     size = len(dataset)
     if size == 0:
         raise I2IError(f"dataset {config.data} is empty")

@@ -69,6 +69,7 @@ class Method(Generic[ConfigT]):
     # ``train()`` alike; a value given explicitly wins. An unset test_norm follows the batch size
     # (``i2i.train.loop.choose_test_norm``) unless a method names one here.
     train_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    test_norm_default_reason: ClassVar[str] = ""  # why train_defaults names a test_norm (model.pt records it)
     # True: the method labels held-out images itself (distill: the teacher translates them) and is
     # evaluated against those pairs (``heldout_pairs``), not against --eval-data / DATA's test split.
     labels_heldout: ClassVar[bool] = False

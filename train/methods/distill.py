@@ -50,6 +50,7 @@ from i2i.train.nets.vgg import (
     require_vgg16_weights,
 )
 from i2i.train.options import option
+from i2i.train.run_folder import claim_run_folder
 from i2i.train.video_frames import SAMPLINGS, VIDEO_EXTENSIONS, is_video, sample_video
 
 if TYPE_CHECKING:
@@ -264,6 +265,10 @@ class Distill(Method[DistillConfig]):
             )
         teacher_path = Path(method_config.teacher)
         ckpt = load_checkpoint(teacher_path)
+        from i2i.train import distributed
+
+        if distributed.is_main_process():  # before the teacher pass, which takes minutes on a CPU
+            claim_run_folder(Path(config.out), config.resume, config.overwrite)
         direction = ckpt.get("direction", "AtoB")
         mode = resolve_test_mode(ckpt, method_config.teacher_test_norm)
         scratch = Path(config.out) / "teacher" / "sources"

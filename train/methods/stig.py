@@ -58,6 +58,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -207,6 +208,11 @@ class Stig(Method[StigConfig]):
     needs_data = False  # reads --real and --fake, not --data (see i2i.train.cli)
     summary = "spectral refiner: UNet++ on log-magnitude spectra, GAN + PatchNCE + SSIM + LF (Lee et al. 2024)"
     unused_train_options = UNUSED_TRAIN_OPTIONS  # i2i-train stig does not offer them
+    train_defaults = MappingProxyType({"test_norm": "frame"})
+    test_norm_default_reason = (
+        "STIG's official inference never calls eval(): its UNet++ BatchNorm normalises each spectrum "
+        "by its own statistics, as per-frame statistics do"
+    )
 
     @classmethod
     def make_dataset(cls, config: TrainConfig, method_config: StigConfig) -> RealFakeDataset:
