@@ -114,7 +114,9 @@ class TrainConfig:
         minimum=-1,
     )
     eval_data: str = option(
-        "", "Held-out set with test/A + test/B, A + B or testA + testB [default: DATA's test split]."
+        "",
+        "Held-out set with test/A + test/B, A + B or testA + testB (distill: source images or video files, "
+        "which the teacher labels) [default: DATA's test split].",
     )
     eval_images: int = option(0, "Evaluate on the first N images of each side only (0 = all).", minimum=0)
     inception_weights: str = option(
