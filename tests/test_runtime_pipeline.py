@@ -517,7 +517,7 @@ def test_ctrl_c_leaves_a_playable_video_with_every_processed_frame(tiny_onnx: Pa
             _i2i_run(),
             str(tiny_onnx),
             "--source",
-            "pattern:160x120@30",
+            "pattern:120x160@30",
             "--mode",
             "every-frame",
             "--sink",
