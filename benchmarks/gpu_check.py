@@ -1,5 +1,11 @@
 """``make gpu-check``: what i2i's generators cost on this GPU, in one short run (< 8 min on an H200).
 
+First it checks the TensorRT backend's own CUDA path (pinned staging, non-blocking stream,
+per-shape buffers, uint8 frame I/O, CUDA-graph capture and replay, per-call device selection, two
+threads) with a torch kernel on the backend's stream in place of the engine (no TensorRT needed:
+``benchmarks/trt_cuda_check.py``), every frame compared bit for bit; a failure makes the exit
+status 1.
+
 It builds its models itself from the repository — CycleGAN's ResNet-9 generator and the real-time
 student (the ``fast`` architecture), both with seeded random weights (PyTorch's default init): speed
 does not depend on the weights, and the GPU box gets only the working tree, no trained checkpoint.
@@ -279,8 +285,36 @@ def tensorrt_cells() -> list[dict[str, Any]]:
     from i2i.runtime.backends.tensorrt import tensorrt_status
 
     ok, detail = tensorrt_status()
-    why = "not measured by gpu-check yet: use `make bench-gpu`" if ok else detail
+    why = "not timed by gpu-check: use `make bench-gpu`" if ok else detail
     return [row("*", (0, 0), "*", "tensorrt", skipped=why)]
+
+
+def trt_cuda_path_cells(torch: Any, plan: Plan) -> list[dict[str, Any]]:
+    """The TensorRT backend's own CUDA path (benchmarks/trt_cuda_check.py) with a device kernel in
+    place of the engine; on the CPU (dry run) through the cuda-python double of tests/."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import trt_cuda_check as check
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    calls = 6 if plan.dry_run else 40
+    with tempfile.TemporaryDirectory(prefix="i2i-trt-cuda-") as work:
+        if plan.dry_run:
+            with check.cuda_double() as double:
+                return check.run_check(Path(work), check.HostKernel(double), calls, dry=True)
+        import importlib.util
+
+        try:
+            found = importlib.util.find_spec("cuda.bindings") is not None
+        except ImportError:  # no ``cuda`` package at all
+            found = False
+        if not found:
+            why = "cuda.bindings is not installed (the trt extra's cuda-python)"
+            return [row("trt-cuda-path", (0, 0), "*", "trt backend", skipped=why)]
+        index = int(plan.device.partition(":")[2] or 0)
+        return check.run_check(Path(work), check.TorchKernel(torch), calls, dry=False, device=index)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -296,6 +330,15 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for r in result["rows"]:
         size = f"{r['height']}x{r['width']}" if r["height"] else "-"
+        if "failed" in r:
+            lines.append(f"| {r['model']} | {size} | {r['precision']} | {r['engine']} | FAILED: {r['failed']} ||||")
+            continue
+        if r.get("bit_exact"):
+            ms = f"{r['median_ms']:.2f}" if "median_ms" in r else "-"
+            checked = f"bit-exact, {r['frames_checked']} frames"
+            engine = f"{r['engine']} ({r['what']})"
+            lines.append(f"| {r['model']} | {size} | {r['precision']} | {engine} | {ms} | - | - | {checked} |")
+            continue
         if "skipped" in r:
             lines.append(f"| {r['model']} | {size} | {r['precision']} | {r['engine']} | skipped: {r['skipped']} ||||")
             continue
@@ -377,8 +420,10 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu-check: torch sees no CUDA device here; run it on the GPU machine (or --dry-run)", file=sys.stderr)
         return 2
     configure_torch(torch, cuda, tf32=False, cudnn_benchmark=True)
-    # Cheap cells first; torch.compile goes last, where the time budget may end it.
-    rows = torch_cells(torch, plan, VARIANTS[:3]) + ort_cells(torch, plan) + tensorrt_cells()
+    # The TensorRT backend's CUDA path first (seconds, and the code most likely to be wrong), then
+    # cheap cells; torch.compile goes last, where the time budget may end it.
+    rows = trt_cuda_path_cells(torch, plan)
+    rows += torch_cells(torch, plan, VARIANTS[:3]) + ort_cells(torch, plan) + tensorrt_cells()
     rows += torch_cells(torch, plan, VARIANTS[3:])
     machine = machine_info(gpu=cuda)
     result = {
@@ -410,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     md_path = write_text(folder / "gpu-check.md", markdown(result), "results")
     print(markdown(result))
     print(f"wrote {json_path}\nwrote {md_path}")
+    failed = [r for r in rows if "failed" in r]
+    if failed:
+        print(f"gpu-check: {len(failed)} check(s) of the TensorRT backend's CUDA path FAILED", file=sys.stderr)
+        return 1
     return 0
 
 

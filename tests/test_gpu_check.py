@@ -2,15 +2,70 @@
 
 from __future__ import annotations
 
+import ctypes
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+check = importlib.import_module("trt_cuda_check")  # benchmarks/ is a folder of scripts, not a package
+
+
+def test_the_tensorrt_backends_cuda_path_dry_run(tmp_path: Path) -> None:
+    """What ``make gpu-check`` runs first on a GPU, here with the cuda-python double and a host kernel:
+    real engine files and sidecars opened by the TensorRT backend, frames checked bit for bit."""
+    with check.cuda_double() as double:
+        rows = check.run_check(tmp_path, check.HostKernel(double), calls=6, dry=True)
+    assert [r.get("failed") for r in rows] == [None] * 5, rows
+    assert all(r["bit_exact"] for r in rows)
+    by_case = {r["what"].split(":")[0]: r for r in rows[:3]}
+    assert "CUDA graph" in by_case["frame-static"]["what"] and "CUDA graph" in by_case["tensor-static"]["what"]
+    assert "CUDA graph" not in by_case["frame-dynamic"]["what"] and by_case["frame-dynamic"]["buffer_sets"] == 3
+    assert double.launched > 0 and not double.memory  # graphs replayed; every buffer freed
+    assert "two threads" in rows[3]["what"] and "worker thread" in rows[4]["what"]
+    bindings = getattr(sys.modules.get("cuda"), "bindings", None)
+    assert getattr(bindings, "runtime", None) is not double  # the double is gone after the check
+
+
+class _Ignores:
+    """Computes the right function, but at once instead of on the backend's stream."""
+
+    def __init__(self, cuda: Any) -> None:
+        self.cuda, self.kernel = cuda, check.HostKernel(cuda)
+
+    def __call__(self, src: int, dst: int, shape: tuple[int, ...], dtype: Any, stream: int, device: int) -> None:
+        recording = self.cuda.capturing.pop(stream, None)
+        self.kernel(src, dst, shape, dtype, stream, device)
+        if recording is not None:
+            self.cuda.capturing[stream] = recording
+
+    def forget(self) -> None:
+        pass
+
+
+class _Wrong(_Ignores):
+    """On the stream, but one byte wrong."""
+
+    def __call__(self, src: int, dst: int, shape: tuple[int, ...], dtype: Any, stream: int, device: int) -> None:
+        self.kernel(src, dst, shape, dtype, stream, device)
+        self.cuda.enqueue(stream, lambda: ctypes.memmove(dst, b"\x07", 1))
+
+
+def test_the_cuda_path_check_catches_wrong_frames(tmp_path: Path) -> None:
+    with check.cuda_double() as double:
+        rows = check.run_check(tmp_path, _Wrong(double), calls=2, dry=True)
+    assert all("values wrong" in r["failed"] for r in rows), rows
+    with check.cuda_double() as double:
+        rows = check.run_check(tmp_path, _Ignores(double), calls=4, dry=True)
+    failed = {r["what"].split(":")[0] for r in rows[:3] if "failed" in r}
+    assert failed == {"frame-static", "tensor-static"}  # a kernel left out of the captured graph
 
 
 @pytest.mark.slow  # the whole check, end to end (on the CPU)
@@ -29,7 +84,10 @@ def test_gpu_check_dry_run(tmp_path: Path) -> None:
     assert not json_path.parent.name.startswith("nvidia")  # CPU figures are never filed as a GPU's
     assert "DRY RUN" in result["note"] and "Random-init" in result["note"]
     rows = result["rows"]
-    measured = [r for r in rows if "skipped" not in r]
+    cuda_path = [r for r in rows if r["model"] == "trt-cuda-path"]
+    assert rows[: len(cuda_path)] == cuda_path and len(cuda_path) == 5  # the TensorRT backend's CUDA path first
+    assert all(r["bit_exact"] and r["frames_checked"] > 0 for r in cuda_path)
+    measured = [r for r in rows if "skipped" not in r and r["model"] != "trt-cuda-path"]
     torch_rows = {
         (m, f"torch {v}", p)
         for m in ("resnet9", "student")
@@ -48,7 +106,10 @@ def test_gpu_check_dry_run(tmp_path: Path) -> None:
     skipped = {r["engine"]: r["skipped"] for r in rows if "skipped" in r}
     assert skipped["torch cuda_graph"] == "CUDA graphs need a CUDA device"
     assert "torch.compile" in skipped["torch compile"] and "tensorrt" in skipped
-    assert "| resnet9 | 32x48 | fp32 | torch eager (NCHW) |" in (json_path.parent / "gpu-check.md").read_text()
+    report = (json_path.parent / "gpu-check.md").read_text()
+    assert "| resnet9 | 32x48 | fp32 | torch eager (NCHW) |" in report
+    static = "trt backend (frame-static: trt (cuda:0, fp32, CUDA graph); one thread)"
+    assert f"| trt-cuda-path | 16x24 | uint8 | {static} |" in report
 
 
 def test_gpu_check_refuses_a_cpu_run_that_would_look_like_a_gpu_one(tmp_path: Path) -> None:
@@ -73,6 +134,8 @@ def test_gpu_check_runs_from_a_bare_working_tree(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     for folder in ("i2i", "train", "export", "runtime", "benchmarks"):
         shutil.copytree(ROOT / folder, tree / folder, ignore=shutil.ignore_patterns("__pycache__", "results", ".work"))
+    (tree / "tests").mkdir()
+    shutil.copy(ROOT / "tests" / "cuda_double.py", tree / "tests")  # the dry run's GPU
     code = (
         "import sys, runpy\n"
         f"sys.path.extend({site.getsitepackages()!r})\n"

@@ -81,7 +81,7 @@ _PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _VERSION = re.compile(r"\d+(\.\d+){1,3}")
 _CAPABILITY = re.compile(r"\d+\.\d+")
-_GPU_NAME = re.compile(r"[A-Za-z0-9 ._()/+-]{1,100}")
+_GPU_NAME = re.compile(r"[\w .,:()\[\]/+@#-]{1,100}")  # no quotes, backticks, $ ; | & < > or newlines
 _TENSOR_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 _ONNX_NAME = re.compile(r"[^/\\\0\n\r]{1,200}\.onnx")
 
