@@ -94,6 +94,18 @@ def test_export_with_test_dropout_writes_its_model_and_checks_the_draw(tmp_path:
     assert np.abs(run(x) - run(x)).mean() > 0.01  # a fresh mask per run of the written model
 
 
+@pytest.mark.slow
+def test_frame_io_export_with_test_dropout_passes_its_frame_parity(tmp_path: Path) -> None:
+    """The frame wrapper's parity (uint8 in and out) also compares with every unit kept."""
+    from i2i.export.cli import main
+
+    out = tmp_path / "frame.onnx"
+    result = invoke(main, [_checkpoint(tmp_path), "--test-dropout", "--io", "frame", "--no-progress", "-o", out])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.with_suffix(".parity.json").read_text())
+    assert report["passed"] and report["frame"]["max_level_diff"] <= 1 and report["dropout"]["passed"]
+
+
 def test_keep_every_unit_makes_the_graph_deterministic_and_equal_to_torch() -> None:
     module = _unet()
     x = torch.from_numpy(statistics_input(64, None, None))
