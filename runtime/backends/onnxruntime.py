@@ -456,8 +456,11 @@ class OnnxRuntimeBackend(Backend):
         session = _start_session(path, plan, int(opts.get("threads", 0)), spin, profile_dir)
         _check_registered(session, plan)
         if gpu and recorded:
+            placed = recorded_placement(session.session)
+            if placed is None:
+                print(f"ort backend: onnxruntime kept no placement record for {path.name}; unchecked", file=sys.stderr)
             try:
-                _check_placement(session, path, plan, recorded_placement(session.session) or [])
+                _check_placement(session, path, plan, placed or [])
             except I2IError:
                 session.close()
                 raise

@@ -7,8 +7,9 @@ is work on activations: a convolution, a norm, an element-wise op on the image. 
 tells the two apart from ORT's own placement record and the model's data flow:
 
 * the record: ``InferenceSession.get_provider_graph_assignment_info()`` with the session option
-  ``session.record_ep_graph_assignment_info=1`` (onnxruntime 1.24+, read right after the session is
-  made); older releases only say where nodes ran in a profile of the first run (``enable_profiling``);
+  ``session.record_ep_graph_assignment_info=1`` (onnxruntime 1.24+, microsoft/onnxruntime#26781;
+  taken after ORT's basic graph optimisations, read right after the session is made); older
+  releases only say where nodes ran in a profile of the first run (``enable_profiling``);
 * the flow: a node works on activations when one of its inputs derives from a graph input other
   than through ``Shape``/``Size`` (which read only metadata). The graph is read straight from the
   ``.onnx`` protobuf (the runtime does not depend on the ``onnx`` package); a node ORT made itself
@@ -58,7 +59,11 @@ def recorded_placement(session: Any) -> list[PlacedNode] | None:
     get = getattr(session, "get_provider_graph_assignment_info", None)
     if get is None:
         return None
-    return [PlacedNode(str(sub.ep_name), str(n.op_type), str(n.name)) for sub in get() for n in sub.get_nodes()]
+    try:  # ORT_FAIL when the session was made without RECORD_OPTION
+        subgraphs = get()
+    except Exception:
+        return None
+    return [PlacedNode(str(sub.ep_name), str(n.op_type), str(n.name)) for sub in subgraphs for n in sub.get_nodes()]
 
 
 def profiled_placement(profile: str | Path) -> list[PlacedNode]:
