@@ -30,12 +30,11 @@ import logging
 import platform
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import torch
 from tqdm.auto import tqdm
@@ -45,17 +44,10 @@ from i2i._files import scratch_dir, write_bytes, write_text
 from i2i.common import file_sha256, round_up
 from i2i.errors import I2IError, MissingDependencyError
 from i2i.export.dropout import dropout_statistics, keep_every_unit, statistics_input, torch_keep_every_unit
-from i2i.export.frame import FRAME_INPUT, wrap_frame_io
-from i2i.export.parity import (
-    compare,
-    compare_frames,
-    frame_inputs,
-    json_safe,
-    parity_inputs,
-    summarize,
-    summarize_frames,
-)
-from i2i.export.precision import Conversion, convert, emulate_fp16, fp32_ops_of
+from i2i.export.frame import wrap_frame_io
+from i2i.export.parity import json_safe
+from i2i.export.parity_run import frame_parity, run_parity, runner, tensor_parity
+from i2i.export.precision import Conversion, convert, fp32_ops_of
 from i2i.runtime.card import CARD_KEY, TEST_NORMS, ModelCard, ModelIO
 from i2i.runtime.precisions import get_precision
 from i2i.train.checkpoint import build_generator, load_checkpoint, resolve_test_mode
@@ -275,115 +267,7 @@ def slim(model: onnx.ModelProto) -> onnx.ModelProto:
     return slimmed
 
 
-# -- stage 5/6: parity --------------------------------------------------------------------------
-def _session(model: onnx.ModelProto, optimize: bool = True) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if not optimize:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    try:
-        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise I2IError(f"ONNX Runtime cannot load the exported graph: {' '.join(str(exc).split())[:300]}") from None
-
-
-def tensor_parity(
-    module: torch.nn.Module,
-    model: onnx.ModelProto,
-    size_multiple: int,
-    image_dir: Path | None,
-    precision: str,
-    *,
-    batch: int | None = None,
-    shape: tuple[int, int] | None = None,
-) -> dict[str, Any]:
-    """The tensor graph (any precision) against the torch fp32 module.
-
-    fp16 graphs run as their fp16 emulation (``emulate_fp16``): ONNX Runtime's CPU provider would
-    run most of an fp16 graph in fp32 and hide fp16 overflow; the emulation shows what an fp16
-    engine computes.
-    """
-    expanded = 0
-    if precision == "fp16":
-        model, expanded = emulate_fp16(model)
-    session = _session(model)
-    input_dtype = np.float16 if model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 else None
-    cases = []
-    inputs = parity_inputs(size_multiple, image_dir, batch=batch, size=shape)
-    if precision == "int8":  # calibrated on real images: noise inputs lie outside the observed ranges
-        inputs = [(name, x) for name, x in inputs if name.startswith("image ")]
-    for name, batch_in in inputs:
-        reference, value_range = _reference_and_range(module, batch_in)
-        feed = batch_in.astype(input_dtype) if input_dtype is not None else batch_in
-        case = compare(reference, session.run(None, {model.graph.input[0].name: feed})[0], value_range)
-        case["input"] = name
-        cases.append(case)
-    report = summarize(cases, precision)
-    report["fp16_norms_expanded"] = expanded
-    return report
-
-
-_BOUNDED_ACTIVATIONS = (torch.nn.Tanh, torch.nn.Sigmoid, torch.nn.Hardtanh)
-
-
-def _reference_and_range(module: torch.nn.Module, batch: np.ndarray) -> tuple[np.ndarray, float]:
-    """The torch output and the peak-to-peak range of what it is computed from: the input of a
-    final tanh/sigmoid module (a net with large activations computes those in float32, and its
-    round-off scales with them), else the output itself. Scales the absolute parity bar."""
-    last: dict[str, Any] = {}
-
-    def remember(layer: torch.nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-        last["layer"], last["input"] = layer, inputs[0] if inputs else None
-
-    leaves = [m for m in module.modules() if next(m.children(), None) is None]
-    handles = [m.register_forward_hook(remember) for m in leaves]
-    try:
-        with torch.no_grad():
-            out = module(torch.from_numpy(batch))
-    finally:
-        for handle in handles:
-            handle.remove()
-    before = last.get("input")
-    basis = out
-    if isinstance(last.get("layer"), _BOUNDED_ACTIVATIONS) and isinstance(before, torch.Tensor):
-        basis = before if before.shape == out.shape else out
-    return out.numpy(), float((basis.max() - basis.min()).item())
-
-
-def run_parity(
-    generator: torch.nn.Module, onnx_path: Path, size_multiple: int, image_dir: str | Path | None
-) -> dict[str, Any]:
-    """fp32 tensor parity of an exported file (kept for callers of the first version)."""
-    image = Path(image_dir) if image_dir else None
-    return tensor_parity(generator, onnx.load(str(onnx_path)), size_multiple, image, "fp32")
-
-
-def frame_parity(
-    tensor_model: onnx.ModelProto,
-    frame_model: onnx.ModelProto,
-    size_multiple: int,
-    image_dir: Path | None,
-    *,
-    batch: int | None = None,
-    size: tuple[int, int] | None = None,
-) -> dict[str, Any]:
-    """The frame graph against the tensor graph + host-side preprocess/postprocess, on uint8 frames."""
-    from i2i.runtime.frames import postprocess, preprocess
-
-    tensor_session, frame_session = _session(tensor_model), _session(frame_model)
-    tensor_in = tensor_model.graph.input[0].name
-    cases = []
-    for name, frames in frame_inputs(size_multiple, image_dir, batch=batch, size=size):
-        tensors, hw = preprocess(list(frames), size_multiple)
-        reference = np.stack(postprocess(tensor_session.run(None, {tensor_in: tensors})[0], hw))
-        case = compare_frames(reference, frame_session.run(None, {FRAME_INPUT: frames})[0])
-        case["input"] = name
-        cases.append(case)
-    return summarize_frames(cases)
-
-
+# -- stage 5/6: parity (the runs themselves: i2i.export.parity_run) ------------------------------
 def _dataset_images(ckpt: dict[str, Any], splits: tuple[str, ...], scratch: Path) -> Path | None:
     """Input-side images of the first of ``splits`` that the training dataset has (any layout:
     ``<split>/A``, ``<split>A`` or aligned A|B files, whose input halves go to ``scratch``)."""
@@ -627,18 +511,6 @@ def _trace_step(job: _Job) -> onnx.ModelProto:
     return model
 
 
-def _runner(model: onnx.ModelProto, precision: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The graph as ``tensor_parity`` runs it (fp16 as its emulation): float32 NCHW in, out."""
-    session = _session(emulate_fp16(model)[0] if precision == "fp16" else model)
-    fp16_in = model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
-    name = model.graph.input[0].name
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return np.asarray(session.run(None, {name: x.astype(np.float16) if fp16_in else x})[0])
-
-    return run
-
-
 def _parity_step(job: _Job, model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Stages 5-6: tensor parity against torch, then the frame wrapper and its own parity.
 
@@ -654,7 +526,7 @@ def _parity_step(job: _Job, model: onnx.ModelProto) -> tuple[onnx.ModelProto, di
     parity["tensor_passed"] = parity["passed"]  # the tensor bar alone; "passed" adds dropout and frame I/O
     if drawn:
         x = statistics_input(job.multiple, config.batch, config.size)
-        run, kept_run = _runner(model, config.precision), _runner(kept_model, config.precision)
+        run, kept_run = runner(model, config.precision), runner(kept_model, config.precision)
         stats = dropout_statistics(job.module, run, kept_run, x)
         parity["dropout"] = {"random_ops": drawn, **stats}
         parity["passed"] = parity["passed"] and stats["passed"]
@@ -708,4 +580,4 @@ def read_card(path: str | Path) -> ModelCard:
     return ModelCard.from_onnx(path)
 
 
-__all__ = ["ExportConfig", "ExportResult", "check_config", "export_checkpoint", "make_card", "read_card"]
+__all__ = ["ExportConfig", "ExportResult", "check_config", "export_checkpoint", "make_card", "read_card", "run_parity"]
