@@ -11,7 +11,7 @@ import cv2
 import pytest
 
 from i2i.benchsuite import _relate, load_suite, parse_size, run_suite, write_results
-from i2i.errors import I2IError
+from i2i.errors import I2IError, install_hint
 
 SUITE = """
 name = "tiny"
@@ -66,7 +66,7 @@ def test_suite_runs_and_writes_results(tmp_path: Path) -> None:
     assert len(refined) == 1 and refined[0]["refine_p50_ms"] > 0 and refined[0]["refine_vs_infer"] > 0
     assert "unknown backend 'nope'" in rows[("nope", "model")]["skipped"]
     if importlib.util.find_spec("tensorrt") is None:  # the cell says why, and the other cells still ran
-        assert "pip install 'i2i[trt]'" in rows[("trt", "model")]["skipped"]
+        assert install_hint("trt") in rows[("trt", "model")]["skipped"]
     ort, torch_row = rows[("ort", "model")], rows[("torch", "model")]
     assert (ort["height"], ort["width"]) == (32, 52)  # rounded up to the model's multiple of 4
     assert ort["psnr_vs_torch_fp32_db"] > 60 and torch_row["psnr_vs_torch_fp32_db"] == float("inf")
