@@ -132,6 +132,8 @@ def _profiles(**fields: object) -> list[dict[str, object]]:
         ({"profiles": _profiles(input=3)}, "input must be"),
         ({"profiles": _profiles(max_batch=4)}, "max_batch"),
         ({"card": {"io": "frame"}}, "card"),
+        ({"tensors": ["image", "output"]}, "'tensors' must name"),
+        ({"tensors__output": 'out" } instance_group { kind: KIND_CPU'}, "tensors.output must be"),
     ],
 )  # fmt: skip
 def test_sidecar_fields_are_type_checked(tmp_path: Path, changes: dict[str, object], match: str) -> None:

@@ -103,6 +103,8 @@ _EXAMPLES = {
     "tensorrt": "'10.13.0.35'",
     "gpu.compute_capability": "'8.9'",
     "profiles[].input": "'image' (letters, digits, _ . : / -)",
+    "tensors.input": "'image' (letters, digits, _ . : / -)",
+    "tensors.output": "'output' (letters, digits, _ . : / -)",
     "gpu.name": "'NVIDIA H100 80GB HBM3'",
 }
 
@@ -155,6 +157,12 @@ def validate_sidecar(sidecar: Any, where: str = "sidecar") -> dict[str, Any]:
     profiles = sidecar["profiles"]
     if not isinstance(profiles, list) or not profiles:
         raise I2IError(f"{where}: 'profiles' must be a non-empty list")
+    tensors = sidecar.get("tensors")
+    if tensors is not None:  # the engine's I/O names, which the Triton writer puts in config.pbtxt
+        if not isinstance(tensors, dict):
+            raise I2IError(f"{where}: 'tensors' must name the input and output tensors")
+        for key in ("input", "output"):
+            _text(tensors.get(key), where, f"tensors.{key}", _TENSOR_NAME)
     rank = len(card.io.batch_shape(1, 1, 1))
     checked = dict(sidecar, profiles=[_profile(p, where, rank) for p in profiles])
     checked["rebuild"] = rebuild_advice(checked, card)
