@@ -139,3 +139,15 @@ def test_max_pixels_raises_the_cap_from_the_command_line(model: Path, tmp_path: 
     assert code != 0 and "could be read" in output
     code, output = _run(model, "-s", tmp_path / "imgs", "--max-pixels", 3072)
     assert code == 0, output
+
+
+def test_a_float_image_outside_0_1_is_skipped_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A float TIFF holding 0..255 would have been clipped into a white frame: the folder skips it."""
+    folder = tmp_path / "imgs"
+    _images(folder, 1)
+    assert cv2.imwrite(str(folder / "hdr.tiff"), smooth_frame().astype(np.float32))
+    assert [frame.name for frame in FolderSource(str(folder))] == ["img0"]
+    err = capsys.readouterr().err
+    assert "warning: skipping" in err and "hdr.tiff: float frames hold values in 0..1" in err
