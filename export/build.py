@@ -44,6 +44,7 @@ class TritonOptions:
     max_batch_size: int | None = None  # None: the model's own limit (engine profile, static batch)
     instances: int = 1
     kind: str = "gpu"
+    overwrite: bool = False  # replace an existing <repository>/<name>/<version> (never without it)
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ def build_triton(model_file: Path, job: ExportJob, result: ExportResult) -> Path
         instances=options.instances,
         kind=options.kind,
         max_batch_size=options.max_batch_size,
+        overwrite=options.overwrite,
     )
     card = FORMATS["engine" if model_file.suffix in FORMATS["engine"].suffixes else "onnx"].read_card(model_file)
     result.triton = write_repository(model_file, card, config)

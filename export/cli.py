@@ -177,6 +177,9 @@ def _precision(o: dict[str, Any]) -> str:
 )
 @click.option("--triton-instances", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--triton-kind", type=click.Choice(["gpu", "cpu"]), default="gpu", show_default=True)
+@click.option(
+    "--triton-overwrite", is_flag=True, help="Replace an existing DIR/<name>/<version> (never replaced without it)."
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @debug_option
 def build(model: Path, **options: Any) -> None:
@@ -260,6 +263,7 @@ def _triton_options(o: dict[str, Any]) -> Any:
         max_batch_size=o["triton_max_batch"],
         instances=o["triton_instances"],
         kind=o["triton_kind"],
+        overwrite=o["triton_overwrite"],
     )
 
 
@@ -298,6 +302,13 @@ def _report_onnx(onnx_path: Path, p: dict[str, Any], report: Path) -> None:
         click.echo(
             f"frame:  uint8 I/O vs host pre/post: max {frame['max_level_diff']} level(s), "
             f"min PSNR {frame['min_psnr_db']:.1f} dB over {len(frame['cases'])} frame batches"
+        )
+    if "dropout" in p:  # --test-dropout: parity above ran with every unit kept; this checks the draw
+        d = p["dropout"]
+        click.echo(
+            f"dropout: mean |change| between runs {d['exported_mean_abs_change']:.4f} exported vs "
+            f"{d['torch_mean_abs_change']:.4f} torch over {d['pairs']} pairs, gap {d['gap']:.4f} "
+            f"(bound {d['bound']:.4f}, {'pass' if d['passed'] else 'FAIL'})"
         )
 
 

@@ -150,6 +150,8 @@ ADVISORIES = [
     # not in 1.23.2's binaries, in 1.24.1's (the first 1.24 release on the index).
     ("onnxruntime", "1.24.1", "1.23.2", "onnxruntime#26776: external data read from outside the model folder"),
     ("onnxruntime-gpu", "1.24.1", "1.23.2", "onnxruntime#26776: external data read from outside the model folder"),
+    ("Pillow", "10.2.0", "10.1.0", "CVE-2023-50447: ImageMath.eval runs code from its environment argument"),
+    ("Pillow", "10.3.0", "10.2.0", "CVE-2024-28219: buffer overflow in _imagingcms"),
 ]
 
 
