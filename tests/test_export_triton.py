@@ -183,6 +183,10 @@ def test_cli_refuses_an_escaping_name_and_an_existing_version(tiny_onnx: Path, t
     result = invoke(main, [tiny_onnx, "--triton", repo, "--triton-name", "m"])
     assert result.exit_code == 1 and "already exists: refusing to replace" in result.output, result.output
     assert (repo / "m" / "1" / "model.onnx").stat().st_mtime_ns == before
+    (repo / "m" / "1" / "stale.txt").write_text("from the old version")
+    result = invoke(main, [tiny_onnx, "--triton", repo, "--triton-name", "m", "--triton-overwrite"])
+    assert result.exit_code == 0, result.output
+    assert not (repo / "m" / "1" / "stale.txt").exists() and (repo / "m" / "1" / "model.onnx").is_file()
 
 
 # -- TensorRT plans: max_batch_size from the engine's profile ---------------------------------------
