@@ -359,9 +359,10 @@ def temporal_command(
     json_path: Path | None,
     max_frames: int,
 ) -> None:
-    """Warping error (Lai et al. 2018) of OUTPUT against the motion of INPUT (videos or frame folders).
+    """Temporal stability: the warping error of OUTPUT against the motion of INPUT (videos or frame folders).
 
     \b
+    The warping error of Lai et al. 2018 with flow (OpenCV DIS MEDIUM) computed on INPUT.
     Prints E_warp and tPSNR of the output and of the input itself (the floor set by flow error);
     with --stabilised, that run's E_warp and its fidelity (PSNR, SSIM) to OUTPUT.
     """
