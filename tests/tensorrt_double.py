@@ -27,9 +27,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import enum
+import errno
 import importlib.machinery
 import json
+import os
+import signal
 import sys
+import threading
 import time
 import types
 import weakref
@@ -313,7 +317,8 @@ def make_module(flavour: str) -> tuple[types.ModuleType, Record]:
     class Builder:
         __slots__ = ("logger",)
         build_steps = 4  # steps of the one phase the double reports
-        step_seconds = 0.0  # time each step spends "in C++" (signals stay pending there)
+        step_seconds = 0.0  # time each step takes
+        callbacks_on_worker = False  # True: callbacks on a TensorRT thread, the caller waiting in C
         on_build: Any = None  # called as the build starts (a test waits for it before signalling)
 
         def __init__(self, logger: ILogger) -> None:
@@ -383,7 +388,7 @@ def make_module(flavour: str) -> tuple[types.ModuleType, Record]:
                 outcome["finished"] = False
                 pending.close()
 
-        from_cxx(callbacks(), tick, Builder.build_steps + 2)
+        (from_worker if Builder.callbacks_on_worker else from_cxx)(callbacks(), tick, Builder.build_steps + 2)
         build["cancelled"] = not outcome["finished"]
         return outcome["finished"]
 
@@ -436,6 +441,44 @@ def from_cxx(pending: Any, tick: Any, ticks: int) -> None:
     qsort.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, type(compare)]
     qsort.restype = None
     qsort(items, len(items), ctypes.sizeof(ctypes.c_int), compare)
+
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def from_worker(pending: Any, tick: Any, ticks: int) -> None:
+    """Call ``tick(pending)`` ``ticks`` times on another thread, as TensorRT may call its monitor
+    from its own threads (NvInfer.h), while the calling thread waits in C: a read(2) on a pipe,
+    with SIGINT and SIGTERM blocked there so that they are delivered to some other thread. No
+    Python signal handler can run meanwhile (they run in the main thread only); what a signal
+    leaves behind at delivery is the byte Python's C-level handler writes to the wakeup fd."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        for _ in range(ticks):
+            tick(pending)
+        return
+    read, write = os.pipe()
+
+    def work() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        try:
+            for _ in range(ticks):
+                tick(pending)
+        finally:
+            os.write(write, b"x")
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        worker = threading.Thread(target=work, name="tensorrt-builder")
+        worker.start()
+        done = ctypes.create_string_buffer(1)
+        while libc.read(read, done, 1) < 0 and ctypes.get_errno() == errno.EINTR:
+            pass
+        worker.join()
+    finally:
+        os.close(read)
+        os.close(write)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # back in Python: pending handlers run
 
 
 # -- onnx-tensorrt's limits that i2i graphs meet (docs/operators.md) -------------------------------

@@ -26,6 +26,7 @@ from tensorrt_double import make_module
 
 trt, record = make_module("11")
 trt.Builder.build_steps, trt.Builder.step_seconds = 600, 0.05  # 30 s unless interrupted
+trt.Builder.callbacks_on_worker = {worker!r}
 trt.Builder.on_build = lambda: print("BUILDING", flush=True)
 sys.modules["tensorrt"] = trt
 
@@ -46,11 +47,15 @@ finally:
 @pytest.mark.parametrize(
     ("sig", "code", "word"), [(signal.SIGINT, 130, "Interrupted"), (signal.SIGTERM, 143, "Terminated")]
 )
+@pytest.mark.parametrize("worker", [False, True], ids=["callbacks-on-the-caller", "callbacks-on-a-tensorrt-thread"])
 def test_a_real_signal_during_a_build_cancels_it_and_exits_as_interrupted(
-    tmp_path: Path, sig: signal.Signals, code: int, word: str
+    tmp_path: Path, sig: signal.Signals, code: int, word: str, worker: bool
 ) -> None:
+    """On the caller's thread the handler runs in a callback; on TensorRT's own threads (the caller
+    waiting in C) no handler runs until the build returns, and only the wakeup fd tells."""
     onnx_path = carded_onnx(tmp_path / "model.onnx", card())
-    script = BUILD.format(tests=str(TESTS), onnx=str(onnx_path), cache=str(tmp_path / "timing.cache"))
+    cache = str(tmp_path / "timing.cache")
+    script = BUILD.format(tests=str(TESTS), onnx=str(onnx_path), cache=cache, worker=worker)
     process = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
     )
