@@ -263,8 +263,14 @@ def _ort_model(torch: Any, name: str, precision: str, work: Path, plan: Plan) ->
         onnx_path = export(checkpoint, work / f"{name}-{precision}.onnx", precision=precision, progress=False).onnx
     except Exception as exc:  # below the parity bar, an exporter problem: recorded with the reason
         return [row(name, (0, 0), precision, engine, skipped=f"export failed: {' '.join(str(exc).split())[:200]}")]
+    from i2i.errors import I2IError
+
     rows = []
-    with open_backend("ort", onnx_path, device=plan.device) as backend:
+    try:
+        backend = open_backend("ort", onnx_path, device=plan.device)
+    except I2IError as exc:  # e.g. compute ORT placed on the CPU: recorded with the reason, the check goes on
+        return [row(name, (0, 0), precision, engine, skipped=f"refused: {' '.join(exc.message.split())[:300]}")]
+    with backend:
         for hw in plan.sizes:
             if plan.left() <= 0:
                 rows.append(row(name, hw, precision, engine, skipped="time budget spent"))
@@ -274,7 +280,11 @@ def _ort_model(torch: Any, name: str, precision: str, work: Path, plan: Plan) ->
             def call(b: np.ndarray = batch) -> np.ndarray:
                 return backend(b)
 
-            samples, out = time_call(torch, call, plan)
+            try:
+                samples, out = time_call(torch, call, plan)
+            except I2IError as exc:  # onnxruntime before 1.24 checks placement on the first run
+                rows.append(row(name, hw, precision, engine, skipped=f"refused: {' '.join(exc.message.split())[:300]}"))
+                break
             ref = _REFERENCES.get((name, hw))
             result = out.astype(np.float32)
             rows.append(row(name, hw, precision, engine, **measured(samples, result, ref, backend.describe())))
