@@ -147,12 +147,20 @@ def reference_bgr(image: np.ndarray) -> np.ndarray:
         levels = planes.astype(np.float64)
     elif image.dtype == np.uint16:
         levels = planes / 257.0  # 65535 -> 255
-    else:  # float in [0, 1]: NaN -> 0, +Inf -> 1, -Inf -> 0, then clipped
-        values = np.nan_to_num(planes.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
-        levels = np.clip(values, 0.0, 1.0) * 255.0
+    else:  # float in [0, 1] (half a level of slack either side, which rounds as clipping would)
+        levels = np.clip(planes.astype(np.float64), 0.0, 1.0) * 255.0
     if levels.shape[2] == 1:
         return np.repeat(levels, 3, axis=2)
     return levels[..., :3]  # BGRA drops alpha
+
+
+def float_frame_in_contract(image: np.ndarray) -> bool:
+    """The frame contract for floats: finite, within half an 8-bit level of 0..1 (exact in float64:
+    every float16/32 value converts exactly)."""
+    values = image.astype(np.float64)
+    if image.size == 0:
+        return True
+    return bool(np.isfinite(values).all() and values.min() >= -0.5 / 255 and values.max() <= 1 + 0.5 / 255)
 
 
 def reference_pad(frame: np.ndarray, multiple: int) -> np.ndarray:
@@ -190,6 +198,10 @@ def test_to_bgr_uint8_normalises_or_rejects_with_i2ierror(image: np.ndarray) -> 
     supported = image.dtype in ACCEPTED_DTYPES and (image.ndim == 2 or image.shape[2] in (1, 3, 4))
     if not supported or image.size == 0:
         with pytest.raises(I2IError, match="unsupported image|empty image"):
+            to_bgr_uint8(image)
+        return
+    if image.dtype.kind == "f" and not float_frame_in_contract(image):
+        with pytest.raises(I2IError, match="float frame"):  # refused, never clipped into a white frame
             to_bgr_uint8(image)
         return
     with no_warnings():
@@ -335,6 +347,10 @@ def decodable_batches(draw: st.DrawFn) -> list[np.ndarray]:
     dtype = draw(st.sampled_from(ACCEPTED_DTYPES))
     h, w = draw(sides), draw(sides)
     shape = draw(st.sampled_from([(h, w), (h, w, 1), (h, w, 3), (h, w, 4)]))
+    if np.dtype(dtype).kind == "f":  # the frame contract: finite floats in 0..1
+        width = 8 * np.dtype(dtype).itemsize
+        unit = st.floats(0.0, 1.0, width=width)
+        return [draw(hnp.arrays(dtype, shape, elements=unit)) for _ in range(draw(st.integers(1, 2)))]
     return [draw(hnp.arrays(dtype, shape)) for _ in range(draw(st.integers(1, 2)))]
 
 
