@@ -359,6 +359,17 @@ class WebSink(Sink):
         self.clients_refused = 0
         self.pending_dropped = 0
         self.token_failures = 0
+        self._serve(host, port)
+        if not self.loopback and token is None:
+            click.echo(
+                f"warning: the viewer listens on {host or 'all interfaces'} (not loopback) with no token "
+                "(--insecure-public): anyone who can reach this machine can watch the stream",
+                err=True,
+            )
+        self._announce(generated)
+
+    def _serve(self, host: str, port: int) -> None:
+        """Bind (IPv6 for an IPv6 address), record the address, and serve in a daemon thread."""
         server_class = _Server6 if access.address_family(host) == socket.AF_INET6 else _Server
         try:
             self._server = server_class((host, port), _Handler)
@@ -373,13 +384,6 @@ class WebSink(Sink):
         self.path = self.url  # recorded in stats and reports: never the token
         self._thread = threading.Thread(target=self._server.serve_forever, name="i2i-web", daemon=True)
         self._thread.start()
-        if not self.loopback and token is None:
-            click.echo(
-                f"warning: the viewer listens on {host or 'all interfaces'} (not loopback) with no token "
-                "(--insecure-public): anyone who can reach this machine can watch the stream",
-                err=True,
-            )
-        self._announce(generated)
 
     def _announce(self, generated: bool) -> None:
         """The address to open, once. With a token it is shown whole only on a terminal: a redirected
