@@ -120,7 +120,10 @@ bench: $(DEMO)/student/model.pt
 bench-gpu: $(DEMO)/student/model.pt
 	$(BIN)/i2i-bench benchmarks/gpu.toml
 
-# A short GPU check (< 8 min on an H200): torch eager/channels_last/CUDA graphs/compile, fp32/fp16,
+# A short GPU check (< 8 min on an H200). First the TensorRT backend's own CUDA path
+# (benchmarks/trt_cuda_check.py: pinned staging, stream, per-shape buffers, uint8 frame I/O, CUDA
+# graphs, with execute_async_v3 stood in by a torch kernel; frames checked bit for bit), then
+# torch eager/channels_last/CUDA graphs/compile, fp32/fp16,
 # plus ONNX Runtime's CUDA provider where installed (TensorRT is only reported, installed or not: its
 # engines are timed by bench-gpu) -> benchmarks/results/<gpu>/gpu-check.*. Runs from a bare working
 # tree with any Python that has torch+CUDA: PY defaults to .venv's python, or python3 without a .venv.

@@ -90,9 +90,10 @@ def model_facts(model_file: Path) -> ModelFacts:
         from i2i.export.tensorrt import graph_io
 
         return ModelFacts(*graph_io(model_file))
-    from i2i.runtime.backends.tensorrt import read_sidecar
+    from i2i.runtime.backends.tensorrt import check_engine_file, read_sidecar
 
     sidecar = read_sidecar(model_file)
+    check_engine_file(model_file, sidecar)  # the plan copied into the repository is the one described
     profile = sidecar["profiles"][0]
     names = sidecar.get("tensors") or sidecar["card"].get("io", {})  # older sidecars: the i2i-card/1 io names
     if not {"input", "output"} <= set(names):

@@ -242,3 +242,12 @@ def test_plan_with_one_batch_size_is_served_unbatched(tiny_onnx: Path, tmp_path:
     engine, card = _engine(tmp_path, tiny_onnx, 2, 4)
     with pytest.raises(I2IError, match="Triton batches from 1"):
         write_repository(engine, card, TritonConfig(repository=str(tmp_path / "r2")))
+
+
+def test_a_plan_whose_bytes_differ_from_its_sidecar_is_not_copied(tiny_onnx: Path, tmp_path: Path) -> None:
+    engine, card = _engine(tmp_path, tiny_onnx, 1, 8)
+    engine.write_bytes(b"swapped")  # the sidecar's sha256 describes b"plan"
+    repo = tmp_path / "repo"
+    with pytest.raises(I2IError, match="does not match its sidecar"):
+        write_repository(engine, card, TritonConfig(repository=str(repo), name="m"))
+    assert not repo.exists()
