@@ -3,6 +3,8 @@
 ONNX models: the card, graph I/O, precision, static size, op histogram (and which ops compute in
 fp16 / fp32), and the parity figures (from the card and the ``.parity.json`` report beside it).
 Engines: the sidecar (card, TensorRT version, GPU, profiles); TensorRT itself is not needed.
+Checkpoints (``model.pt``): the card they yield (arch, test-time mode and why, a student's teacher,
+training metrics), read without running the network.
 """
 
 from __future__ import annotations
@@ -64,8 +66,15 @@ def describe_engine(path: Path) -> dict[str, Any]:
     }
 
 
-# What inspect reads per format (the format table's rows; checkpoints and Triton folders are not inspected).
-DESCRIBERS = {"onnx": describe_onnx, "engine": describe_engine}
+def describe_checkpoint(path: Path) -> dict[str, Any]:
+    from i2i.runtime.formats import FORMATS
+
+    card = FORMATS["checkpoint"].read_card(path)
+    return {"path": str(path), "kind": "checkpoint", "card": card.to_dict(), "bytes": path.stat().st_size}
+
+
+# What inspect reads per format (the format table's rows; Triton folders are not inspected).
+DESCRIBERS = {"onnx": describe_onnx, "engine": describe_engine, "checkpoint": describe_checkpoint}
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -74,7 +83,7 @@ def describe(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     fmt = format_of(path)
     if fmt.name not in DESCRIBERS:
-        raise I2IError(f"inspect takes model.onnx or model.engine, not {path.name}")
+        raise I2IError(f"inspect takes model.pt, model.onnx or model.engine, not {path.name}")
     if not path.is_file():
         raise I2IError(f"model not found: {path}")
     return DESCRIBERS[fmt.name](path)
@@ -130,6 +139,9 @@ def _card_lines(card: Any) -> list[str]:
     test = f"test-time BatchNorm {card.test_norm} statistics" + (", dropout on" if card.test_dropout else "")
     why = [f"            why: {card.test_norm_reason or 'not recorded'}"]
     teacher = [f"teacher:    {card.teacher.describe()}"] if card.teacher else []
+    metrics = card.metrics or {}
+    shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in ("psnr_db", "ssim", "fid", "kid") if k in metrics)
+    trained = [f"metrics:    step {metrics.get('step', '?')}: {shown}"] if shown else []
     return [
         f"arch:       {card.arch}  method {card.method}" + (f"  refiner {card.refiner.kind}" if card.refiner else ""),
         f"precision:  {card.precision}" + (f" (kept fp32: {', '.join(card.fp32_ops)})" if card.fp32_ops else ""),
@@ -139,4 +151,5 @@ def _card_lines(card: Any) -> list[str]:
         f"test mode:  {test}",
         *why,
         *teacher,
+        *trained,
     ]

@@ -82,3 +82,13 @@ def test_inspect_shows_the_mode_and_its_reason(demo_data: Path, tmp_path: Path) 
     text = format_text(describe(onnx_path))
     assert "test-time BatchNorm running statistics" in text
     assert f"why: {ckpt['test_norm_reason']}" in text
+
+
+def test_inspect_reads_a_checkpoint_too(demo_data: Path, tmp_path: Path) -> None:
+    from i2i.export.cli import main as export_cli
+
+    ckpt = _train(demo_data, tmp_path / "run", 1)
+    result = invoke(export_cli, ["inspect", tmp_path / "run" / "model.pt"])
+    assert result.exit_code == 0, result.output
+    assert "(checkpoint)" in result.output and "test-time BatchNorm frame statistics" in result.output
+    assert f"why: {ckpt['test_norm_reason']}" in result.output
