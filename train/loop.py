@@ -55,7 +55,7 @@ from i2i.train.data import (
 from i2i.train.methods import Method, MethodConfig, get_method
 from i2i.train.metrics import Evaluator
 from i2i.train.options import option
-from i2i.train.run_folder import claim_run_folder
+from i2i.train.run_folder import claim_run_folder, forget_after
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -668,10 +668,19 @@ def _setup(
     if config.resume:
         run.step = run.saved_step = _resume(method, run.schedulers, run.out)
         if run.main:
-            _forget_after(run.out, run.step)
+            forget_after(run.out, run.step)
     if run.main:
         run.write_config()
     return run
+
+
+def _heldout_evaluator(
+    method_cls: type[Method], config: TrainConfig, device: torch.device, env: distributed.DistEnv
+) -> Evaluator | None:
+    """The evaluator of a ``labels_heldout`` method (distill): on the held-out pairs it labelled."""
+    pairs = method_cls.heldout_pairs(config)
+    root, side = pairs if pairs is not None else (None, None)
+    return Evaluator.for_run(config, "paired", device, env.is_main, pairs=root, size=side)
 
 
 def _train(
@@ -685,11 +694,8 @@ def _train(
     autocast = _autocast(device, config.amp)
     # Evaluation options and files (Inception weights) are checked before any work; rank 0 evaluates.
     evaluator = None if method_cls.labels_heldout else Evaluator.for_run(config, method_cls.layout, device, env.is_main)
-    run = _setup(method_cls, method_config, config, env, device)
-    if method_cls.labels_heldout:  # its held-out pairs exist once make_dataset has labelled them
-        pairs = method_cls.heldout_pairs(run.config)
-        root, side = pairs if pairs is not None else (None, None)
-        evaluator = Evaluator.for_run(run.config, "paired", device, env.is_main, pairs=root, size=side)
+    run = _setup(method_cls, method_config, config, env, device)  # distill: its held-out pairs labelled now
+    evaluator = _heldout_evaluator(method_cls, run.config, device, env) if method_cls.labels_heldout else evaluator
     method, start = run.method, time.perf_counter()
     loader = run.loader()
     method.train(True)
@@ -737,32 +743,6 @@ def _train(
         result.eval_log = evaluator.log if evaluator is not None and evaluator.log.exists() else None
     result.steps, result.seconds = run.step, time.perf_counter() - start
     return result
-
-
-def _forget_after(out: Path, step: int) -> None:
-    """Resumed at ``step`` (from an earlier state when the latest was unreadable): the log lines and
-    state history of later steps belong to a run that is now being redone, and are dropped."""
-    for old in (out / "checkpoints").glob("state_*.pt"):
-        if old.stem[len("state_") :].isdigit() and int(old.stem[len("state_") :]) > step:
-            old.unlink(missing_ok=True)
-    for name in ("log.jsonl", "eval.jsonl"):
-        log = out / name
-        if not log.is_file():
-            continue
-        lines = log.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if _logged_step(line) <= step]
-        if len(kept) != len(lines):
-            atomic_write(log, "".join(kept))
-
-
-def _logged_step(line: str) -> int:
-    """The step of one log.jsonl / eval.jsonl line (-1 when it has none: kept)."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return -1
-    value = record.get("step") if isinstance(record, dict) else None
-    return value if isinstance(value, int) else -1
 
 
 def _read_state(path: Path) -> dict[str, Any] | None:

@@ -6,14 +6,18 @@ continues the newest of them). A folder given with ``--out`` that already holds 
 unless the run continues it (``--resume``) or clears it first (``--overwrite``, which removes the
 run's own files only: those in ``RUN_FILES`` and ``RUN_FOLDERS`` and the generators' ``model*.pt``; anything else in
 the folder, and a distillation's teacher cache, which is reused only while it matches, stay).
+A run resumed from an earlier state than its last (the latest unreadable) drops the log lines and
+state history of the steps it redoes (``forget_after``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 
+from i2i._files import write_text
 from i2i.errors import I2IError
 
 # What a training run writes in its folder (besides its generators, model.pt and model_<dir>.pt).
@@ -81,3 +85,29 @@ def claim_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+def forget_after(out: Path, step: int) -> None:
+    """Resumed at ``step`` (from an earlier state when the latest was unreadable): the log lines and
+    state history of later steps belong to a run that is now being redone, and are dropped."""
+    for old in (out / "checkpoints").glob("state_*.pt"):
+        if old.stem[len("state_") :].isdigit() and int(old.stem[len("state_") :]) > step:
+            old.unlink(missing_ok=True)
+    for name in ("log.jsonl", "eval.jsonl"):
+        log = out / name
+        if not log.is_file():
+            continue
+        lines = log.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if _logged_step(line) <= step]
+        if len(kept) != len(lines):
+            write_text(log, "".join(kept), "run log")
+
+
+def _logged_step(line: str) -> int:
+    """The step of one log.jsonl / eval.jsonl line (-1 when it has none: kept)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return -1
+    value = record.get("step") if isinstance(record, dict) else None
+    return value if isinstance(value, int) else -1
