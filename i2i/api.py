@@ -8,6 +8,10 @@
     for item in translator.stream("photos/"):     # or a video, a camera index, rtsp://...
         cv2.imwrite(f"out/{item.name}.png", item.image)   # item.path, item.index, item.speed (ms)
 
+    fast = i2i.load("model.onnx", infer_size=(360, 640))   # translate at about 360x640, upsample back
+    for item in fast.stream("clip.mp4", stabilize=0.5):    # flow-guided temporal stabilisation
+        ...
+
 ``i2i.load`` is torch-free for ONNX models and TensorRT engines (a ``model.pt`` runs on the torch
 backend and needs ``i2i[train]``). A ``Translator`` does exactly what ``i2i-run`` does to each frame:
 the same backend, the same frame conversion (``FrameCodec``: gray and BGRA converted, padding to the
@@ -28,7 +32,8 @@ import numpy as np
 from i2i.errors import I2IError
 from i2i.runtime.backends.base import Backend
 from i2i.runtime.card import ModelCard
-from i2i.runtime.frames import FrameCodec
+from i2i.runtime.frames import FrameCodec, to_bgr_uint8
+from i2i.runtime.working_size import DEFAULT_UPSAMPLER, UPSAMPLERS, WorkingSize, working_size_for
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ class TranslatedFrame:
     folder (save the output under it), None for videos, cameras and streams; ``path`` the image
     file, or the source's name (never a URL's credentials); ``speed`` the milliseconds each stage
     took for this frame (a batch's time split evenly over its frames), as i2i-run's table names them:
-    ``read``, ``preprocess``, ``infer``, ``refine`` (with a refiner) and ``postprocess``.
+    ``read``, ``preprocess``, ``infer``, ``refine`` (with a refiner), ``postprocess``, ``upsample``
+    (with a working size smaller than the frame) and ``stabilize`` (a stabilised stream).
     """
 
     image: np.ndarray
@@ -57,15 +63,28 @@ class TranslatedFrame:
 
 
 class Translator:
-    """A loaded model: call it on frames, ``stream`` a source through it, close it (or use ``with``)."""
+    """A loaded model: call it on frames, ``stream`` a source through it, close it (or use ``with``).
 
-    def __init__(self, backend: Backend, refiner: Any = None, why: str | None = None, brief: str | None = None) -> None:
+    ``working_size``: frames larger than it are translated at it and upsampled back (``i2i.load``'s
+    ``infer_size``); ``stabilize``: the default stabilisation strength of ``stream`` (None: off)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        refiner: Any = None,
+        why: str | None = None,
+        brief: str | None = None,
+        working_size: WorkingSize | None = None,
+        stabilize: float | None = None,
+    ) -> None:
         self.backend = backend
         self.refiner = refiner
         self.why = why  # why --backend auto chose this backend, every skipped tier's reason (None when named)
         self.brief = brief or why  # the same in one short line (GPU install hints only where a GPU is present)
         self._codec = FrameCodec(backend.io)
         self._static_batch = _static_batch(backend)
+        self.working_size = working_size
+        self.stabilize = _check_strength(stabilize)
 
     @property
     def card(self) -> ModelCard:
@@ -107,7 +126,11 @@ class Translator:
         if self._static_batch and n < self._static_batch:  # a fixed-batch model: pad with the last frame
             images = images + [images[-1]] * (self._static_batch - n)
         clock = _StageClock(timings)
-        batch, geometry = self._codec.encode(images)
+        small = images
+        if self.working_size is not None:
+            images = [to_bgr_uint8(image) for image in images]
+            small = self.working_size.shrink(images)
+        batch, geometry = self._codec.encode(small)
         clock.lap("preprocess")
         output = np.asarray(self.backend(batch))
         clock.lap("infer")
@@ -119,10 +142,19 @@ class Translator:
             clock.lap("refine")
         decoded = self._codec.decode(output, geometry)[:n]
         clock.lap("postprocess")
+        if self.working_size is not None and small is not images:
+            decoded = [self.working_size.enlarge(out, s, full) for out, s, full in zip(decoded, small, images)]
+            clock.lap("upsample")
         return decoded
 
     def stream(
-        self, source: str | int | Path, *, max_frames: int = 0, batch_size: int = 1, max_pixels: int | None = None
+        self,
+        source: str | int | Path,
+        *,
+        max_frames: int = 0,
+        batch_size: int = 1,
+        max_pixels: int | None = None,
+        stabilize: float | None = None,
     ) -> Iterator[TranslatedFrame]:
         """Translate a source frame by frame, in order: a camera index, a video file, a folder or glob
         of images, an ``rtsp://`` / ``http://`` stream or ``pattern:`` (the test pattern), as ``i2i-run
@@ -130,12 +162,17 @@ class Translator:
         ``.index``, ``.name`` (a folder image's file stem), ``.path`` and ``.speed`` (ms per stage).
 
         ``batch_size`` frames of one size share an inference call; ``max_pixels`` caps the decoded
-        frame size (default 8K UHD, as ``i2i-run --max-pixels``)."""
+        frame size (default 8K UHD, as ``i2i-run --max-pixels``). ``stabilize`` (0..1, default the
+        strength given to ``i2i.load``, None: off) blends each output with the previous one carried
+        along the input's motion (``i2i.runtime.stabilize.FlowStabilizer``, as ``i2i-run --stabilize``);
+        each stream starts afresh, and the stabiliser restarts itself at scene cuts."""
         from i2i.runtime.images import DEFAULT_MAX_PIXELS
         from i2i.runtime.sources import Frame, open_source
 
         if batch_size < 1:
             raise I2IError(f"batch_size must be >= 1, got {batch_size}")
+        strength = self.stabilize if stabilize is None else _check_strength(stabilize)
+        stabilizer = _open_stabilizer(strength)  # one per stream: each source starts afresh
         with open_source(str(source), max_pixels=max_pixels or DEFAULT_MAX_PIXELS) as frames:
             pending: list[tuple[Frame, float]] = []
             iterator = iter(frames)
@@ -147,19 +184,23 @@ class Translator:
                     break
                 count += 1
                 if pending and frame.image.shape != pending[0][0].image.shape:
-                    yield from self._stream_batch(pending)
+                    yield from self._stream_batch(pending, stabilizer)
                     pending = []
                 pending.append((frame, time.perf_counter() - t0))
                 if len(pending) == batch_size:
-                    yield from self._stream_batch(pending)
+                    yield from self._stream_batch(pending, stabilizer)
                     pending = []
             if pending:
-                yield from self._stream_batch(pending)
+                yield from self._stream_batch(pending, stabilizer)
 
-    def _stream_batch(self, pending: list[tuple[Any, float]]) -> Iterator[TranslatedFrame]:
+    def _stream_batch(self, pending: list[tuple[Any, float]], stabilizer: Any) -> Iterator[TranslatedFrame]:
         timings: dict[str, float] = {}
         outputs = self._translate([frame.image for frame, _ in pending], timings)
         n = len(pending)
+        if stabilizer is not None:
+            t0 = time.perf_counter()
+            outputs = [stabilizer(frame.image, output) for (frame, _), output in zip(pending, outputs)]
+            timings["stabilize"] = time.perf_counter() - t0
         shared = {stage: seconds * 1e3 / n for stage, seconds in timings.items()}
         for (frame, read_s), output in zip(pending, outputs):
             speed = {"read": read_s * 1e3, **shared}
@@ -193,6 +234,24 @@ class _StageClock:
         now = time.perf_counter()
         self.timings[stage] = self.timings.get(stage, 0.0) + now - self.t
         self.t = now
+
+
+def _check_strength(strength: float | None) -> float | None:
+    """A stabilisation strength in [0, 1), or None (off)."""
+    if strength is None:
+        return None
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength < 1.0:
+        raise I2IError(f"stabilize must be a strength in [0, 1) (1 would freeze the first frame), got {strength!r}")
+    return float(strength)
+
+
+def _open_stabilizer(strength: float | None) -> Any:
+    """A fresh flow-guided stabiliser, or None for no stabilisation (None or 0)."""
+    if not strength:
+        return None
+    from i2i.runtime.stabilize import FlowStabilizer
+
+    return FlowStabilizer(strength=strength)
 
 
 def _read_one_image(path: Path) -> np.ndarray:
@@ -236,6 +295,10 @@ def load(
     device: str | None = None,
     precision: str = "auto",
     refine: str | Path | None = None,
+    *,
+    infer_size: tuple[int, int] | None = None,
+    upsample: str = DEFAULT_UPSAMPLER,
+    stabilize: float | None = None,
     **options: Any,
 ) -> Translator:
     """Open a model (``.onnx``, ``.engine``, ``model.pt``) for translation.
@@ -244,12 +307,20 @@ def load(
     ORT CPU; ``translator.why`` says which and why); otherwise a backend by name (``i2i-run
     --backend``). ``device``: ``cpu``, ``cuda`` or ``cuda:N`` (None: the backend's default).
     ``precision="auto"`` runs the model's own precision. ``refine``: a spectral profile ``.npz`` or
-    a STIG refiner ``.onnx`` applied to every output. ``options``: the backend's options (``i2i-run -O``).
+    a STIG refiner ``.onnx`` applied to every output. ``infer_size`` (H, W): translate frames larger
+    than it at about that size (each side the nearest multiple of the model's size multiple) and bring the
+    outputs back to the frame's size with ``upsample`` (``"bilinear"``, or ``"guided"``: edge-aware,
+    along the frame's own luma, slower), as ``i2i-run --infer-size``. ``stabilize``: the default stabilisation
+    strength of ``translator.stream`` (0..1; None: off), as ``i2i-run --stabilize``.
+    ``options``: the backend's options (``i2i-run -O``).
     """
     from i2i.runtime.backends.auto import open_auto_choice
     from i2i.runtime.backends.base import open_backend
 
     path = Path(path)
+    _check_strength(stabilize)
+    if upsample not in UPSAMPLERS:
+        raise I2IError(f"unknown upsample {upsample!r}; valid: {', '.join(UPSAMPLERS)}")
     why = brief = None
     if backend == "auto":
         choice = open_auto_choice(path, device or "auto", None if precision == "auto" else precision, options)
@@ -259,10 +330,11 @@ def load(
         opened = open_backend(backend, path, precision=None if precision == "auto" else precision, **kwargs, **options)
     try:
         refiner = open_refiner(refine, opened) if refine is not None else None
+        working = working_size_for(opened.io, infer_size, upsample) if infer_size is not None else None
     except BaseException:
         opened.close()
         raise
-    return Translator(opened, refiner, why, brief)
+    return Translator(opened, refiner, why, brief, working, stabilize)
 
 
 def open_refiner(path: str | Path, backend: Backend) -> Any:

@@ -1,4 +1,9 @@
-"""source → preprocess → infer → refine (optional) → postprocess → sink, each stage timed.
+"""source → preprocess → infer → refine → postprocess → upsample → stabilize → sink, each stage timed.
+
+``refine`` (a spectral refiner), ``upsample`` (a working size for inference: frames are shrunk in
+``preprocess`` and the outputs brought back to the frame's size, see ``i2i.runtime.working_size``)
+and ``stabilize`` (flow-guided temporal stabilisation, ``i2i.runtime.stabilize``; one stabiliser per
+run, so each source starts afresh, and it restarts itself at scene cuts and size changes) are optional.
 
 Capture runs in its own thread and hands frames over a bounded queue, so reading/decoding the
 next frame overlaps inference of the current one:
@@ -40,6 +45,7 @@ from i2i.runtime.frames import FrameCodec, Geometry, NonFiniteOutputError
 from i2i.runtime.sinks import Sink
 from i2i.runtime.sources import Frame, Source
 from i2i.runtime.stats import E2E, StageStats
+from i2i.runtime.working_size import WorkingSize, refuse_fixed_size
 
 MODES = ("every-frame", "realtime")
 ON_NONFINITE = ("stop", "pass")
@@ -48,6 +54,7 @@ REPEATED_COUNTER = "repeated"  # realtime into a video file: outputs written aga
 _END = object()
 
 Refiner = Callable[[np.ndarray], np.ndarray]
+Stabilizer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (input frame, translated frame) -> frame
 
 
 @dataclass
@@ -162,18 +169,25 @@ def run_pipeline(
     handle_sigint: bool = False,
     stop: threading.Event | None = None,
     on_nonfinite: str = "stop",
+    working_size: WorkingSize | None = None,
+    stabilizer: Stabilizer | None = None,
 ) -> StageStats:
     """Stream ``source`` through ``backend`` (and ``refiner``) into ``sink``; returns the stats.
 
     ``stop`` (an Event) ends the run from another thread, like Ctrl-C does with ``handle_sigint``;
     ``stats.interrupted`` tells the caller it happened. ``on_nonfinite``: see the module docstring.
+    ``working_size``: translate frames at most at that size and upsample the outputs back;
+    ``stabilizer``: a fresh ``FlowStabilizer`` (or any such callable), applied at the frame's size.
     """
     codec, fixed_batch = _check_run(backend, batch_size, mode, refiner, on_nonfinite)
+    if working_size is not None:
+        refuse_fixed_size(codec.io)
     stats = stats or StageStats()
     sink.bind_stats(stats)
     source.bind_stats(stats)
     capture = _Capture(source, mode, depth=4 * batch_size, stats=stats, max_frames=max_frames)
     step = _Step(codec, backend, refiner, sink, stats, on_frames, fixed_batch, on_nonfinite)
+    step.working_size, step.stabilizer = working_size, stabilizer
     step.hold_dropped = mode == "realtime" and getattr(sink, "timed", False)
     with _graceful_sigint(handle_sigint) as sigint:
         capture.start()
@@ -284,6 +298,8 @@ class _Step:
         self.hold_dropped = False
         self._next_slot = 0
         self._last: tuple[np.ndarray, str | None, np.ndarray | None] | None = None
+        self.working_size: WorkingSize | None = None
+        self.stabilizer: Stabilizer | None = None
 
     def __call__(self, frames: list[Frame]) -> None:
         stats = self.stats
@@ -291,7 +307,8 @@ class _Step:
         if self.fixed_batch > len(images):  # the last, short batch of a static-batch model
             images += [images[-1]] * (self.fixed_batch - len(images))
         with stats.time("preprocess"):
-            batch, geometry = self.codec.encode(images)
+            small = self.working_size.shrink(images) if self.working_size is not None else images
+            batch, geometry = self.codec.encode(small)
         with stats.time("infer"):
             output = raw = np.asarray(self.backend(batch))
         if self.refiner is not None:
@@ -300,6 +317,17 @@ class _Step:
         with stats.time("postprocess"):
             outputs = self._decode(frames, output, geometry)
             lefts = self._left_images(frames, images, raw, geometry)
+        if self.working_size is not None and small is not images:
+            with stats.time("upsample"):
+                outputs = self._enlarge(outputs, small, images)
+                if self.view == "before-after":
+                    lefts = self._enlarge(lefts, small, images)
+        if self.stabilizer is not None:
+            with stats.time("stabilize"):
+                outputs = [
+                    None if image is None else self.stabilizer(frame.image, image)
+                    for frame, image in zip(frames, outputs)
+                ]
         with stats.time("write"):
             for i, (frame, image, left) in enumerate(zip(frames, outputs, lefts)):  # zip drops the padding
                 if image is None:  # NaN/Inf with on_nonfinite="stop": the frames before it are written
@@ -313,6 +341,13 @@ class _Step:
         stats.count_frame(len(frames))
         if self.on_frames is not None:
             self.on_frames(len(frames))
+
+    def _enlarge(
+        self, outputs: list[np.ndarray | None], small: list[np.ndarray], images: list[np.ndarray]
+    ) -> list[np.ndarray | None]:
+        assert self.working_size is not None
+        enlarge = self.working_size.enlarge
+        return [None if out is None else enlarge(out, s, full) for out, s, full in zip(outputs, small, images)]
 
     def _hold(self, index: int, current: tuple[np.ndarray, str | None, np.ndarray | None]) -> None:
         """Fill the slots of the frames dropped before ``index`` (the first output fills a leading gap)."""
