@@ -317,7 +317,7 @@ def _report_onnx(onnx_path: Path, p: dict[str, Any], report: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @debug_option
 def inspect(model: Path, as_json: bool) -> None:
-    """Describe MODEL.onnx or MODEL.engine: card, I/O, precision, size, op histogram, parity.
+    """Describe MODEL.pt, MODEL.onnx or MODEL.engine: card, I/O, precision, size, op histogram, parity.
 
     \b
     Examples:
@@ -326,9 +326,11 @@ def inspect(model: Path, as_json: bool) -> None:
     """
     from i2i.export.inspect import describe, format_text
 
-    if model.suffix.lower() != ".engine":  # an engine is read through TensorRT (its own message)
+    needs = {".onnx": (("onnx",), "reads ONNX with onnx"), ".pt": (("torch",), "reads model.pt with torch")}
+    if model.suffix.lower() in needs:  # an engine is read through TensorRT (its own message)
         from i2i._entry import require
 
-        require("export", ("onnx",), "i2i-export inspect reads ONNX with onnx")
+        modules, why = needs[model.suffix.lower()]
+        require("export", modules, f"i2i-export inspect {why}")
     info = describe(model)
     click.echo(json.dumps(info, indent=2, default=str) if as_json else format_text(info))

@@ -332,6 +332,11 @@ def make_card(job: _Job, parity: dict[str, Any], flops: dict[str, Any]) -> Model
         precision=config.precision,
         static_batch=config.batch,
         test_norm=job.test_norm,
+        test_norm_reason=(
+            f"i2i-export --test-norm {config.test_norm} given explicitly"
+            if config.test_norm is not None
+            else base.test_norm_reason
+        ),
         test_dropout=job.test_dropout,
         fp32_ops=fp32_ops_of(config.precision, config.keep_fp32_ops),
         opset=config.opset,

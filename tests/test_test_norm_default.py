@@ -82,6 +82,12 @@ def test_inspect_shows_the_mode_and_its_reason(demo_data: Path, tmp_path: Path) 
     text = format_text(describe(onnx_path))
     assert "test-time BatchNorm running statistics" in text
     assert f"why: {ckpt['test_norm_reason']}" in text
+    # An export that overrides the mode records its own reason, not the checkpoint's stale one.
+    config = ExportConfig(checkpoint=str(tmp_path / "run" / "model.pt"), output=str(tmp_path / "f.onnx"),
+                          test_norm="frame", progress=False)  # fmt: skip
+    text = format_text(describe(export_checkpoint(config).onnx))
+    assert "test-time BatchNorm frame statistics" in text
+    assert "why: i2i-export --test-norm frame given explicitly" in text
 
 
 def test_inspect_reads_a_checkpoint_too(demo_data: Path, tmp_path: Path) -> None:
