@@ -21,16 +21,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from i2i.api import Translator, load
+    from i2i.api import TranslatedFrame, Translator, load
     from i2i.errors import I2IError
     from i2i.export.build import ExportResult
     from i2i.runtime.card import ModelCard
 
-__all__ = ["ExportResult", "I2IError", "ModelCard", "Translator", "__version__", "export", "load"]
+__all__ = ["ExportResult", "I2IError", "ModelCard", "TranslatedFrame", "Translator", "__version__", "export", "load"]
 
 _LAZY = {
     "load": ("i2i.api", "load"),
     "Translator": ("i2i.api", "Translator"),
+    "TranslatedFrame": ("i2i.api", "TranslatedFrame"),
     "ExportResult": ("i2i.export.build", "ExportResult"),
     "I2IError": ("i2i.errors", "I2IError"),
     "ModelCard": ("i2i.runtime.card", "ModelCard"),

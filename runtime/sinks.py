@@ -271,7 +271,11 @@ def _unplayable(path: Path, frames: int) -> str | None:
 
 
 class FolderSink(Sink):
-    """PNG files in a folder: ``{name}.png`` when a name is given, else ``frame_{index:06d}.png``."""
+    """PNG files in a folder: ``{name}.png`` when a name is given, else ``frame_{index:06d}.png``.
+
+    A name given twice in one run is refused (I2IError) instead of replacing the first file: inputs
+    that share a file stem (a.jpg and a.png) would otherwise overwrite each other's output.
+    ``i2i-run`` refuses such a source before it starts (``refuse_shared_stems``)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
@@ -285,10 +289,19 @@ class FolderSink(Sink):
             raise I2IError(f"cannot create output folder {folder}: {error.strerror}") from None
         self.path = str(folder)
         self._folder = folder
+        self._names: set[str] = set()
 
     def _write(self, image: np.ndarray, name: str | None) -> None:
         if name is not None and (not name or re.search(r"[/\\]", name)):
             raise ValueError(f"frame name must be a plain file stem, got {name!r}")
+        if name is not None:
+            if name in self._names:
+                raise I2IError(
+                    f"two inputs are named {name!r} (the same file stem, e.g. {name}.jpg and {name}.png): the "
+                    f"second would replace {self._folder / (name + '.png')}; rename one, or translate them into "
+                    "separate folders"
+                )
+            self._names.add(name)
         filename = f"{name}.png" if name is not None else f"frame_{self.frames_written:06d}.png"
         target = self._folder / filename
         ok, encoded = cv2.imencode(".png", image)
@@ -430,10 +443,25 @@ def refuse_replacing_inputs(spec: str, inputs: Sequence[Path], what: str = "--si
                 f"{what} {spec} is the folder the source's images are read from ({inside[0].name} ...): "
                 "the outputs would overwrite or mix with the inputs; write to another folder"
             )
+        refuse_shared_stems(spec, [p for p in inputs if is_image(p)])
         return
     for path in inputs:
         if _same_file(target, path):
             raise I2IError(f"{what} {spec} is the source file {path} itself: writing it would destroy the input")
+
+
+def refuse_shared_stems(spec: str, images: Sequence[Path]) -> None:
+    """A folder sink names each output after its input's file stem (a.jpg -> a.png): two inputs
+    sharing a stem (a.jpg and a.png, or x/a.jpg and y/a.jpg) would write one file, the second
+    silently replacing the first. Refused in one line, before anything is written."""
+    seen: dict[str, Path] = {}
+    for path in images:
+        first = seen.setdefault(path.stem, path)
+        if first is not path:
+            raise I2IError(
+                f"{first} and {path} share the file stem {path.stem!r}: both outputs would be "
+                f"{Path(spec) / (path.stem + '.png')}; rename one, or translate them into separate folders"
+            )
 
 
 def _open_sink(spec: str, fps: float | None, viewer: Mapping[str, Any]) -> Sink:

@@ -363,6 +363,30 @@ def test_folder_sink_names_files(tmp_path: Path) -> None:
     assert sink.frames_written == 3 and sink.path == str(out)
 
 
+def test_folder_sink_refuses_a_name_twice_instead_of_overwriting(tmp_path: Path) -> None:
+    out = tmp_path / "frames"
+    first = random_frame(5, 6)
+    with FolderSink(out) as sink:
+        sink.write(first, name="a")
+        with pytest.raises(I2IError, match=r"two inputs are named 'a' .*would replace"):
+            sink.write(random_frame(5, 6), name="a")
+    np.testing.assert_array_equal(cv2.imread(str(out / "a.png")), first)  # the first output is kept
+
+
+def test_inputs_sharing_a_stem_are_refused_before_a_folder_sink_is_written(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), random_frame(8, 8))
+    cv2.imwrite(str(photos / "a.png"), random_frame(8, 8))
+    cv2.imwrite(str(photos / "b.png"), random_frame(8, 8))
+    with open_source(str(photos)) as source:
+        inputs = source.input_files()
+    with pytest.raises(I2IError, match=r"a\.(jpg|png) and .*a\.(jpg|png) share the file stem 'a'"):
+        sinks.refuse_replacing_inputs(str(tmp_path / "out"), inputs)
+    sinks.refuse_replacing_inputs(str(tmp_path / "out.mp4"), inputs)  # a video has no per-input names
+    assert not (tmp_path / "out").exists()
+
+
 def test_folder_sink_interrupted_mid_frame_leaves_no_partial_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
