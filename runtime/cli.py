@@ -20,12 +20,17 @@ from i2i.runtime.precisions import runtime_precisions
 from i2i.runtime.sizes import written_width_first
 
 
-def _camera_size_check(size: tuple[int, int]) -> None:
-    """--camera-size is HxW like every size in i2i; a well-known camera mode written W×H (1280x720)
-    is refused with the value it most likely meant, never silently swapped (i2i.runtime.sizes)."""
-    if written_width_first(size):
-        height, width = size[1], size[0]
-        raise I2IError(f"--camera-size is HxW (height first): did you mean {height}x{width}?")
+def _height_first_check(option: str) -> Any:
+    """--camera-size and --infer-size are HxW like every size in i2i; a well-known camera mode written
+    W×H (1280x720) is refused with the value it most likely meant, never silently swapped
+    (i2i.runtime.sizes)."""
+
+    def check(size: tuple[int, int]) -> None:
+        if written_width_first(size):
+            height, width = size[1], size[0]
+            raise I2IError(f"{option} is HxW (height first): did you mean {height}x{width}?")
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,7 @@ def _list_backends(ctx: click.Context, param: click.Parameter, value: bool) -> N
 @hw_option(
     "--camera-size",
     square=False,
-    check=_camera_size_check,
+    check=_height_first_check("--camera-size"),
     default=None,
     help="Camera capture size, HxW (height first, as every size in i2i), e.g. 720x1280.",
 )
@@ -265,6 +270,7 @@ def _list_backends(ctx: click.Context, param: click.Parameter, value: bool) -> N
 @hw_option(
     "--infer-size",
     square=False,
+    check=_height_first_check("--infer-size"),
     default=None,
     help="Working size for inference, HxW: larger frames are translated at about this size (their aspect "
     "kept, sides rounded to the nearest multiple of the model's size multiple) and upsampled back to the frame's size "

@@ -125,3 +125,12 @@ def test_cli_infer_size_writes_frames_at_their_size_with_the_stage(tmp_path: Pat
     assert len(pngs) == 3 and cv2.imread(str(pngs[0])).shape == (96, 128, 3)
     summary = json.loads(stats.read_text())
     assert summary["stages"]["upsample"]["count"] == 3 and summary["info"]["infer_size"] == "48x64"
+
+
+def test_cli_infer_size_written_width_first_is_refused(tmp_path: Path) -> None:
+    from i2i.runtime.cli import main
+
+    model = make_model(tmp_path / "m.onnx", kind="frame", dtype="uint8", multiple=16)
+    result = invoke(main, [model, "--source", "pattern:96x128@0", "--infer-size", "640x360"])
+    assert result.exit_code == 2 and "did you mean 360x640?" in result.output
+    assert not list(tmp_path.glob("*.png"))
