@@ -282,7 +282,7 @@ def _list_backends(ctx: click.Context, param: click.Parameter, value: bool) -> N
     default="bilinear",
     show_default=True,
     help="With --infer-size: how outputs come back to the frame's size: bilinear (under 1 ms at 720p) or "
-    "guided (edge-aware: follows the frame's own edges; a little sharper, 7+ ms at 720p).",
+    "guided (edge-aware: follows the frame's own edges; a little sharper, about 7 ms at 720p).",
 )
 @click.option(
     "--stabilize",
