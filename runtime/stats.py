@@ -1,7 +1,8 @@
 """Per-stage timing for the pipeline: count, mean and tail latencies, plus overall FPS.
 
 Stages are named by what they time: ``read`` (capture thread), ``preprocess``, ``infer``,
-``refine`` (optional), ``postprocess``, ``write`` (sink), and ``e2e``: per frame, from the moment
+``refine`` (optional), ``postprocess``, ``upsample`` (``--infer-size``), ``stabilize``
+(``--stabilize``), ``write`` (sink), and ``e2e``: per frame, from the moment
 it was captured to the moment the sink had it (capture → display), which is what a viewer feels.
 
 Tail latencies (p95/p99) matter more than the mean for real-time video: a stage that is fast
