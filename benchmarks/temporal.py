@@ -244,7 +244,19 @@ def markdown(results: dict[str, Any], machine: dict[str, Any], strength: float, 
             f"| {size} | {c['cpu_mean_ms']:.2f} | {c['cpu_p95_ms']:.2f} | {c['mean_ms']:.2f} | {c['p50_ms']:.2f} | "
             f"{c['p95_ms']:.2f} | {c['budget_ms']:.0f} | {c['dis_ultrafast_full_resolution_cpu_ms']:.2f} |"
         )
+    lines += ["", "Per-frame error over time (first model, first clip): [temporal.png](temporal.png)"]
     return "\n".join(lines) + "\n"
+
+
+def write_plot(results: dict[str, Any], folder: Path) -> Path:
+    """temporal.png: per-frame error over time of the first model's first clip (per-frame, stabilised,
+    average at the headline strength, and the input's own)."""
+    name, entry = next(iter(results["models"].items()))
+    clip, report = next(iter(entry["clips"].items()))
+    strength = results["strength"]
+    keep = ("input", "per-frame", f"stabilised {strength}", f"average {strength}")
+    subset = {**report, "series": {k: report["series"][k] for k in keep}}
+    return temporal.plot_frame_errors(subset, folder / "temporal.png", f"warping error per frame: {name}, {clip}")
 
 
 def main() -> None:
@@ -267,6 +279,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "temporal.json").write_text(json.dumps(results, indent=2))
     (folder / "temporal.md").write_text(markdown(results, machine, args.strength, args.note))
+    write_plot(results, folder)
     print((folder / "temporal.md").read_text())
 
 

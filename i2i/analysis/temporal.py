@@ -319,9 +319,10 @@ def plot_frame_errors(report: Mapping[str, Any], path: Path, title: str = "warpi
         if len(values) > 1:
             cv2.polylines(canvas, [xy(values)], False, colour, 1, cv2.LINE_AA)
         text = f"{name}: E_warp {report['series'][name]['e_warp']:.2e}"
-        y = top + 18 + 18 * i
-        cv2.line(canvas, (width - right - 230, y), (width - right - 200, y), colour, 2)
-        _label(canvas, text, (width - right - 192, y + 5), colour)
+        y = top + 18 + 18 * i  # the legend, top left inside the axes, on a white box so curves do not cross it
+        cv2.rectangle(canvas, (left + 4, y - 9), (left + 50 + 8 * len(text), y + 9), (255, 255, 255), -1)
+        cv2.line(canvas, (left + 10, y), (left + 40, y), colour, 2)
+        _label(canvas, text, (left + 48, y + 5), colour)
     return _write_png(path, canvas)
 
 
