@@ -81,8 +81,8 @@ def to_gray_uint8(frame: np.ndarray) -> np.ndarray:
 
 def dis_flow(preset: int = cv2.DISOpticalFlow_PRESET_MEDIUM) -> FlowFn:
     """A flow function backed by one OpenCV DIS instance (MEDIUM by default: the metric's setting)."""
-    # OpenCV takes None for an output it should allocate; its stubs do not say so (and handing DIS a
-    # preallocated array crashes it in OpenCV 5.1), hence the untyped handle on ``calc``.
+    # OpenCV takes None for an output it should allocate; its stubs do not say so, hence the untyped
+    # handle on ``calc``. (An np.empty array instead segfaults DIS in OpenCV 5.1: it reads the contents.)
     calc: Any = cv2.DISOpticalFlow.create(preset).calc
 
     def flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
