@@ -204,7 +204,50 @@ def build_onnx(checkpoint: Path, job: ExportJob, result: ExportResult) -> Path:
         raise I2IError(f"cannot write {target}: {exc.strerror or exc}") from None
     result.onnx, result.card = exported.onnx, exported.card
     result.parity, result.parity_report = exported.parity, exported.parity_report
+    record_runtime_parity(result)
     return exported.onnx
+
+
+def record_runtime_parity(result: ExportResult) -> None:
+    """Measure the run-time precisions this CPU computes natively (bf16 on AVX-512 BF16 / AMX) with
+    OpenVINO on the card's parity inputs and store them in the card's parity record
+    (``card.parity["runtime"]``, read by ``--precision auto``) and the parity report. Nothing is
+    recorded for a graph that is not fp32, or where OpenVINO is not installed."""
+    if result.onnx is None or result.card.precision != "fp32":
+        return
+    try:
+        from i2i.runtime import precision_auto
+
+        capabilities = precision_auto.cpu_capabilities()
+    except ImportError:
+        return
+    image_dir = (result.parity or {}).get("image_dir")
+    records = {
+        name: precision_auto.measure(result.onnx, result.card, name, image_dir)
+        for name, _hint, capability in precision_auto.RUNTIME_CANDIDATES
+        if capability in capabilities
+    }
+    if not records:
+        return
+    import json
+
+    import onnx
+
+    from i2i._files import write_bytes, write_text
+    from i2i.export.parity import json_safe
+    from i2i.runtime.card import CARD_KEY
+
+    card = result.card.replace(parity={**(result.card.parity or {}), "runtime": records})
+    model = onnx.load(str(result.onnx))
+    for entry in model.metadata_props:
+        if entry.key == CARD_KEY:
+            entry.value = card.to_json()
+    write_bytes(result.onnx, model.SerializeToString(), "ONNX model")
+    result.card = card
+    if result.parity is not None:
+        result.parity["runtime"] = records
+        if result.parity_report is not None:
+            write_text(result.parity_report, json.dumps(json_safe(result.parity), indent=2), "parity report")
 
 
 def build_engine(onnx_path: Path, job: ExportJob, result: ExportResult) -> Path:

@@ -16,6 +16,8 @@ cards without a ``format`` key load with the first format's defaults: tensor, fl
 Fields added within a format are optional, so cards written before them still load and older
 readers skip them: ``test_norm_reason`` (why the test-time BatchNorm mode; None: not recorded) and
 ``teacher`` (a distilled student's teacher and the test-time mode it ran in; None: not a student).
+Within ``parity``, ``runtime`` (precision -> record: the parity of a run-time precision such as
+bf16, measured by OpenVINO at export; ``ModelCard.runtime_parity``) is optional in the same way.
 
 ``read_onnx_metadata`` reads the metadata straight from the protobuf bytes, so backends that do not
 expose ONNX metadata (OpenVINO) and callers that only need the card (``--backend auto``) do not need
@@ -153,6 +155,13 @@ class ModelCard:
 
     def replace(self, **changes: Any) -> ModelCard:
         return dataclasses.replace(self, **changes)
+
+    def runtime_parity(self, precision: str) -> Mapping[str, Any] | None:
+        """The parity of a run-time precision (bf16: the fp32 graph computed in bfloat16) recorded
+        at export in ``parity["runtime"][precision]``; None where none was recorded."""
+        runtime = (self.parity or {}).get("runtime")
+        record = runtime.get(precision) if isinstance(runtime, Mapping) else None
+        return record if isinstance(record, Mapping) else None
 
     # -- writing -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 The inference precision is always set explicitly with ``INFERENCE_PRECISION_HINT``: on CPUs with
 AMX/AVX512-BF16 OpenVINO otherwise picks bf16 by itself, which is fast but drifts visibly from
-the exported model (max abs diff ~0.04 on a [-1, 1] image). ``precision="auto"`` therefore means
-f32, the precision the parity report was measured at; bf16/fp16 are opt-in and refused where
-the CPU has no native support (emulation would be slower than f32, defeating the point). The
+the exported model (max abs diff ~0.04 on a [-1, 1] image). ``precision="auto"`` therefore picks
+bf16 (or fp16) only where the CPU runs it natively *and* its parity for this model, measured on
+the card's parity inputs, clears the precision table's bar (``i2i.runtime.precision_auto``; the
+choice and its reason are ``backend.precision_choice``); otherwise f32, the precision the parity
+report was measured at, and an int8 export as int8. Asked for explicitly, bf16/fp16 are refused
+where the CPU has no native support (emulation would be slower than f32, defeating the point). The
 compiled model is asked back for its precision, so a plugin that overrides the hint is caught.
 
 Shape specialisation: the CPU plugin runs a model compiled for one fixed shape about twice as
@@ -62,6 +65,7 @@ class OpenVinoBackend(Backend):
     precisions = tuple(_PRECISIONS)
     options = OPTIONS
     auto_rank = (AutoTier(30, "OpenVINO CPU", "cpu"),)
+    precision_choice: str  # one line: the precision it runs at and why ("precision: bf16 (CPU has ...)")
     _request: Any
     _compiled: Any
     _model: Any
@@ -80,9 +84,13 @@ class OpenVinoBackend(Backend):
 
     @classmethod
     def _open(cls, path: Path, card: Card, device: str, precision: str, **opts: Any) -> Backend:
+        from i2i.runtime import precision_auto
+
         card = required_card(card, path)
         quantised = card.precision == "int8"
-        precision = ("int8" if quantised else "fp32") if precision == "auto" else precision
+        _import_openvino()
+        choice = precision_auto.choose(path, card) if precision == "auto" else None
+        precision = choice.precision if choice is not None else precision
         if (precision == "int8") != quantised:
             raise I2IError(
                 "openvino backend: int8 runs int8 exports (i2i-export --int8), and an int8 export runs as int8"
@@ -92,7 +100,7 @@ class OpenVinoBackend(Backend):
         ov = _import_openvino()
         core = ov.Core()
         if capability is not None:
-            capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+            capabilities = precision_auto.cpu_capabilities()
             if capability not in capabilities:
                 raise I2IError(
                     f"openvino backend: this CPU has no native {precision} ({', '.join(capabilities)}); use fp32"
@@ -122,6 +130,7 @@ class OpenVinoBackend(Backend):
         inputs = [_spec(port) for port in compiled.inputs]
         outputs = [_spec(port) for port in compiled.outputs]
         backend = cls(path, card, inputs, outputs, "cpu", precision)
+        backend.precision_choice = (choice or precision_auto.Choice(precision, "asked for explicitly")).describe()
         backend._model = model
         backend._compile = compile_model
         backend._compiled = compiled
