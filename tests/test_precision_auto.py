@@ -133,3 +133,36 @@ def test_measured_parity_of_the_invert_model(tmp_path: Path) -> None:
     record = precision_auto.measure(path, ModelCard.from_onnx(path), "bf16")
     assert record["passed"] is True and record["cases"] == 2 and record["reference"] == "openvino f32"
     assert record["min_psnr_db"] == "inf" or float(record["min_psnr_db"]) > 50.0
+
+
+@pytest.mark.parametrize("capabilities", [WITH_BF16, NO_BF16])
+def test_export_records_bf16_parity_where_the_cpu_has_it(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capabilities: tuple[str, ...]
+) -> None:
+    import i2i
+
+    measured: list[tuple[str, ModelCard]] = []
+
+    def fake_measure(model: Path, card: ModelCard, precision: str, image_dir: Any = None) -> dict[str, Any]:
+        measured.append((precision, card))
+        return _record(45.5, True)
+
+    monkeypatch.setattr(precision_auto, "cpu_capabilities", lambda: capabilities)
+    monkeypatch.setattr(precision_auto, "measure", fake_measure)
+    result = i2i.export(tiny_run / "model.pt", tmp_path / "m.onnx", progress=False)
+    card = ModelCard.from_onnx(tmp_path / "m.onnx")
+    report = json.loads((tmp_path / "m.parity.json").read_text())
+    if "BF16" in capabilities:
+        assert [p for p, _ in measured] == ["bf16"] and measured[0][1].size_multiple == card.size_multiple
+        assert card.runtime_parity("bf16") == _record(45.5, True) == report["runtime"]["bf16"]
+        assert result.card == card and card.parity is not None and card.parity["precision"] == "fp32"
+        chosen = precision_auto.choose(tmp_path / "m.onnx", card)
+        assert chosen.reason == "CPU has AVX-512 BF16 or AMX; parity 45.5 dB >= 30 dB bar, measured at export"
+    else:
+        assert measured == [] and card.runtime_parity("bf16") is None and "runtime" not in report
+
+
+def test_ort_says_its_precision_in_one_line(tmp_path: Path) -> None:
+    path = make_model(tmp_path / "m.onnx")
+    with open_backend("ort", path) as backend:
+        assert backend.precision_choice == "precision: fp32 (the model's own: ORT runs a fp32 export as exported)"

@@ -393,6 +393,7 @@ class OnnxRuntimeBackend(Backend):
     default_device = "cpu"
     precisions = ("fp32", "fp16", "int8")  # plan_providers refines: ORT runs a graph as exported
     options = OPTIONS
+    precision_choice: str  # one line: the precision it runs at and why
     auto_rank = (
         AutoTier(10, "TensorRT (ONNX Runtime's TensorRT provider)", "cuda", {"provider": "tensorrt"}),
         AutoTier(20, "ORT CUDA", "cuda"),
@@ -467,6 +468,9 @@ class OnnxRuntimeBackend(Backend):
         inputs, outputs = session.specs()
         backend = cls(path, card, inputs, outputs, plan.device, plan.precision)
         backend._session, backend.plan, backend._profile_dir = session, plan, profile_dir
+        as_exported = f"the model's own: ORT runs a {card.precision} export as exported"
+        why = "asked for explicitly" if precision != "auto" else as_exported
+        backend.precision_choice = f"precision: {plan.precision} ({why})"
         backend._runner = (
             BoundRunner(session, "cpu" if plan.provider == "cpu" else "cuda", plan.device_id, plan.cuda_graph)
             if plan.io_binding
