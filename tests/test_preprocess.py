@@ -25,7 +25,6 @@ from i2i.train.data import (
     ResizeCropFlip,
     UnpairedFolderDataset,
     _resize,
-    with_preprocess,
     without_resize_crop,
 )
 
@@ -227,10 +226,23 @@ def test_train_config_preprocess_reaches_the_dataset(tmp_path: Path) -> None:
     assert dataset.transform.preprocess == "scale_width"
     assert dataset[0]["source"].shape == (3, 32, 48)  # width 48, height int(max(48·40/60, 32)) = 32
 
-    class Plain(torch.utils.data.Dataset):  # a dataset of the method's own, without a crop transform
+
+def test_a_dataset_that_does_not_apply_the_mode_is_refused(tmp_path: Path) -> None:
+    """A method whose own dataset has no resize/crop transform cannot quietly train without the mode."""
+    from i2i.train.loop import TrainConfig, make_dataset
+    from i2i.train.methods.pix2pix import Pix2Pix
+
+    class Plain(torch.utils.data.Dataset):
         def __len__(self) -> int:
             return 1
 
-    assert with_preprocess(Plain(), "resize_and_crop") is not None
-    with pytest.raises(I2IError, match="--preprocess crop: the Plain has no resize/crop transform"):
-        with_preprocess(Plain(), "crop")
+    class PlainMethod(Pix2Pix):
+        @classmethod
+        def make_dataset(cls, config: Any, method_config: Any) -> Any:
+            return Plain()
+
+    for mode in PREPROCESS_MODES[1:]:
+        config = TrainConfig(data=str(tmp_path), out="", preprocess=mode)
+        with pytest.raises(I2IError, match=f"--preprocess {mode}: pix2pix's dataset does not apply it"):
+            make_dataset(PlainMethod, PlainMethod.config_class(), config)
+    assert isinstance(make_dataset(PlainMethod, PlainMethod.config_class(), TrainConfig(data="", out="")), Plain)

@@ -214,6 +214,14 @@ class ResizeCropFlip:
             return _resize(image, self.load_size, int(max(self.load_size * h / w, self.crop_size)))
         return image
 
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of what this transform makes of a width×height image, without reading it."""
+        if self.crops:
+            width = height = self.crop_size
+        elif self.preprocess == "scale_width":
+            width, height = self.load_size, int(max(self.load_size * height / width, self.crop_size))
+        return int(round(width / SIZE_BASE) * SIZE_BASE), int(round(height / SIZE_BASE) * SIZE_BASE)
+
     def _crop(self, image: np.ndarray, top: int, left: int) -> np.ndarray:
         h, w = image.shape[:2]
         c = self.crop_size
@@ -245,6 +253,48 @@ class ResizeCropFlip:
 
 
 # --------------------------------------------------------------------------- datasets
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header (PIL reads no pixels); None when PIL cannot tell."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def check_stackable(dataset: Any, batch_size: int) -> None:
+    """Refuse, before any work, a batch size above 1 when ``--preprocess scale_width`` or ``none``
+    (which keep each image's aspect) would give a batch images of different sizes: torch cannot
+    stack them. Sizes come from the files' headers (``dataset.image_sizes()``: per stacked key,
+    the (path, width, height) of each input); the loop's collate checks every batch all the same."""
+    transform = getattr(dataset, "transform", None)
+    image_sizes = getattr(dataset, "image_sizes", None)
+    if batch_size < 2 or not isinstance(transform, ResizeCropFlip) or transform.crops or image_sizes is None:
+        return
+    for key, sizes in image_sizes().items():
+        first: dict[tuple[int, int], Path] = {}
+        for path, width, height in sizes:
+            first.setdefault(transform.output_size(width, height), path)
+            if len(first) > 1:
+                (size_a, path_a), (size_b, path_b) = first.items()
+                raise I2IError(
+                    f"--preprocess {transform.preprocess} gives {key} images of different sizes ({path_a.name}: "
+                    f"{size_a[0]}x{size_a[1]}, {path_b.name}: {size_b[0]}x{size_b[1]}, WxH), which a batch of "
+                    f"{batch_size} cannot stack; train with --batch-size 1 or a cropping --preprocess "
+                    "(resize_and_crop, crop, scale_width_and_crop)"
+                )
+
+
+def _header_sizes(paths: list[Path], halves: bool = False) -> list[tuple[Path, int, int]]:
+    """(path, width, height) of each file PIL can size from its header; ``halves``: of an A|B file's half."""
+    found = []
+    for path in paths:
+        size = header_size(path)
+        if size is not None:
+            found.append((path, size[0] // 2 if halves else size[0], size[1]))
+    return found
 
 
 def check_direction(direction: str) -> str:
@@ -384,6 +434,13 @@ class PairedFolderDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.names)
 
+    def image_sizes(self) -> dict[str, list[tuple[Path, int, int]]]:
+        """The inputs' (path, width, height) per stacked key, from the headers (``check_stackable``)."""
+        if self.aligned:
+            halves = _header_sizes(self.pair_paths, halves=True)
+            return {"source": halves, "target": halves}
+        return {"source": _header_sizes(self.source_paths), "target": _header_sizes(self.target_paths)}
+
     def __getitem__(self, index: int) -> Sample:
         if self.aligned:
             source, target = load_aligned(self.pair_paths[index], self.direction)
@@ -426,6 +483,10 @@ class UnpairedFolderDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return max(len(self.source_paths), len(self.target_paths))
 
+    def image_sizes(self) -> dict[str, list[tuple[Path, int, int]]]:
+        """The inputs' (path, width, height) per stacked key, from the headers (``check_stackable``)."""
+        return {"source": _header_sizes(self.source_paths), "target": _header_sizes(self.target_paths)}
+
     def __getitem__(self, index: int) -> Sample:
         source_path = self.source_paths[index % len(self.source_paths)]
         target_path = self.target_paths[int(torch.randint(len(self.target_paths), (1,)).item())]
@@ -441,16 +502,6 @@ def _with_transform(dataset: SizedDataset[Sample], what: str, **changes: Any) ->
         raise I2IError(f"{what}: the {type(dataset).__name__} has no resize/crop transform")
     late.transform = dataclasses.replace(late.transform, **changes)
     return late
-
-
-def with_preprocess(dataset: SizedDataset[Sample], preprocess: str) -> SizedDataset[Sample]:
-    """``dataset`` with the ``--preprocess`` mode ``preprocess``. The default leaves a dataset
-    without a resize/crop transform (STIG's real/fake pairs) alone; another mode is refused there."""
-    if preprocess not in PREPROCESS_MODES:
-        raise I2IError(f"--preprocess {preprocess!r}: choose one of {', '.join(PREPROCESS_MODES)}")
-    if preprocess == PREPROCESS_MODES[0] and not isinstance(getattr(dataset, "transform", None), ResizeCropFlip):
-        return dataset
-    return _with_transform(dataset, f"--preprocess {preprocess}", preprocess=preprocess)
 
 
 def without_resize_crop(dataset: SizedDataset[Sample]) -> SizedDataset[Sample]:

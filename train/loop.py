@@ -28,7 +28,7 @@ import click
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from tqdm.auto import tqdm
 
 from i2i._files import write_bytes
@@ -49,7 +49,7 @@ from i2i.train.data import (
     PREPROCESS_MODES,
     SizedDataset,
     check_direction,
-    with_preprocess,
+    check_stackable,
     without_resize_crop,
 )
 from i2i.train.methods import Method, MethodConfig, get_method
@@ -72,14 +72,22 @@ class TrainConfig:
         "without --resume or --overwrite [default: a fresh runs/METHOD, runs/METHOD2, ...]."
     )
     batch_size: int = option(1, "Images per step.", minimum=1)
-    load_size: int = option(286, "Resize images to this square size before cropping.", minimum=1)
-    crop_size: int = option(256, "Random crop size used for training.", minimum=1)
+    load_size: int = option(
+        286,
+        "Resize images to this square size before cropping; the width for the scale_width modes; unused by "
+        "--preprocess crop and none.",
+        minimum=1,
+    )
+    crop_size: int = option(
+        256, "Random crop size used for training (scale_width: the least height; none: unused).", minimum=1
+    )
     flip: bool = option(True, "Random horizontal flips.")
     preprocess: str = option(
         "resize_and_crop",
         "As the reference's --preprocess: resize_and_crop (LOAD_SIZE square, random crop), crop (random crop "
         "of the image as is), scale_width (width to LOAD_SIZE, aspect kept), scale_width_and_crop, none; "
-        "sides are then rounded to a multiple of 4.",
+        "sides are then rounded to a multiple of 4 (scale_width and none keep each image's aspect: images of "
+        "different shapes need --batch-size 1).",
         choices=PREPROCESS_MODES,
     )
     direction: str = option(
@@ -166,7 +174,11 @@ def make_dataset(method_cls: type[Method], method_config: MethodConfig, config: 
     check_direction(config.direction)
     if config.direction != "AtoB" and method_cls.layout not in ("paired", "unpaired"):
         raise I2IError(f"--direction {config.direction}: {method_cls.name} has no A/B dataset to swap")
-    return with_preprocess(method_cls.make_dataset(config, method_config), config.preprocess)
+    dataset = method_cls.make_dataset(config, method_config)  # its transform takes --preprocess itself
+    applied = getattr(getattr(dataset, "transform", None), "preprocess", PREPROCESS_MODES[0])
+    if applied != config.preprocess:  # a method's own dataset without the mode: say so, never train without it
+        raise I2IError(f"--preprocess {config.preprocess}: {method_cls.name}'s dataset does not apply it")
+    return dataset
 
 
 def lr_lambda(total_steps: int, constant_fraction: float) -> Callable[[int], float]:
@@ -255,6 +267,38 @@ class EpochBatches(Sampler[list[int]]):
                 shard = order[start : start + self.batch_size] or order[: self.batch_size]
                 yield [epoch * self.n + i for i in shard]
             epoch, first = epoch + 1, 0
+
+
+def collate_same_size(samples: list[dict[str, Any]]) -> Any:
+    """DataLoader's default collate, after checking that the batch's images can be stacked: with
+    ``--preprocess scale_width`` or ``none`` each image keeps its own aspect, and torch's "stack
+    expects each tensor to be equal size" would otherwise end the run with a traceback."""
+    first = samples[0]
+    for sample in samples[1:]:
+        for key, value in sample.items():
+            if isinstance(value, torch.Tensor) and value.shape != first[key].shape:
+                sizes = [f"{tuple(s[key].shape[-2:])} ({s.get('name', '?')})" for s in (first, sample)]
+                raise I2IError(
+                    f"a batch of {len(samples)} holds {key} images of different sizes (HxW): {' and '.join(sizes)}, "
+                    "which cannot be stacked; train with --batch-size 1 or a cropping --preprocess "
+                    "(resize_and_crop, crop, scale_width_and_crop)"
+                )
+    return default_collate(samples)
+
+
+def sample_grid_batch(samples: SeededSamples, limit: int = 4, scan: int = 32) -> Any:
+    """The sample grids' batch: the first sample and those of the first ``scan`` with its shapes,
+    up to ``limit`` (with scale_width or none the images differ in size; the grid stacks them)."""
+    chosen: list[dict[str, Any]] = []
+    for index in range(min(len(samples), scan)):
+        sample = samples[index]
+        if not chosen or all(
+            not isinstance(v, torch.Tensor) or v.shape == chosen[0][k].shape for k, v in sample.items()
+        ):
+            chosen.append(sample)
+        if len(chosen) == limit:
+            break
+    return default_collate(chosen)
 
 
 def save_grid(rows: list[torch.Tensor], path: Path, max_images: int = 4) -> Path:
@@ -568,6 +612,7 @@ class _Run:
             pin_memory=self.method.device.type == "cuda",
             persistent_workers=config.workers > 0,
             worker_init_fn=_worker_leaves_on_sigterm,
+            collate_fn=collate_same_size,
         )
 
     def write_config(self) -> None:
@@ -641,6 +686,7 @@ def _setup(
     config.test_time()  # a bad --test-norm/--test-dropout stops the run before any work
     check_worker_tmpdir(config.workers)
     dataset = make_dataset(method_cls, method_config, config)  # bad data and options are said first
+    check_stackable(dataset, config.batch_size)
     if env.is_main:  # before the run writes a file (distill claims it before its teacher pass)
         claim_run_folder(Path(config.out), config.resume, config.overwrite)
     size = len(dataset)
@@ -664,7 +710,7 @@ def _setup(
     if run.main:
         run.out.mkdir(parents=True, exist_ok=True)
     # Fixed sample images for the grids, drawn before any RNG state is restored (seeded per sample).
-    run.sample_batch = next(iter(DataLoader(run.samples, batch_size=min(4, len(run.samples)), shuffle=False)))
+    run.sample_batch = sample_grid_batch(run.samples)
     if config.resume:
         run.step = run.saved_step = _resume(method, run.schedulers, run.out)
         if run.main:

@@ -88,8 +88,7 @@ class Method(Generic[ConfigT]):
 
         if cls.layout not in ("paired", "unpaired"):
             raise NotImplementedError(f"method {cls.name!r} (layout {cls.layout!r}) must define make_dataset")
-        if config.crop_size > config.load_size:
-            raise I2IError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}")
+        check_crop_fits(config)
         dataset = PairedFolderDataset if cls.layout == "paired" else UnpairedFolderDataset
         return dataset(
             config.data,
@@ -99,6 +98,7 @@ class Method(Generic[ConfigT]):
             flip=config.flip,
             train=True,
             direction=config.direction,
+            preprocess=config.preprocess,
         )
 
     @classmethod
@@ -151,6 +151,20 @@ class Method(Generic[ConfigT]):
     def train(self, mode: bool = True) -> None:
         for net in self.networks().values():
             net.train(mode)
+
+
+# The --preprocess modes that resize to --load-size before a --crop-size crop (the others crop the
+# image as it is, or do not crop: the load size there is a width or unused).
+RESIZE_THEN_CROP = ("resize_and_crop", "scale_width_and_crop")
+
+
+def check_crop_fits(config: TrainConfig) -> None:
+    """Refuse a crop larger than the load size, in the modes that resize to it before cropping."""
+    if config.preprocess in RESIZE_THEN_CROP and config.crop_size > config.load_size:
+        raise I2IError(
+            f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}, which "
+            f"--preprocess {config.preprocess} resizes to before it crops; raise --load-size or lower --crop-size"
+        )
 
 
 METHODS: dict[str, type[Method]] = {}

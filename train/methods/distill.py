@@ -38,7 +38,15 @@ from i2i.errors import I2IError
 from i2i.train.checkpoint import TEST_NORMS, load_checkpoint, load_generator, resolve_test_mode, teacher_record
 from i2i.train.data import PairedFolderDataset, list_images, load_image_rgb, source_images_dir
 from i2i.train.losses.gan import GANLoss
-from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad, total
+from i2i.train.methods import (
+    GeneratorSpec,
+    Method,
+    MethodConfig,
+    check_crop_fits,
+    register_method,
+    set_requires_grad,
+    total,
+)
 from i2i.train.nets import build_net
 from i2i.train.nets.norm import NORMS, init_weights
 from i2i.train.nets.vgg import (
@@ -259,6 +267,7 @@ class Distill(Method[DistillConfig]):
     def make_dataset(cls, config: TrainConfig, method_config: DistillConfig) -> PairedFolderDataset:
         if not method_config.teacher:
             raise I2IError("distill needs --teacher model.pt (the generator to distil)")
+        check_crop_fits(config)  # before the teacher pass, not after it
         if method_config.lambda_perceptual > 0:  # before the teacher pass: say what file is missing first
             require_vgg16_weights(
                 method_config.vgg_weights, method_config.allow_random_vgg, "distill --lambda-perceptual"
@@ -286,7 +295,13 @@ class Distill(Method[DistillConfig]):
         else:
             cache_teacher_outputs(teacher_path, heldout, pairs, config.load_size, device, config.progress, mode, "test")
         return PairedFolderDataset(
-            cache, phase="train", load_size=config.load_size, crop_size=config.crop_size, flip=config.flip, train=True
+            cache,
+            phase="train",
+            load_size=config.load_size,
+            crop_size=config.crop_size,
+            flip=config.flip,
+            train=True,
+            preprocess=config.preprocess,
         )
 
     @classmethod
@@ -302,6 +317,7 @@ class Distill(Method[DistillConfig]):
         super().__init__(config, device)
         if not config.teacher:
             raise I2IError("distill needs --teacher model.pt (the generator to distil)")
+        check_crop_fits(config)  # before the teacher pass, not after it
         teacher_ckpt = load_checkpoint(config.teacher)
         self.direction = teacher_ckpt.get("direction", "AtoB")
         mode = resolve_test_mode(teacher_ckpt, config.teacher_test_norm)

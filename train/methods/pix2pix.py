@@ -9,7 +9,7 @@ Defaults follow the reference code: U-Net-256 generator with BatchNorm and dropo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,12 @@ from i2i.train.losses.gan import GAN_MODES, GANLoss
 from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, set_requires_grad
 from i2i.train.nets import build_net
 from i2i.train.nets.norm import NORMS, init_weights
+from i2i.train.nets.unet import check_input_size
 from i2i.train.options import option
+
+if TYPE_CHECKING:
+    from i2i.train.data import SizedDataset
+    from i2i.train.loop import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,18 @@ class Pix2Pix(Method[Pix2PixConfig]):
     config_class = Pix2PixConfig
     layout = "paired"
     summary = "paired translation: U-Net generator, PatchGAN, cGAN + L1 (Isola et al. 2017)"
+
+    @classmethod
+    def make_dataset(cls, config: TrainConfig, method_config: Pix2PixConfig) -> SizedDataset[Any]:
+        """The paired set; a crop the U-Net cannot take is refused here, before the run folder gets a
+        file (the cropping modes' side is the crop size rounded as the transform rounds it; the other
+        modes' sizes follow each image, and the U-Net refuses a bad one at its first step)."""
+        from i2i.train.data import SIZE_BASE
+
+        if "crop" in config.preprocess:
+            side = int(round(config.crop_size / SIZE_BASE) * SIZE_BASE)
+            check_input_size(side, side, method_config.num_downs)
+        return super().make_dataset(config, method_config)
 
     def __init__(self, config: Pix2PixConfig, device: torch.device) -> None:
         super().__init__(config, device)

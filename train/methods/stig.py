@@ -123,7 +123,7 @@ class StigConfig(MethodConfig):
 
 NCE_WEIGHTINGS = ("paper", "official")
 # TrainConfig's augmentation options: STIG resizes to --size only, never crops or flips.
-UNUSED_TRAIN_OPTIONS = ("load_size", "crop_size", "flip")
+UNUSED_TRAIN_OPTIONS = ("load_size", "crop_size", "flip", "preprocess")
 
 
 class RealFakeDataset(Dataset[dict[str, Any]]):
@@ -138,8 +138,10 @@ class RealFakeDataset(Dataset[dict[str, Any]]):
         return max(len(self.real_paths), len(self.fake_paths))
 
     def _load(self, path: Path) -> torch.Tensor:
-        # Resize only when needed: a resize low-passes the image and moves the very peaks STIG fixes.
-        return to_tensor(np.ascontiguousarray(_resize(load_image_rgb(path), self.size, self.size)))
+        # Resize only when needed (``_resize`` returns an image of the size as it is): a resize low-passes the
+        # image and moves the very peaks STIG fixes. Bilinear: the official loader's transforms.Resize default.
+        image = _resize(load_image_rgb(path), self.size, self.size, resample="bilinear")
+        return to_tensor(np.ascontiguousarray(image))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         fake = self.fake_paths[index % len(self.fake_paths)]

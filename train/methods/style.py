@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from i2i.errors import I2IError
-from i2i.train.data import ResizeCropFlip, list_images, load_image_rgb, to_tensor
-from i2i.train.methods import GeneratorSpec, Method, MethodConfig, register_method, total
+from i2i.train.data import ResizeCropFlip, header_size, list_images, load_image_rgb, to_tensor
+from i2i.train.methods import GeneratorSpec, Method, MethodConfig, check_crop_fits, register_method, total
 from i2i.train.nets import build_net
 from i2i.train.nets.vgg import (
     RELU1_2,
@@ -118,6 +118,10 @@ class ContentImages(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def image_sizes(self) -> dict[str, list[tuple[Path, int, int]]]:
+        """The images' (path, width, height), from their headers (``check_stackable``)."""
+        return {"source": [(p, *size) for p in self.paths if (size := header_size(p)) is not None]}
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         (image,) = self.transform(load_image_rgb(self.paths[index]))
         return {"source": image, "name": self.paths[index].stem}
@@ -153,9 +157,8 @@ class Style(Method[StyleConfig]):
         # The loop calls this first: check the style image and the VGG weights before any work.
         load_style_image(method_config.style_image, 8)
         require_vgg16_weights(method_config.vgg_weights, method_config.allow_random_vgg, "style")
-        if config.crop_size > config.load_size:
-            raise I2IError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}")
-        transform = ResizeCropFlip(config.load_size, config.crop_size, config.flip, train=True)
+        check_crop_fits(config)
+        transform = ResizeCropFlip(config.load_size, config.crop_size, config.flip, True, config.preprocess)
         dataset = ContentImages(content_images(Path(config.data)), transform)
         return dataset
 
