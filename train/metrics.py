@@ -291,7 +291,9 @@ class EvalImages:
 
 
 def load_eval_images(folder: Path, size: int, limit: int) -> EvalImages:
-    """The (first ``limit``) images of ``folder``, resized to size² (INTER_AREA, as training data)."""
+    """The (first ``limit``) images of ``folder``, resized to size² as training data is: PIL's bicubic
+    (``i2i.train.data._resize``, antialiased when shrinking, the reference's ``transforms.Resize``),
+    no crop or flip, each side rounded to a multiple of 4."""
     from i2i.train.data import ResizeCropFlip, list_images, load_image_rgb
 
     paths = list_images(folder)[: limit or None]
