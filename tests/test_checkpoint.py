@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from float32_bounds import reorder_bound
 
 from i2i.errors import I2IError
 from i2i.train.checkpoint import (
@@ -206,9 +207,13 @@ def test_frame_mode_generator_matches_reference_semantics_per_frame() -> None:
         one_by_one = torch.cat([net(x[:1]), net(x[1:])])
         expected = torch.cat([reference(x[:1]), reference(x[1:])])
         running = build_generator(ckpt, test_norm="running")(x)
-    assert torch.allclose(both, one_by_one, atol=1e-6)
+    # The batch and each image alone differ only in the order of the convolutions' sums (kernels are chosen
+    # per batch size and CPU): within the float32 reordering bound of tests/float32_bounds.py for this net
+    # and input (about 1.7e-3; the other test-time mode differs by more than 0.05).
+    bound = max(reorder_bound(net, x[:1]), reorder_bound(net, x[1:]))
+    assert (both - one_by_one).abs().max() <= bound
     assert torch.allclose(both, expected, atol=1e-5)
-    assert (both - running).abs().max() > 0.05  # the two modes really differ on this net
+    assert (both - running).abs().max() > max(0.05, 10 * bound)  # the two modes really differ on this net
     assert set(net.state_dict()) == set(ckpt["state_dict"])  # same keys, same tensors
 
 

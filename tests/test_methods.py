@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import torch
+from float32_bounds import reorder_bound
 
 from i2i.errors import I2IError
 from i2i.train.checkpoint import load_checkpoint, load_generator
@@ -422,6 +423,7 @@ def test_sample_grids_and_evaluation_run_in_the_recorded_test_mode(tmp_path: Pat
     with torch.no_grad():  # running statistics far from any batch's own, so the two modes differ
         for m in trained.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None
                 m.running_mean.fill_(0.5)
                 m.running_var.fill_(4.0)
     batch = {"source": torch.rand(2, 3, 32, 32) * 2 - 1, "target": torch.zeros(2, 3, 32, 32)}
@@ -439,10 +441,14 @@ def test_sample_grids_and_evaluation_run_in_the_recorded_test_mode(tmp_path: Pat
     config = TrainConfig(data="", out=str(tmp_path), test_norm="frame")
     with test_mode(method, config), torch.no_grad():
         alone = method.generator(batch["source"][1:])
-    assert torch.allclose(rows["frame"][1:], alone, atol=1e-6)
+        bound = reorder_bound(method.generator, batch["source"][1:])
     with torch.no_grad():
         training_mode = trained(batch["source"])  # batch statistics over both images: neither mode
-    assert not torch.allclose(training_mode, rows["frame"], atol=1e-3)
+    # In a batch and alone, only the order of the convolutions' sums differs (kernels are chosen per batch
+    # size and CPU): the float32 reordering bound of tests/float32_bounds.py, well below what statistics
+    # mixed across the batch would change.
+    assert bound < 0.5 * (training_mode - rows["frame"]).abs().max()
+    assert (rows["frame"][1:] - alone).abs().max() <= bound
 
 
 def test_test_mode_is_recorded_in_model_pt(demo_data: Path, tmp_path: Path) -> None:
