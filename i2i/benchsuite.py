@@ -44,6 +44,9 @@ class ModelSpec:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     calib_data: str | None = None  # int8 calibration images [default: the demo photos' training crops]
     parity_data: str | None = None  # real images for export parity [default: the demo photos' test crops]
+    # i2i-train arguments that make the checkpoint (trained weights for an arch the demo does not
+    # ship): run once into <work>/<name>/run (--out and --overwrite added), again when they change.
+    train: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ def prepare_model(spec: ModelSpec, work: Path) -> Path:
 
     if spec.checkpoint:
         return Path(spec.checkpoint)
+    if spec.train:
+        return trained_checkpoint(spec, work)
     if not spec.arch:
         raise I2IError(f"model {spec.name!r}: give a checkpoint or an arch")
     checkpoint = work / spec.name / "model.pt"
@@ -166,6 +171,37 @@ def prepare_model(spec: ModelSpec, work: Path) -> Path:
         net = build_net(spec.arch, **spec.arch_kwargs).eval()
         atomic_save(make_checkpoint(net, arch=spec.arch, arch_kwargs=spec.arch_kwargs, method="bench"), checkpoint)
     return checkpoint
+
+
+def trained_checkpoint(spec: ModelSpec, work: Path) -> Path:
+    """``<work>/<name>/run/model.pt`` from ``i2i-train`` with the spec's arguments, trained once;
+    the arguments are kept beside it (``train.json``), and a different list trains again."""
+    assert spec.train is not None
+    out = work / spec.name / "run"
+    checkpoint, record = out / "model.pt", work / spec.name / "train.json"
+    try:
+        done = json.loads(record.read_text()) == spec.train and checkpoint.exists()
+    except (OSError, ValueError):
+        done = False
+    if not done:
+        record.unlink(missing_ok=True)
+        run_training([*spec.train, "--out", str(out), "--overwrite"], spec.name)
+        if not checkpoint.exists():
+            raise I2IError(f"model {spec.name!r}: i2i-train {' '.join(spec.train)} wrote no {checkpoint}")
+        write_text(record, json.dumps(spec.train), "training record")
+    return checkpoint
+
+
+def run_training(args: list[str], name: str) -> None:
+    """``i2i-train ARGS`` in a child process (its own torch threads and memory); one line on failure."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from i2i._entry import train; train()", *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise I2IError(f"model {name!r}: i2i-train {' '.join(args)} failed: {last}")
 
 
 def artefact_for(

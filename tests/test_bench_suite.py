@@ -127,3 +127,36 @@ def test_speedups_relate_rows_of_the_same_run() -> None:
 def test_committed_suites_parse(suite_file: Path) -> None:
     suite = load_suite(suite_file)
     assert suite.models and suite.matrix
+
+
+def test_a_model_with_train_arguments_is_trained_once_per_argument_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from i2i import benchsuite
+    from i2i.benchsuite import ModelSpec, prepare_model
+
+    runs: list[list[str]] = []
+
+    def fake_training(args: list[str], name: str) -> None:
+        runs.append(args)
+        out = Path(args[args.index("--out") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.pt").write_bytes(b"weights")
+
+    monkeypatch.setattr(benchsuite, "run_training", fake_training)
+    spec = ModelSpec("resnet9", arch="resnet", train=["cyclegan", "--data", "d", "--max-steps", "5"])
+    checkpoint = prepare_model(spec, tmp_path)
+    assert checkpoint == tmp_path / "resnet9" / "run" / "model.pt"
+    assert runs == [["cyclegan", "--data", "d", "--max-steps", "5", "--out", str(checkpoint.parent), "--overwrite"]]
+    assert prepare_model(spec, tmp_path) == checkpoint and len(runs) == 1  # trained once
+    longer = ModelSpec("resnet9", arch="resnet", train=["cyclegan", "--data", "d", "--max-steps", "9"])
+    prepare_model(longer, tmp_path)
+    assert len(runs) == 2 and runs[1][4] == "9"  # other arguments: trained again
+
+
+def test_a_failed_training_is_one_line(tmp_path: Path) -> None:
+    from i2i.benchsuite import ModelSpec, prepare_model
+
+    spec = ModelSpec("broken", train=["no-such-method"])
+    with pytest.raises(I2IError, match=r"^model 'broken': i2i-train no-such-method --out .* failed: .*no-such-method"):
+        prepare_model(spec, tmp_path)
