@@ -88,7 +88,15 @@ class OpenVinoBackend(Backend):
 
         card = required_card(card, path)
         quantised = card.precision == "int8"
-        _import_openvino()
+        ov = _import_openvino()
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise I2IError(f"openvino backend: cannot read {path}: {detail}") from None
+        # The graph against its card (the base class's check) before auto runs any parity input through it.
+        cls(path, card, [_spec(p) for p in model.inputs], [_spec(p) for p in model.outputs], "cpu", "fp32")
         choice = precision_auto.choose(path, card) if precision == "auto" else None
         precision = choice.precision if choice is not None else precision
         if (precision == "int8") != quantised:
@@ -97,8 +105,6 @@ class OpenVinoBackend(Backend):
             )
         hint, capability = _PRECISIONS[precision]
 
-        ov = _import_openvino()
-        core = ov.Core()
         if capability is not None:
             capabilities = precision_auto.cpu_capabilities()
             if capability not in capabilities:
@@ -121,11 +127,6 @@ class OpenVinoBackend(Backend):
                 raise I2IError(f"openvino backend: asked for {hint} inference but the CPU plugin chose {actual}")
             return compiled
 
-        try:
-            model = core.read_model(str(path))
-        except Exception as exc:
-            detail = " ".join(str(exc).split())[:200]
-            raise I2IError(f"openvino backend: cannot read {path}: {detail}") from None
         compiled = compile_model(model)
         inputs = [_spec(port) for port in compiled.inputs]
         outputs = [_spec(port) for port in compiled.outputs]
