@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from i2i.errors import I2IError
+from i2i.errors import I2IError, install_hint
 from i2i.runtime.precisions import export_precisions, get_precision
 
 # Ops kept in fp32 inside an fp16 graph unless the caller overrides the list.
@@ -101,8 +101,10 @@ def to_fp16(model: onnx.ModelProto, *, keep_fp32_ops: Sequence[str], fp16_io: bo
     """
     try:
         from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
-    except ImportError as exc:  # pragma: no cover - onnxruntime is a base dependency
-        raise I2IError(f"the fp16 pass needs onnxruntime's float16 converter ({exc}); pip install i2i") from None
+    except ImportError as exc:  # onnxruntime comes with the cpu (or gpu) extra
+        raise I2IError(
+            f"the fp16 pass needs onnxruntime's float16 converter ({exc}); install it with: {install_hint('cpu')}"
+        ) from None
     # The converter's own block list (ML ops without fp16 kernels) still applies; ours adds to it.
     block = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(keep_fp32_ops))
     try:

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from i2i._files import write_text
-from i2i.errors import I2IError, MissingDependencyError
+from i2i.errors import I2IError, MissingDependencyError, install_hint
 from i2i.train.data import _resize
 
 # Held-out photos feed the test splits and the video, so the demo shows unseen content.
@@ -56,7 +56,7 @@ def _load_demo_photos() -> tuple[dict[str, np.ndarray], str]:
         photos = {name: getattr(data, name)() for name in ("astronaut", "chelsea", "coffee", "rocket")}
     except Exception as exc:  # a stripped install may try to download the files and fail
         raise I2IError(
-            f"cannot load scikit-image sample photos ({exc}); reinstall it with: pip install 'i2i[train]'"
+            f"cannot load scikit-image sample photos ({exc}); reinstall it with: {install_hint('train')}"
         ) from exc
     photos.update(motorcycle_left=left, motorcycle_right=right)
     return {k: np.ascontiguousarray(v[:, :, :3]) for k, v in photos.items()}, importlib.metadata.version("scikit-image")
