@@ -286,19 +286,14 @@ def collate_same_size(samples: list[dict[str, Any]]) -> Any:
     return default_collate(samples)
 
 
-def sample_grid_batch(samples: SeededSamples, limit: int = 4, scan: int = 32) -> Any:
-    """The sample grids' batch: the first sample and those of the first ``scan`` with its shapes,
-    up to ``limit`` (with scale_width or none the images differ in size; the grid stacks them)."""
-    chosen: list[dict[str, Any]] = []
-    for index in range(min(len(samples), scan)):
-        sample = samples[index]
-        if not chosen or all(
-            not isinstance(v, torch.Tensor) or v.shape == chosen[0][k].shape for k, v in sample.items()
-        ):
-            chosen.append(sample)
-        if len(chosen) == limit:
-            break
-    return default_collate(chosen)
+def collate_first_size(samples: list[dict[str, Any]]) -> Any:
+    """The sample grids' batch: the samples with the first one's shapes (with scale_width or none the
+    images may differ in size, and the grid stacks them), collated."""
+    first = samples[0]
+    same = [
+        s for s in samples if all(not isinstance(v, torch.Tensor) or v.shape == first[k].shape for k, v in s.items())
+    ]
+    return default_collate(same)
 
 
 def save_grid(rows: list[torch.Tensor], path: Path, max_images: int = 4) -> Path:
@@ -709,8 +704,11 @@ def _setup(
     )
     if run.main:
         run.out.mkdir(parents=True, exist_ok=True)
-    # Fixed sample images for the grids, drawn before any RNG state is restored (seeded per sample).
-    run.sample_batch = sample_grid_batch(run.samples)
+    # Fixed sample images for the grids, drawn before any RNG state is restored (seeded per sample). Through a
+    # DataLoader, whose iterator draws its base seed from torch's RNG, so the run's later draws stay as they were.
+    run.sample_batch = next(
+        iter(DataLoader(run.samples, batch_size=min(4, len(run.samples)), shuffle=False, collate_fn=collate_first_size))
+    )
     if config.resume:
         run.step = run.saved_step = _resume(method, run.schedulers, run.out)
         if run.main:
