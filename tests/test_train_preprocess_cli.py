@@ -160,3 +160,11 @@ def test_stig_resizes_bilinear_and_refuses_a_preprocess_mode(tmp_path: Path) -> 
     config = TrainConfig(data="", out="", preprocess="crop")
     with pytest.raises(I2IError, match="stig: --preprocess does not apply"):
         Stig.make_dataset(config, StigConfig(real=str(tmp_path / "real"), fake=str(tmp_path / "fake")))
+
+
+def test_cli_num_downs_below_the_unets_least_is_a_usage_error(tmp_path: Path) -> None:
+    data = _paired(tmp_path / "data", [(32, 32)])
+    out = tmp_path / "run"
+    result = invoke(train_cli, ["pix2pix", "--data", data, "--out", out, "--num-downs", "2", *TINY])
+    assert result.exit_code == 2 and "--num-downs" in result.output and "ValueError" not in result.output
+    assert not out.exists()

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 class Pix2PixConfig(MethodConfig):
     ngf: int = option(64, "Generator width (filters in the first layer).", minimum=1)
     ndf: int = option(64, "Discriminator width.", minimum=1)
-    num_downs: int = option(8, "U-Net levels; inputs must be multiples of 2**num_downs.", minimum=1)
+    num_downs: int = option(8, "U-Net levels; inputs must be multiples of 2**num_downs.", minimum=5)
     n_layers_d: int = option(3, "PatchGAN depth (3 = 70x70 patches).", minimum=1)
     norm: str = option(
         "batch", "Normalisation: batch, instance or none (none: no conv biases, as the reference).", choices=NORMS
