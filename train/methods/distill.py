@@ -317,7 +317,6 @@ class Distill(Method[DistillConfig]):
         super().__init__(config, device)
         if not config.teacher:
             raise I2IError("distill needs --teacher model.pt (the generator to distil)")
-        check_crop_fits(config)  # before the teacher pass, not after it
         teacher_ckpt = load_checkpoint(config.teacher)
         self.direction = teacher_ckpt.get("direction", "AtoB")
         mode = resolve_test_mode(teacher_ckpt, config.teacher_test_norm)
