@@ -15,7 +15,8 @@ from conftest import invoke
 
 from i2i.errors import I2IError
 from i2i.train.cli import main as train_cli
-from i2i.train.loop import TrainConfig, collate_same_size, make_dataset
+from i2i.train.data import collate_same_size
+from i2i.train.loop import TrainConfig, make_dataset
 from i2i.train.methods import get_method
 
 TINY = ["--ngf", "4", "--ndf", "4", "--max-steps", "1", "--workers", "0", "--no-progress", "--eval-every", "-1"]

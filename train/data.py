@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from i2i._files import write_bytes
 from i2i.common import IMAGE_EXTENSIONS
@@ -493,6 +493,33 @@ class UnpairedFolderDataset(Dataset[Sample]):
         (source,) = _apply(self.transform, source_path, load_image_rgb(source_path))  # independent crop/flip
         (target,) = _apply(self.transform, target_path, load_image_rgb(target_path))
         return {"source": source, "target": target, "name": source_path.stem}
+
+
+def collate_same_size(samples: list[dict[str, Any]]) -> Any:
+    """DataLoader's default collate, after checking that the batch's images can be stacked: with
+    ``--preprocess scale_width`` or ``none`` each image keeps its own aspect, and torch's "stack
+    expects each tensor to be equal size" would otherwise end the run with a traceback."""
+    first = samples[0]
+    for sample in samples[1:]:
+        for key, value in sample.items():
+            if isinstance(value, torch.Tensor) and value.shape != first[key].shape:
+                sizes = [f"{tuple(s[key].shape[-2:])} ({s.get('name', '?')})" for s in (first, sample)]
+                raise I2IError(
+                    f"a batch of {len(samples)} holds {key} images of different sizes (HxW): {' and '.join(sizes)}, "
+                    "which cannot be stacked; train with --batch-size 1 or a cropping --preprocess "
+                    "(resize_and_crop, crop, scale_width_and_crop)"
+                )
+    return default_collate(samples)
+
+
+def collate_first_size(samples: list[dict[str, Any]]) -> Any:
+    """The sample grids' batch: the samples with the first one's shapes (with scale_width or none the
+    images may differ in size, and the grid stacks them), collated."""
+    first = samples[0]
+    same = [
+        s for s in samples if all(not isinstance(v, torch.Tensor) or v.shape == first[k].shape for k, v in s.items())
+    ]
+    return default_collate(same)
 
 
 def _with_transform(dataset: SizedDataset[Sample], what: str, **changes: Any) -> SizedDataset[Sample]:

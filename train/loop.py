@@ -28,7 +28,7 @@ import click
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from i2i._files import write_bytes
@@ -50,6 +50,8 @@ from i2i.train.data import (
     SizedDataset,
     check_direction,
     check_stackable,
+    collate_first_size,
+    collate_same_size,
     without_resize_crop,
 )
 from i2i.train.methods import Method, MethodConfig, get_method
@@ -267,33 +269,6 @@ class EpochBatches(Sampler[list[int]]):
                 shard = order[start : start + self.batch_size] or order[: self.batch_size]
                 yield [epoch * self.n + i for i in shard]
             epoch, first = epoch + 1, 0
-
-
-def collate_same_size(samples: list[dict[str, Any]]) -> Any:
-    """DataLoader's default collate, after checking that the batch's images can be stacked: with
-    ``--preprocess scale_width`` or ``none`` each image keeps its own aspect, and torch's "stack
-    expects each tensor to be equal size" would otherwise end the run with a traceback."""
-    first = samples[0]
-    for sample in samples[1:]:
-        for key, value in sample.items():
-            if isinstance(value, torch.Tensor) and value.shape != first[key].shape:
-                sizes = [f"{tuple(s[key].shape[-2:])} ({s.get('name', '?')})" for s in (first, sample)]
-                raise I2IError(
-                    f"a batch of {len(samples)} holds {key} images of different sizes (HxW): {' and '.join(sizes)}, "
-                    "which cannot be stacked; train with --batch-size 1 or a cropping --preprocess "
-                    "(resize_and_crop, crop, scale_width_and_crop)"
-                )
-    return default_collate(samples)
-
-
-def collate_first_size(samples: list[dict[str, Any]]) -> Any:
-    """The sample grids' batch: the samples with the first one's shapes (with scale_width or none the
-    images may differ in size, and the grid stacks them), collated."""
-    first = samples[0]
-    same = [
-        s for s in samples if all(not isinstance(v, torch.Tensor) or v.shape == first[k].shape for k, v in s.items())
-    ]
-    return default_collate(same)
 
 
 def save_grid(rows: list[torch.Tensor], path: Path, max_images: int = 4) -> Path:
