@@ -1,8 +1,9 @@
 """Benchmark suites: a TOML file names models and a matrix of backend × precision × batch × size.
 
-``i2i-bench benchmarks/cpu.toml`` prepares each model (a checkpoint, or a generator built from
-its registry name with seeded random weights — speed does not depend on the weights, and parity
-is measured against the same weights), exports it, then for every matrix cell:
+``i2i-bench benchmarks/cpu.toml`` prepares each model (a checkpoint; one trained once by the
+``i2i-train`` arguments its ``train`` names; or a generator built from its registry name with seeded
+random weights — speed does not depend on the weights, and parity is measured against the same
+weights, but int8 calibration needs trained ones), exports it, then for every matrix cell:
 
 * model mode: warm-up, then ``iters`` individually timed calls; median/p95/p99 ms, FPS and
   images/s, achieved GFLOP/s from the FLOPs counted once per frame size with torch's flop
@@ -388,13 +389,14 @@ def cells_of(suite: Suite) -> list[Cell]:
 
 
 class _Run:
-    """State shared by the cells of one suite run: prepared checkpoints, artefacts that failed to
+    """State shared by the cells of one suite run: prepared checkpoints (a model whose preparation
+    fails, such as its training run, skips its cells with the reason), artefacts that failed to
     build (a failed export fails again: said once, not retried), torch references and FLOP counts."""
 
     def __init__(self, suite: Suite, work: Path) -> None:
         self.work = work
         self.specs = {m.name: m for m in suite.models}
-        self.checkpoints = {m.name: prepare_model(m, work) for m in suite.models}
+        self._checkpoints: dict[str, Path | str] = {}
         self.failed: dict[tuple[str, str, str], str] = {}
         self.references: dict[tuple[str, int, str, str], np.ndarray] = {}
         self.flops: dict[tuple[str, str], float] = {}
@@ -406,10 +408,11 @@ class _Run:
         key = (cell.model, ",".join(get_backend(cell.backend).suffixes), cell.precision)
         if key in self.failed:
             raise I2IError(self.failed[key])
+        checkpoint = self.checkpoint(cell.model)
         try:
             path = artefact_for(
                 self.specs[cell.model],
-                self.checkpoints[cell.model],
+                checkpoint,
                 cell.backend,
                 cell.precision,
                 cell.batch,
@@ -422,19 +425,31 @@ class _Run:
         options = cell.spec.options.get(cell.backend, {})
         return open_backend(cell.backend, path, device=cell.spec.device, precision=cell.precision, **options)
 
+    def checkpoint(self, model: str) -> Path:
+        """The model's checkpoint, prepared on first use; a failure is kept and raised again."""
+        if model not in self._checkpoints:
+            try:
+                self._checkpoints[model] = prepare_model(self.specs[model], self.work)
+            except I2IError as exc:
+                self._checkpoints[model] = exc.format_message()
+        found = self._checkpoints[model]
+        if isinstance(found, str):
+            raise I2IError(found)
+        return found
+
     def reference(self, cell: Cell, inputs: np.ndarray, hw: str) -> np.ndarray:
         """torch fp32 eager on the checkpoint: what every row's PSNR is measured against."""
         from i2i.runtime.backends.base import BASELINE, open_backend
 
         key = (cell.model, cell.batch, hw, cell.spec.device)
         if key not in self.references:
-            with open_backend(BASELINE, self.checkpoints[cell.model], device=cell.spec.device) as torch_backend:
+            with open_backend(BASELINE, self.checkpoint(cell.model), device=cell.spec.device) as torch_backend:
                 self.references[key] = np.asarray(torch_backend(inputs))
         return self.references[key]
 
     def gflop(self, model: str, h: int, w: int) -> float:
         if (model, f"{h}x{w}") not in self.flops:
-            self.flops[(model, f"{h}x{w}")] = count_flops(self.checkpoints[model], h, w)
+            self.flops[(model, f"{h}x{w}")] = count_flops(self.checkpoint(model), h, w)
         return self.flops[(model, f"{h}x{w}")] / 1e9
 
 

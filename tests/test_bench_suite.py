@@ -160,3 +160,23 @@ def test_a_failed_training_is_one_line(tmp_path: Path) -> None:
     spec = ModelSpec("broken", train=["no-such-method"])
     with pytest.raises(I2IError, match=r"^model 'broken': i2i-train no-such-method --out .* failed: .*no-such-method"):
         prepare_model(spec, tmp_path)
+
+
+def test_a_model_that_cannot_be_prepared_skips_its_cells_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from i2i import benchsuite
+
+    def failing(args: list[str], name: str) -> None:
+        raise I2IError(f"model {name!r}: i2i-train {args[0]} failed: no data")
+
+    monkeypatch.setattr(benchsuite, "run_training", failing)
+    suite_file = tmp_path / "two.toml"
+    suite_file.write_text(
+        SUITE.split("[[matrix]]")[0]
+        + '[[models]]\nname = "trained"\ntrain = ["distill"]\n'
+        + '[[matrix]]\nmodels = ["trained", "fast"]\nbackends = ["ort"]\nprecisions = ["fp32"]\n'
+        + 'batch = [1]\nsizes = ["16"]\niters = 1\nwarmup = 0\n'
+    )
+    rows = run_suite(load_suite(suite_file), tmp_path / "work", progress=False)["rows"]
+    assert [r["model"] for r in rows] == ["trained", "fast"]
+    assert rows[0]["skipped"] == "model 'trained': i2i-train distill failed: no data"
+    assert "skipped" not in rows[1] and rows[1]["fps"] > 0
