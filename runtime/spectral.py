@@ -403,15 +403,18 @@ def open_refiner(path: str | Path, *, backend: str = "auto", device: str = "auto
     if card.refiner is None or card.refiner.kind != StigRefiner.kind:
         found = f"method {card.method}" if card.method else "no refiner in its card"
         raise I2IError(f"{path} is not a STIG refiner ({found}); export a model trained with `i2i-train stig`")
-    network = _open_network(path, backend, device)
+    # An fp32 refiner runs in fp32: its corrections are small next to the image (a bf16 mantissa,
+    # 2^-8 of the value, is of their size), so --precision auto's bf16 is not taken for it.
+    precision = "fp32" if card.precision == "fp32" else None
+    network = _open_network(path, backend, device, precision)
     return StigRefiner(path, network, card.refiner.spectrum_size)
 
 
-def _open_network(path: Path, backend: str, device: str) -> Any:
+def _open_network(path: Path, backend: str, device: str, precision: str | None) -> Any:
     """The refiner's network through the backend registry, as ``i2i-run`` opens models."""
     from i2i.runtime.backends import open_backend
     from i2i.runtime.backends.auto import open_auto
 
     if backend == "auto":
-        return open_auto(path, device)[0]
-    return open_backend(backend, path, device=device)
+        return open_auto(path, device, precision)[0]
+    return open_backend(backend, path, device=device, precision=precision)

@@ -139,7 +139,7 @@ def test_stig_help_leaves_out_the_options_it_does_not_use() -> None:
     stig = invoke(main, ["stig", "--help"])
     pix2pix = invoke(main, ["pix2pix", "--help"])
     assert stig.exit_code == pix2pix.exit_code == 0
-    for flag in ("--load-size", "--crop-size", "--flip"):
+    for flag in ("--load-size", "--crop-size", "--flip", "--preprocess"):
         assert flag not in stig.output and flag in pix2pix.output
     assert "--batch-size" in stig.output  # the shared options it does use stay
 
@@ -287,13 +287,19 @@ def test_stig_lowers_lfd_on_demo_data(demo_data: Path, tmp_path: Path) -> None:
 
     def load(folder: Path) -> torch.Tensor:  # as the STIG dataset sees them: resized to 64²
         return torch.stack(
-            [to_tensor(np.ascontiguousarray(_resize(load_image_rgb(p), 64, 64))) for p in list_images(folder)]
+            [
+                to_tensor(np.ascontiguousarray(_resize(load_image_rgb(p), 64, 64, resample="bilinear")))
+                for p in list_images(folder)
+            ]
         )
 
     real, fake = load(demo_data / "train" / "B"), load(tmp_path / "fake")
     with torch.no_grad():
         refined = spectral.refine(refiner, fake)
-    to01 = lambda x: (x + 1) / 2  # noqa: E731
+
+    def to01(x: torch.Tensor) -> torch.Tensor:
+        return (x + 1) / 2
+
     before, after = spectral.lfd(to01(real), to01(fake)), spectral.lfd(to01(real), to01(refined))
     assert after < before - 0.1, (before, after)
     mse = ((refined - fake) ** 2).mean(dim=(1, 2, 3)) / 4  # [0, 1] scale
