@@ -207,20 +207,22 @@ def _write_folder(folder, frames: list[np.ndarray]) -> None:
 
 
 def test_command_on_frame_folders(tmp_path, clip: dict) -> None:
+    from i2i.eval import temporal_command  # also python -m i2i.analysis.temporal
+
     _write_folder(tmp_path / "in", clip["frames"])
     _write_folder(tmp_path / "out", _flicker(clip["frames"], 0.03))
     _write_folder(tmp_path / "stab", clip["frames"])
     _write_folder(tmp_path / "short", clip["frames"][:3])
     plot, report = tmp_path / "errors.png", tmp_path / "t.json"
     args = [tmp_path / "in", tmp_path / "out", "--stabilised", tmp_path / "stab", "--plot", plot, "--json", report]
-    result = invoke(temporal.temporal_command, args)
+    result = invoke(temporal_command, args)
     assert result.exit_code == 0, result.output
     assert "E_warp" in result.output and "fidelity to it" in result.output
     figures = json.loads(report.read_text())
     assert figures["frames"] == FRAMES and len(figures["series"]["output"]["per_frame"]) == FRAMES - 1
-    assert figures["series"]["stabilised"]["e_warp"] < figures["series"]["output"]["e_warp"]
+    assert figures["series"]["stabilized"]["e_warp"] < figures["series"]["output"]["e_warp"]
     assert cv2.imread(str(plot)).shape == (420, 760, 3)
-    short = invoke(temporal.temporal_command, [tmp_path / "in", tmp_path / "short"])
+    short = invoke(temporal_command, [tmp_path / "in", tmp_path / "short"])
     assert short.exit_code == 1 and "frame counts differ" in short.output
-    missing = invoke(temporal.temporal_command, [tmp_path / "nowhere", tmp_path / "out"])
+    missing = invoke(temporal_command, [tmp_path / "nowhere", tmp_path / "out"])
     assert missing.exit_code == 1 and "no such file or folder" in missing.output

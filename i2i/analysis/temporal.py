@@ -34,19 +34,15 @@ stabilised output is reported with its fidelity to the per-frame output (PSNR in
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import cv2
 import numpy as np
 
-from i2i._cli import Command, debug_option
-from i2i._files import write_text
 from i2i.analysis.plots import _COLOURS, _label, _write_png
 from i2i.errors import I2IError
 
@@ -344,40 +340,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-@click.command("temporal", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("input_spec", metavar="INPUT")
-@click.argument("output_spec", metavar="OUTPUT")
-@click.option("--stabilised", "stabilised_spec", default=None, help="A stabilised run of the same input.")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None, help="Per-frame error PNG.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
-@click.option("--max-frames", type=click.IntRange(min=0), default=0, help="Only the first N frames (0 = all).")
-@debug_option
-def temporal_command(
-    input_spec: str,
-    output_spec: str,
-    stabilised_spec: str | None,
-    plot_path: Path | None,
-    json_path: Path | None,
-    max_frames: int,
-) -> None:
-    """Temporal stability: the warping error of OUTPUT against the motion of INPUT (videos or frame folders).
+if __name__ == "__main__":  # python -m i2i.analysis.temporal: the i2i-eval temporal command
+    from i2i.eval import temporal_command
 
-    \b
-    The warping error of Lai et al. 2018 with flow (OpenCV DIS MEDIUM) computed on INPUT.
-    Prints E_warp and tPSNR of the output and of the input itself (the floor set by flow error);
-    with --stabilised, that run's E_warp and its fidelity (PSNR, SSIM) to OUTPUT.
-    """
-    outputs = {"output": output_spec}
-    if stabilised_spec is not None:
-        outputs["stabilised"] = stabilised_spec
-    report = measure(input_spec, outputs, reference="output" if stabilised_spec else None, max_frames=max_frames)
-    for line in summary_lines(report):
-        click.echo(line)
-    if plot_path is not None:
-        click.echo(f"plot: {plot_frame_errors(report, plot_path)}")
-    if json_path is not None:
-        write_text(json_path, json.dumps(report, indent=2), "JSON")
-
-
-if __name__ == "__main__":
     temporal_command()
