@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from i2i.errors import I2IError
+from i2i.train.losses.temporal import TemporalLoss
 from i2i.train.options import option
 
 if TYPE_CHECKING:
@@ -35,6 +36,12 @@ class MethodConfig:
     epochs_decay: int = option(100, "Epochs of linear decay of the learning rate to zero.", minimum=0)
     lr: float = option(2e-4, "Adam learning rate.", above=0)
     beta1: float = option(0.5, "Adam beta1.")
+    lambda_temporal: float = option(
+        0.0,
+        "Weight of the temporal-stability loss ||G(W(x)+noise) - W(G(x))||^2 (random ±2 px, ±1°, ±3 % affine W; "
+        "Eilertsen et al. 2019); 0 = off.",
+        minimum=0,
+    )
 
 
 @dataclass
@@ -79,6 +86,24 @@ class Method(Generic[ConfigT]):
         self.device = device
         self.scaler: torch.amp.GradScaler | None = None  # set by the loop for --amp fp16
         self.data_direction = "AtoB"  # the data's --direction, set by the loop: BtoA made B the source
+        self._temporal_loss: TemporalLoss | None = None  # built at the first temporal_term
+
+    def temporal_term(
+        self,
+        generator: Callable[[torch.Tensor], torch.Tensor],
+        source: torch.Tensor,
+        fake_target: torch.Tensor | None = None,
+    ) -> torch.Tensor | None:
+        """``--lambda-temporal`` x the temporal-stability loss of ``generator`` on ``source``
+        (``i2i.train.losses.temporal``; ``fake_target``: ``generator(source)`` when the step has it,
+        which saves a forward pass); None when the weight is 0 (the term is off)."""
+        weight = self.config.lambda_temporal
+        if weight == 0:
+            return None
+        if self._temporal_loss is None:
+            self._temporal_loss = TemporalLoss()
+        loss: torch.Tensor = self._temporal_loss(generator, source, fake_target)
+        return loss * weight
 
     @classmethod
     def make_dataset(cls, config: TrainConfig, method_config: ConfigT) -> SizedDataset[Any]:

@@ -244,6 +244,10 @@ class CUT(Method[CUTConfigT]):
         else:
             losses["nce"] = nce_x
         losses.update(self.extra_generator_losses(source, target, fake_target))
+        # --lambda-temporal: on the input G saw (flipped with the batch), whose output is fake_target.
+        temporal = self.temporal_term(self.generator, real[:n], fake_target)
+        if temporal is not None:
+            losses["g_temporal"] = temporal
         self.backward(total(losses.values()))
         self.step(self.opt_g)
         self.step(opt_f)

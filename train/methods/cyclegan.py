@@ -116,6 +116,10 @@ class CycleGAN(Method[CycleGANConfig]):
         losses["g_ba"] = self.gan_loss(self.disc_a(fake_a), True, for_discriminator=False)
         losses["cycle_a"] = F.l1_loss(rec_a, real_a) * cfg.lambda_a
         losses["cycle_b"] = F.l1_loss(rec_b, real_b) * cfg.lambda_b
+        temporal_ab = self.temporal_term(self.gen_ab, real_a, fake_b)  # --lambda-temporal, both generators
+        temporal_ba = self.temporal_term(self.gen_ba, real_b, fake_a)
+        if temporal_ab is not None and temporal_ba is not None:
+            losses["g_temporal"] = temporal_ab + temporal_ba
         self.backward(total(losses.values()))
         self.step(self.opt_g)
 

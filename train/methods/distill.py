@@ -354,6 +354,9 @@ class Distill(Method[DistillConfig]):
         if self.discriminator is not None:
             set_requires_grad([self.discriminator], False)
             losses["g_gan"] = self.gan_loss(self.discriminator(fake), True, for_discriminator=False) * cfg.lambda_gan
+        temporal = self.temporal_term(self.student, source, fake)  # --lambda-temporal
+        if temporal is not None:
+            losses["g_temporal"] = temporal
         self.opt_g.zero_grad(set_to_none=True)
         self.backward(total(losses.values()))
         self.step(self.opt_g)

@@ -99,9 +99,15 @@ class Pix2Pix(Method[Pix2PixConfig]):
         pred_fake = self.discriminator(torch.cat([source, fake_target], 1))
         loss_g_gan = self.gan_loss(pred_fake, True, for_discriminator=False)
         loss_g_l1 = F.l1_loss(fake_target, target) * cfg.lambda_l1
-        self.backward(loss_g_gan + loss_g_l1)
+        loss_g = loss_g_gan + loss_g_l1
+        losses = {"d": loss_d.item(), "g_gan": loss_g_gan.item(), "g_l1": loss_g_l1.item()}
+        loss_g_temporal = self.temporal_term(self.generator, source, fake_target)  # --lambda-temporal
+        if loss_g_temporal is not None:
+            loss_g = loss_g + loss_g_temporal
+            losses["g_temporal"] = loss_g_temporal.item()
+        self.backward(loss_g)
         self.step(self.opt_g)
-        return {"d": loss_d.item(), "g_gan": loss_g_gan.item(), "g_l1": loss_g_l1.item()}
+        return losses
 
     def generators(self) -> list[GeneratorSpec]:
         return [GeneratorSpec("model.pt", self.generator, "unet", self.g_kwargs, self.direction_of("AtoB"))]

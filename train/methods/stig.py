@@ -223,6 +223,8 @@ class Stig(Method[StigConfig]):
             if getattr(config, name) != defaults[name]:
                 flag = "--" + name.replace("_", "-")
                 raise I2IError(f"stig: {flag} does not apply (images are resized to --size, never cropped or flipped)")
+        if method_config.lambda_temporal:
+            raise I2IError("stig: --lambda-temporal does not apply (STIG refines spectra, not video frames)")
         if not method_config.real or not method_config.fake:
             raise I2IError("stig needs --real DIR (real target images) and --fake DIR (the generator's outputs)")
         return RealFakeDataset(method_config.real, method_config.fake, method_config.size)

@@ -205,7 +205,11 @@ class Style(Method[StyleConfig]):
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         content = batch["source"].to(self.device, non_blocking=True)  # (B, 3, H, W) in [-1, 1]
-        losses = self.losses(content, self.generator(content))
+        stylised = self.generator(content)
+        losses = self.losses(content, stylised)
+        temporal = self.temporal_term(self.generator, content, stylised)  # --lambda-temporal
+        if temporal is not None:
+            losses["g_temporal"] = temporal
         self.opt_g.zero_grad(set_to_none=True)
         self.backward(total(losses.values()))
         self.step(self.opt_g)
