@@ -117,6 +117,15 @@ def format_text(info: dict[str, Any]) -> str:
         if "frame_max_level_diff" in parity:
             text += f", frame I/O within {parity['frame_max_level_diff']} level(s)"
         lines.append(text)
+        for name in ("bf16", "fp16"):  # run-time precisions measured at export (OpenVINO)
+            record = card.runtime_parity(name) if card else None
+            if record is not None:
+                verdict = "pass" if record.get("passed") else "FAIL"
+                lines.append(
+                    f"  {name} (run-time, {record.get('reference')}): {verdict}, min PSNR "
+                    f"{record.get('min_psnr_db')} dB, bar {record.get('bar_psnr_db')} dB, "
+                    f"openvino {record.get('openvino')}"
+                )
     report = info.get("parity_report")
     if report:
         for case in report.get("cases", []):

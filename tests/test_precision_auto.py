@@ -156,6 +156,10 @@ def test_export_records_bf16_parity_where_the_cpu_has_it(
         assert [p for p, _ in measured] == ["bf16"] and measured[0][1].size_multiple == card.size_multiple
         assert card.runtime_parity("bf16") == _record(45.5, True) == report["runtime"]["bf16"]
         assert result.card == card and card.parity is not None and card.parity["precision"] == "fp32"
+        from i2i.export.inspect import describe, format_text
+
+        shown = format_text(describe(tmp_path / "m.onnx"))
+        assert "  bf16 (run-time, openvino f32): pass, min PSNR 45.5 dB, bar 30.0 dB, openvino " in shown
         chosen = precision_auto.choose(tmp_path / "m.onnx", card)
         assert chosen.reason == "CPU has AVX-512 BF16 or AMX; parity 45.5 dB >= 30 dB bar, measured at export"
     else:
