@@ -92,6 +92,12 @@ class Translator:
         card: ModelCard = self.backend.card
         return card
 
+    @property
+    def precision_choice(self) -> str | None:
+        """The precision the backend runs and why, in one line (``--precision auto``), where it says."""
+        choice = getattr(self.backend, "precision_choice", None)
+        return str(choice) if choice else None
+
     @overload
     def __call__(self, frames: np.ndarray | str | Path) -> np.ndarray: ...
 
