@@ -54,7 +54,7 @@ COMMANDS = {
     "i2i-bench": "i2i.bench:main",
     "i2i-eval": "i2i.eval:main",
 }
-ALLOWED_LINES = ("warning: ", "backend: ")  # besides the one "Error:" line
+ALLOWED_LINES = ("warning: ", "backend: ", "precision: ")  # besides the one "Error:" line
 USAGE_LINES = ("Usage: ", "Try '")  # click's header of a usage error (exit 2)
 RUN = "--backend ort -O threads=1 --no-progress"  # i2i-run options of every case that runs frames
 TRAIN = (
