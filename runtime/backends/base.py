@@ -71,6 +71,32 @@ def device_kind(device: str) -> str:
     return device.partition(":")[0]
 
 
+def check_graph(path: Path, io: ModelIO, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
+    """The graph's first input and output must have the layout and dtype the card promises (every
+    backend at open; a backend may call it earlier, before it runs anything through the graph)."""
+    for role, specs in (("input", inputs), ("output", outputs)):
+        if not specs:
+            raise I2IError(f"{path}: the model has no {role}")
+        spec = specs[0]
+        if len(spec.shape) != 4:
+            raise I2IError(f"{path}: {role} {spec.name!r} has shape {spec.shape}; expected 4-D {io.layout}")
+        if spec.dtype != io.dtype:
+            raise I2IError(
+                f"{path}: the card says {io.kind} I/O in {io.dtype} but {role} {spec.name!r} is "
+                f"{spec.dtype}; the card and graph disagree: re-export the model"
+            )
+        channels = spec.shape[io.channel_axis]
+        if isinstance(channels, int) and channels != io.channels:
+            raise I2IError(
+                f"{path}: {role} {spec.name!r} has shape {spec.shape}, not {io.layout} with "
+                f"{io.channels} channels as the card ({io.kind} I/O) says"
+            )
+        if io.static_size is not None and role == "input":
+            h, w = io.hw(spec.shape)
+            if all(isinstance(d, int) for d in (h, w)) and (h, w) != io.static_size:
+                raise I2IError(f"{path}: the card says static size {io.static_size} but the graph input is {h}x{w}")
+
+
 class Backend(abc.ABC):
     """What a backend declares (class attributes) and what it implements (``available``, ``_open``,
     ``_infer``). ``open`` belongs to this base: a backend never re-implements option, device or
@@ -105,7 +131,7 @@ class Backend(abc.ABC):
         # A card that disagrees with the graph is an export bug; catching it here means a wrong
         # model fails at load time with a clear message, not as garbage frames at run time.
         self.io: ModelIO = card.io
-        self._check_graph()
+        check_graph(path, card.io, inputs, outputs)
 
     # -- what subclasses implement -------------------------------------------------------------
     @classmethod
@@ -199,33 +225,6 @@ class Backend(abc.ABC):
             raise I2IError(f"{self.name} backend is closed")
         self._validate(batch)
         return self._infer(batch)
-
-    def _check_graph(self) -> None:
-        """The graph's first input and output must have the layout and dtype the card promises."""
-        io = self.io
-        for role, specs in (("input", self.inputs), ("output", self.outputs)):
-            if not specs:
-                raise I2IError(f"{self.path}: the model has no {role}")
-            spec = specs[0]
-            if len(spec.shape) != 4:
-                raise I2IError(f"{self.path}: {role} {spec.name!r} has shape {spec.shape}; expected 4-D {io.layout}")
-            if spec.dtype != io.dtype:
-                raise I2IError(
-                    f"{self.path}: the card says {io.kind} I/O in {io.dtype} but {role} {spec.name!r} is "
-                    f"{spec.dtype}; the card and graph disagree: re-export the model"
-                )
-            channels = spec.shape[io.channel_axis]
-            if isinstance(channels, int) and channels != io.channels:
-                raise I2IError(
-                    f"{self.path}: {role} {spec.name!r} has shape {spec.shape}, not {io.layout} with "
-                    f"{io.channels} channels as the card ({io.kind} I/O) says"
-                )
-            if io.static_size is not None and role == "input":
-                h, w = io.hw(spec.shape)
-                if all(isinstance(d, int) for d in (h, w)) and (h, w) != io.static_size:
-                    raise I2IError(
-                        f"{self.path}: the card says static size {io.static_size} but the graph input is {h}x{w}"
-                    )
 
     def _validate(self, batch: np.ndarray) -> None:
         spec, io = self.inputs[0], self.io

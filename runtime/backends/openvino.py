@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 
 from i2i.errors import I2IError, MissingDependencyError, install_hint
-from i2i.runtime.backends.base import AutoTier, Backend, Card, TensorSpec, register_backend, required_card
+from i2i.runtime.backends.base import (
+    AutoTier,
+    Backend,
+    Card,
+    TensorSpec,
+    check_graph,
+    register_backend,
+    required_card,
+)
 
 OPTIONS = {
     "threads": "inference threads (0: OpenVINO's default)",
@@ -95,8 +103,8 @@ class OpenVinoBackend(Backend):
         except Exception as exc:
             detail = " ".join(str(exc).split())[:200]
             raise I2IError(f"openvino backend: cannot read {path}: {detail}") from None
-        # The graph against its card (the base class's check) before auto runs any parity input through it.
-        cls(path, card, [_spec(p) for p in model.inputs], [_spec(p) for p in model.outputs], "cpu", "fp32")
+        # The graph against its card (as every backend at open) before auto runs any parity input through it.
+        check_graph(path, card.io, [_spec(p) for p in model.inputs], [_spec(p) for p in model.outputs])
         choice = precision_auto.choose(path, card) if precision == "auto" else None
         precision = choice.precision if choice is not None else precision
         if (precision == "int8") != quantised:
